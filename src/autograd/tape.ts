@@ -1,0 +1,121 @@
+/**
+ * Reverse-mode autograd. Each differentiable op records a GradNode on its output: the inputs and a
+ * closure mapping dL/dout to dL/dinput (written beside the op's forward). backward() walks the graph
+ * in reverse topological order, sums gradients that meet at a tensor, and accumulates into leaves' .grad.
+ */
+import { FacenetError } from '../errors.js';
+import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+
+export interface GradNode {
+  readonly op: string;
+  inputs: readonly Tensor[];
+  /**
+   * Given dL/dout, returns dL/dinput for each input, or null where `needs[i]` is false
+   * (the closure may skip that work). A returned array may alias dy: the tape never mutates it.
+   */
+  backward: (dy: TypedArray, needs: readonly boolean[]) => readonly (TypedArray | null)[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording any graph (inference): no closures, no saved buffers. */
+export function noGrad<T>(fn: () => T): T {
+  const before = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = before;
+  }
+}
+
+/** True when an op on these inputs must record its backward. Ops check it before saving buffers. */
+export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad === true);
+}
+
+/** Attaches a GradNode to `out` when any input requires grad; returns `out`. */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
+  if (needsGrad(...inputs)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+function freedBackward(): never {
+  throw new FacenetError('GRAPH_FREED', 'backward through a graph that was already freed; pass { retainGraph: true } to the first backward()');
+}
+
+/** Tensors reachable from root through nodes, ordered so that every tensor comes before its inputs. */
+function reverseTopologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const stack: { t: Tensor; expanded: boolean }[] = [{ t: root, expanded: false }];
+  while (stack.length > 0) {
+    const top = stack.pop()!;
+    if (top.expanded) {
+      order.push(top.t);
+      continue;
+    }
+    if (visited.has(top.t)) continue;
+    visited.add(top.t);
+    stack.push({ t: top.t, expanded: true });
+    for (const input of top.t.node?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) stack.push({ t: input, expanded: false });
+  }
+  return order.reverse();
+}
+
+export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean): void {
+  const grads = new Map<Tensor, TypedArray>();
+  const owned = new WeakSet<TypedArray>(); // arrays the tape allocated itself, safe to add into
+  const accumulate = (t: Tensor, g: TypedArray): void => {
+    if (g.length !== t.size) throw new FacenetError('INTERNAL', `backward of ${t.node?.op ?? 'leaf'}: gradient has ${g.length} elements for a tensor of ${t.size}`);
+    const prev = grads.get(t);
+    if (prev === undefined) {
+      grads.set(t, g);
+      return;
+    }
+    const sum = owned.has(prev) ? prev : prev.slice();
+    owned.add(sum);
+    for (let i = 0; i < sum.length; i++) sum[i]! += g[i]!;
+    grads.set(t, sum);
+  };
+  accumulate(root, seed.slice());
+
+  for (const t of reverseTopologicalOrder(root)) {
+    const g = grads.get(t);
+    if (g === undefined) continue;
+    grads.delete(t);
+    const node = t.node;
+    if (node === null) {
+      accumulateLeafGrad(t, g);
+      continue;
+    }
+    const needs = node.inputs.map((x) => x.requiresGrad);
+    const inputGrads = node.backward(g, needs);
+    node.inputs.forEach((input, i) => {
+      const gi = inputGrads[i];
+      if (needs[i] && gi) accumulate(input, gi);
+    });
+    if (!retainGraph) {
+      node.inputs = [];
+      node.backward = freedBackward;
+    }
+  }
+}
+
+function accumulateLeafGrad(leaf: Tensor, g: TypedArray): void {
+  if (leaf.grad === null) {
+    const copy = alloc(leaf.dtype, leaf.size);
+    copy.set(g);
+    leaf.grad = new Tensor(copy, leaf.shape, { tracked: false });
+    return;
+  }
+  const acc = leaf.grad.data;
+  for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+}

@@ -1,0 +1,67 @@
+/**
+ * Row-major GEMM on typed arrays: C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulating).
+ * op(X) is X or its transpose, so convolution's forward and both gradients share one routine.
+ * Loop orders keep the innermost loop on contiguous memory; cache blocking comes with the speed work.
+ */
+import type { TypedArray } from '../../tensor/tensor.js';
+
+export interface Matrix {
+  data: TypedArray;
+  offset: number;
+  /** Row stride of the stored (untransposed) matrix. */
+  ld: number;
+}
+
+export function mat(data: TypedArray, offset: number, ld: number): Matrix {
+  return { data, offset, ld };
+}
+
+export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
+  const c = C.data;
+  if (!accumulate) for (let i = 0; i < M; i++) c.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
+  if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
+  else if (!transA) gemmDotRows(M, N, K, A, B, C);
+  else gemmBothTransposed(M, N, K, A, B, C);
+}
+
+/** C += op(A) · B: for each (i, k), add A[i,k] times row k of B into row i of C (axpy on contiguous rows). */
+function gemmRowsOfB(transA: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
+  const a = A.data, b = B.data, c = C.data;
+  // A[i,k] lives at i*lda+k, or k*lda+i when A is stored transposed.
+  const aRow = transA ? 1 : A.ld;
+  const aCol = transA ? A.ld : 1;
+  for (let i = 0; i < M; i++) {
+    const cRow = C.offset + i * C.ld;
+    for (let k = 0; k < K; k++) {
+      const aik = a[A.offset + i * aRow + k * aCol]!;
+      if (aik === 0) continue;
+      const bRow = B.offset + k * B.ld;
+      for (let j = 0; j < N; j++) c[cRow + j]! += aik * b[bRow + j]!;
+    }
+  }
+}
+
+/** C += A · Bᵀ with B stored [N, K]: each entry is a dot product of two contiguous rows. */
+function gemmDotRows(M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
+  const a = A.data, b = B.data, c = C.data;
+  for (let i = 0; i < M; i++) {
+    const aRow = A.offset + i * A.ld;
+    for (let j = 0; j < N; j++) {
+      const bRow = B.offset + j * B.ld;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[aRow + k]! * b[bRow + k]!;
+      c[C.offset + i * C.ld + j]! += s;
+    }
+  }
+}
+
+function gemmBothTransposed(M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
+  const a = A.data, b = B.data, c = C.data;
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[A.offset + k * A.ld + i]! * b[B.offset + j * B.ld + k]!;
+      c[C.offset + i * C.ld + j]! += s;
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Activations: relu, relu6, sigmoid, tanh, and prelu with a learned slope per channel
+ * (x [N, C, ...], alpha [C]; channel axis 1 as in PyTorch).
+ */
+import { ShapeError } from '../errors.js';
+import { record } from '../autograd/tape.js';
+import { alloc, Tensor } from '../tensor/tensor.js';
+import { unary } from './elementwise.js';
+import { commonDType } from './util.js';
+
+/** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. */
+export const relu = (x: Tensor): Tensor => unary('relu', x, (v) => (v > 0 ? v : 0), (v) => (v > 0 ? 1 : 0));
+export const relu6 = (x: Tensor): Tensor => unary('relu6', x, (v) => (v > 0 ? (v < 6 ? v : 6) : 0), (v) => (v > 0 && v < 6 ? 1 : 0));
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, (v) => 1 / (1 + Math.exp(-v)), (_v, y) => y * (1 - y));
+export const tanh = (x: Tensor): Tensor => unary('tanh', x, Math.tanh, (_v, y) => 1 - y * y);
+
+/** PReLU: x for x > 0, alpha[c] * x otherwise. */
+export function prelu(x: Tensor, alpha: Tensor): Tensor {
+  const dtype = commonDType('prelu', x, alpha);
+  if (x.rank < 2) throw new ShapeError('prelu', 'input [N, C, ...]', x.shape);
+  const C = x.shape[1]!;
+  if (alpha.rank !== 1 || alpha.size !== C) throw new ShapeError('prelu', `alpha [${C}] (one slope per channel)`, alpha.shape);
+  const inner = x.size / (x.shape[0]! * C);
+  const xd = x.data, ad = alpha.data;
+  const channelOf = (k: number): number => Math.floor(k / inner) % C;
+  const y = alloc(dtype, x.size);
+  for (let k = 0; k < y.length; k++) {
+    const v = xd[k]!;
+    y[k] = v > 0 ? v : ad[channelOf(k)]! * v;
+  }
+  return record(new Tensor(y, x.shape), 'prelu', [x, alpha], (dy, needs) => {
+    const dx = needs[0] ? alloc(dtype, x.size) : null;
+    const da = needs[1] ? alloc(dtype, C) : null;
+    for (let k = 0; k < xd.length; k++) {
+      const v = xd[k]!, c = channelOf(k);
+      if (dx) dx[k] = v > 0 ? dy[k]! : ad[c]! * dy[k]!;
+      if (da && v <= 0) da[c]! += v * dy[k]!;
+    }
+    return [dx, da];
+  });
+}

@@ -1,0 +1,122 @@
+/**
+ * Batch normalization over the channel axis 1 of [N, C] or [N, C, H, W].
+ * Training: normalize with the batch mean and biased variance, update the running statistics in place
+ * (running = (1-momentum)*running + momentum*batch, with the unbiased variance, as PyTorch), and
+ * differentiate through the statistics:
+ *   dx = invstd/M * (M*dxhat - sum(dxhat) - xhat * sum(dxhat*xhat)),  dxhat = dy*gamma, M = N*H*W.
+ * Eval: normalize with the running statistics; they are constants, so dx = dy*gamma*invstd.
+ * foldBatchNorm merges an eval-mode BN into the preceding convolution's weights for inference.
+ */
+import { ShapeError } from '../errors.js';
+import { record } from '../autograd/tape.js';
+import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { commonDType } from './util.js';
+
+export interface BatchNormOptions {
+  gamma?: Tensor | null;
+  beta?: Tensor | null;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
+  const { runningMean, runningVar } = options;
+  const gamma = options.gamma ?? null, beta = options.beta ?? null;
+  const dtype = commonDType('batchNorm', x, gamma, beta, runningMean, runningVar);
+  if (x.rank < 2) throw new ShapeError('batchNorm', 'input [N, C] or [N, C, H, W]', x.shape);
+  const N = x.shape[0]!, C = x.shape[1]!, P = x.size / (N * C), M = N * P;
+  for (const [name, t] of [['gamma', gamma], ['beta', beta], ['runningMean', runningMean], ['runningVar', runningVar]] as const) {
+    if (t && (t.rank !== 1 || t.size !== C)) throw new ShapeError('batchNorm', `${name} [${C}]`, t.shape);
+  }
+  const eps = options.eps ?? 1e-5;
+  const training = options.training ?? false;
+  const xd = x.data;
+  let mean: TypedArray, variance: TypedArray;
+  if (training) {
+    if (M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
+    ({ mean, variance } = channelMoments(xd, N, C, P));
+    updateRunning(runningMean.data, runningVar.data, mean, variance, options.momentum ?? 0.1, M);
+  } else {
+    mean = runningMean.data;
+    variance = runningVar.data;
+  }
+  const invstd = alloc(dtype, C);
+  for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c]! + eps);
+  const gd = gamma?.data, bd = beta?.data;
+  const xhat = alloc(dtype, x.size);
+  const y = alloc(dtype, x.size);
+  forEachChannel(N, C, P, (c, i) => {
+    xhat[i] = (xd[i]! - mean[c]!) * invstd[c]!;
+    y[i] = (gd ? gd[c]! : 1) * xhat[i]! + (bd ? bd[c]! : 0);
+  });
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return record(new Tensor(y, x.shape), training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
+    const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
+    forEachChannel(N, C, P, (c, i) => {
+      sumDy[c]! += dy[i]!;
+      sumDyXhat[c]! += dy[i]! * xhat[i]!;
+    });
+    let dx: TypedArray | null = null;
+    if (needs[0]) {
+      dx = alloc(dtype, x.size);
+      const out = dx;
+      forEachChannel(N, C, P, (c, i) => {
+        const gc = gd ? gd[c]! : 1;
+        out[i] = training
+          ? (gc * invstd[c]! / M) * (M * dy[i]! - sumDy[c]! - xhat[i]! * sumDyXhat[c]!)
+          : gc * invstd[c]! * dy[i]!;
+      });
+    }
+    return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
+  });
+}
+
+function forEachChannel(N: number, C: number, P: number, fn: (c: number, i: number) => void): void {
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let p = 0, i = (n * C + c) * P; p < P; p++, i++) fn(c, i);
+}
+
+/** Per-channel mean and biased variance (two passes, for accuracy). */
+function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean: TypedArray; variance: TypedArray } {
+  const M = N * P;
+  const mean = new Float64Array(C), variance = new Float64Array(C);
+  forEachChannel(N, C, P, (c, i) => { mean[c]! += x[i]!; });
+  for (let c = 0; c < C; c++) mean[c]! /= M;
+  forEachChannel(N, C, P, (c, i) => { variance[c]! += (x[i]! - mean[c]!) ** 2; });
+  for (let c = 0; c < C; c++) variance[c]! /= M;
+  return { mean, variance };
+}
+
+function updateRunning(rm: TypedArray, rv: TypedArray, mean: TypedArray, variance: TypedArray, momentum: number, M: number): void {
+  for (let c = 0; c < rm.length; c++) {
+    rm[c] = (1 - momentum) * rm[c]! + momentum * mean[c]!;
+    rv[c] = (1 - momentum) * rv[c]! + momentum * variance[c]! * (M / (M - 1));
+  }
+}
+
+export interface FoldableBatchNorm {
+  gamma: Tensor | null;
+  beta: Tensor | null;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
+}
+
+/**
+ * Folds eval-mode BN into the convolution before it: with s = gamma/sqrt(var+eps),
+ * W' = W * s (per output channel) and b' = (b - mean) * s + beta. Returns new, non-differentiable tensors.
+ */
+export function foldBatchNorm(weight: Tensor, bias: Tensor | null, bn: FoldableBatchNorm): { weight: Tensor; bias: Tensor } {
+  const O = weight.shape[0]!;
+  if (bn.runningMean.size !== O) throw new ShapeError('foldBatchNorm', `batchnorm statistics of ${O} channels (the conv's outputs)`, bn.runningMean.shape);
+  const perOut = weight.size / O;
+  const w = weight.data.slice(), b = alloc(weight.dtype, O);
+  for (let o = 0; o < O; o++) {
+    const s = (bn.gamma ? bn.gamma.data[o]! : 1) / Math.sqrt(bn.runningVar.data[o]! + bn.eps);
+    for (let k = 0; k < perOut; k++) w[o * perOut + k]! *= s;
+    b[o] = ((bias ? bias.data[o]! : 0) - bn.runningMean.data[o]!) * s + (bn.beta ? bn.beta.data[o]! : 0);
+  }
+  return { weight: new Tensor(w, weight.shape), bias: new Tensor(b, [O]) };
+}

@@ -1,0 +1,56 @@
+/**
+ * conv2d: NCHW input x [N, C, H, W], filters w [O, C/groups, KH, KW], optional bias [O] -> [N, O, OH, OW].
+ * Any kernel, stride, dilation, symmetric / asymmetric / 'same' padding, and groups (depthwise when
+ * groups = C). Backward: dx is the transposed convolution of dy, dw correlates dy with x, db sums dy.
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { needsGrad, record } from '../autograd/tape.js';
+import { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
+import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { commonDType } from './util.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: PaddingSpec;
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+export function convGeometry(op: string, xShape: readonly number[], wShape: readonly number[], options: Conv2dOptions): ConvGeometry {
+  const [N, C, H, W] = dims4(op, xShape, 'input');
+  const [O, Cg, KH, KW] = dims4(op, wShape, 'filter [O, C/groups, KH, KW]');
+  const groups = options.groups ?? 1;
+  const [strideH, strideW] = pair(options.stride ?? 1, op, 'stride');
+  const [dilationH, dilationW] = pair(options.dilation ?? 1, op, 'dilation');
+  checkPositiveInts(op, 'stride, dilation and groups', [strideH, strideW, dilationH, dilationW, groups]);
+  if (C % groups !== 0 || O % groups !== 0) throw new ArgumentError(op, `groups=${groups} must divide input channels ${C} and output channels ${O}`);
+  if (Cg !== C / groups) throw new ShapeError(op, `filter [${O}, ${C / groups}, KH, KW] for ${C} input channels in ${groups} group(s)`, wShape);
+  if (KH < 1 || KW < 1) throw new ShapeError(op, 'a filter with KH, KW >= 1', wShape);
+  const [padTop, padBottom, padLeft, padRight] = resolvePadding(op, options.padding ?? 0, [H, W], [KH, KW], [strideH, strideW], [dilationH, dilationW]);
+  const OH = windowOutputSize(H, KH, strideH, padTop, padBottom, dilationH);
+  const OW = windowOutputSize(W, KW, strideW, padLeft, padRight, dilationW);
+  if (OH < 1 || OW < 1) throw new ShapeError(op, `an input at least as large as the dilated kernel ${KH}x${KW} after padding`, xShape);
+  return { N, C, H, W, O, KH, KW, OH, OW, groups, strideH, strideW, padTop, padLeft, dilationH, dilationW };
+}
+
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+  commonDType('conv2d', x, w, bias);
+  const g = convGeometry('conv2d', x.shape, w.shape, options);
+  if (bias && (bias.rank !== 1 || bias.size !== g.O)) throw new ShapeError('conv2d', `bias [${g.O}]`, bias.shape);
+  const y = new Tensor(conv2dForward(x.data, w.data, bias?.data ?? null, g), [g.N, g.O, g.OH, g.OW]);
+  if (!needsGrad(x, w, bias)) return y;
+  const xd = x.data, wd = w.data;
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record(y, 'conv2d', inputs, (dy, needs) => [
+    needs[0] ? conv2dBackwardInput(dy, wd, g) : null,
+    needs[1] ? conv2dBackwardFilter(dy, xd, g) : null,
+    needs[2] ? conv2dBackwardBias(dy, g) : null,
+  ]);
+}
+
+/** Depthwise convolution: one filter per input channel (times a channel multiplier), w [C*M, 1, KH, KW]. */
+export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Omit<Conv2dOptions, 'groups'> = {}): Tensor {
+  const C = dims4('depthwiseConv2d', x.shape)[1];
+  return conv2d(x, w, bias, { ...options, groups: C });
+}

@@ -1,0 +1,106 @@
+/**
+ * Elementwise arithmetic. Binary ops take two tensors of the same rank (a size-1 dimension broadcasts,
+ * e.g. a per-channel [1, C, 1, 1] against [N, C, H, W]) or a tensor and a plain number. The gradient of a
+ * broadcast operand is summed over the dimensions it was stretched along.
+ * Unary math (neg, exp, log, sqrt, square, abs) sits here too: each is f and f' side by side.
+ */
+import { record } from '../autograd/tape.js';
+import { broadcastIndex, broadcastShapes, shapesEqual, sizeOf } from '../tensor/shape.js';
+import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { commonDType } from './util.js';
+
+interface BinaryRule {
+  f: (a: number, b: number) => number;
+  /** d(out)/da and d(out)/db at (a, b). */
+  da: (a: number, b: number) => number;
+  db: (a: number, b: number) => number;
+}
+
+const RULES = {
+  add: { f: (a, b) => a + b, da: () => 1, db: () => 1 },
+  sub: { f: (a, b) => a - b, da: () => 1, db: () => -1 },
+  mul: { f: (a, b) => a * b, da: (_a, b) => b, db: (a) => a },
+  div: { f: (a, b) => a / b, da: (_a, b) => 1 / b, db: (a, b) => -a / (b * b) },
+  maximum: { f: (a, b) => (a >= b ? a : b), da: (a, b) => (a >= b ? 1 : 0), db: (a, b) => (a >= b ? 0 : 1) },
+  minimum: { f: (a, b) => (a <= b ? a : b), da: (a, b) => (a <= b ? 1 : 0), db: (a, b) => (a <= b ? 0 : 1) },
+} satisfies Record<string, BinaryRule>;
+
+function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor {
+  const rule: BinaryRule = RULES[name];
+  if (typeof b === 'number') return binaryScalar(name, rule, a, b);
+  const dtype = commonDType(name, a, b);
+  const shape = broadcastShapes(name, a.shape, b.shape);
+  const n = sizeOf(shape);
+  const ad = a.data, bd = b.data;
+  const same = shapesEqual(a.shape, b.shape);
+  const ai = same ? null : broadcastIndex(a.shape, shape);
+  const bi = same ? null : broadcastIndex(b.shape, shape);
+  const y = alloc(dtype, n);
+  for (let k = 0; k < n; k++) y[k] = rule.f(ad[ai ? ai[k]! : k]!, bd[bi ? bi[k]! : k]!);
+  return record(new Tensor(y, shape), name, [a, b], (dy, needs) => {
+    const ga = needs[0] ? alloc(dtype, a.size) : null;
+    const gb = needs[1] ? alloc(dtype, b.size) : null;
+    for (let k = 0; k < n; k++) {
+      const ia = ai ? ai[k]! : k, ib = bi ? bi[k]! : k;
+      const va = ad[ia]!, vb = bd[ib]!;
+      if (ga) ga[ia]! += dy[k]! * rule.da(va, vb);
+      if (gb) gb[ib]! += dy[k]! * rule.db(va, vb);
+    }
+    return [ga, gb];
+  });
+}
+
+function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
+  const ad = a.data;
+  const y = alloc(a.dtype, a.size);
+  for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
+  return record(new Tensor(y, a.shape), `${name}Scalar`, [a], (dy) => {
+    const ga = alloc(a.dtype, a.size);
+    for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
+    return [ga];
+  });
+}
+
+export const add = (a: Tensor, b: Tensor | number): Tensor => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor | number): Tensor => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor | number): Tensor => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor | number): Tensor => binary('div', a, b);
+/** Elementwise max; at ties the gradient goes to the first operand. */
+export const maximum = (a: Tensor, b: Tensor | number): Tensor => binary('maximum', a, b);
+export const minimum = (a: Tensor, b: Tensor | number): Tensor => binary('minimum', a, b);
+
+/**
+ * A unary op from f and its derivative f'(x, y) (given the input x and the output y, whichever is cheaper).
+ * Shared by the math functions below and by the activations.
+ */
+export function unary(name: string, x: Tensor, f: (x: number) => number, df: (x: number, y: number) => number): Tensor {
+  const xd = x.data;
+  const y = alloc(x.dtype, x.size);
+  for (let k = 0; k < y.length; k++) y[k] = f(xd[k]!);
+  return record(new Tensor(y, x.shape), name, [x], (dy) => {
+    const dx: TypedArray = alloc(x.dtype, x.size);
+    for (let k = 0; k < dx.length; k++) dx[k] = dy[k]! * df(xd[k]!, y[k]!);
+    return [dx];
+  });
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', x, (v) => -v, () => -1);
+export const exp = (x: Tensor): Tensor => unary('exp', x, Math.exp, (_v, y) => y);
+export const log = (x: Tensor): Tensor => unary('log', x, Math.log, (v) => 1 / v);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, Math.sqrt, (_v, y) => 0.5 / y);
+export const square = (x: Tensor): Tensor => unary('square', x, (v) => v * v, (v) => 2 * v);
+/** |x|, with gradient sign(x) (0 at 0). */
+export const abs = (x: Tensor): Tensor => unary('abs', x, Math.abs, (v) => Math.sign(v));
+/** x^p for a constant exponent p. */
+export const pow = (x: Tensor, p: number): Tensor => unary('pow', x, (v) => v ** p, (v) => p * v ** (p - 1));
+/** Casts to another dtype; the gradient is cast back. */
+export function cast(x: Tensor, dtype: 'float32' | 'float64'): Tensor {
+  if (x.dtype === dtype) return x;
+  const y = alloc(dtype, x.size);
+  y.set(x.data);
+  return record(new Tensor(y, x.shape), 'cast', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    dx.set(dy);
+    return [dx];
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * The Tensor: a contiguous row-major typed array (float32 for speed, float64 for tight gradient checks),
+ * its shape, and, when it was produced by a differentiable op, the autograd node that made it.
+ */
+import { DisposedError, DTypeError, FacenetError, ShapeError } from '../errors.js';
+import { onCreate, onDispose } from '../autograd/memory.js';
+import { runBackward, type GradNode } from '../autograd/tape.js';
+import { assertValidShape, sizeOf, type Shape } from './shape.js';
+
+export type DType = 'float32' | 'float64';
+export type TypedArray = Float32Array | Float64Array;
+
+export function alloc(dtype: DType, n: number): TypedArray {
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+}
+
+export function dtypeOf(data: TypedArray): DType {
+  return data instanceof Float64Array ? 'float64' : 'float32';
+}
+
+let nextId = 1;
+
+export interface TensorOptions {
+  requiresGrad?: boolean;
+  /** false for tensors that must outlive the current tidy() scope (gradients, running statistics). */
+  tracked?: boolean;
+}
+
+export class Tensor {
+  readonly isTensor = true;
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  requiresGrad: boolean;
+  /** Accumulated gradient of a leaf tensor (same shape and dtype), filled by backward(). */
+  grad: Tensor | null = null;
+  /** How this tensor was computed; null for leaves and for tensors made with grad disabled. */
+  node: GradNode | null = null;
+  private storage: TypedArray | null;
+
+  constructor(data: TypedArray, shape: Shape, options: TensorOptions = {}) {
+    assertValidShape('tensor', shape);
+    const size = sizeOf(shape);
+    if (data.length !== size) throw new ShapeError('tensor', `${data.length} elements`, shape, `shape holds ${size} elements`);
+    this.storage = data;
+    this.shape = Object.freeze([...shape]);
+    this.size = size;
+    this.dtype = dtypeOf(data);
+    this.requiresGrad = options.requiresGrad ?? false;
+    onCreate(this, options.tracked ?? true);
+  }
+
+  get data(): TypedArray {
+    if (this.storage === null) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}]`);
+    return this.storage;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.storage === null;
+  }
+
+  /**
+   * Reverse-mode differentiation from this tensor. A scalar needs no seed; otherwise pass dL/dthis.
+   * Gradients accumulate (+=) into the .grad of every leaf that requires grad.
+   */
+  backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
+    if (!this.requiresGrad) throw new FacenetError('NO_GRAD', 'backward(): this tensor does not require grad (no input of its graph has requiresGrad, or it was made under noGrad)');
+    let seed: TypedArray;
+    if (gradient) {
+      if (gradient.size !== this.size) throw new ShapeError('backward', `a gradient of shape [${this.shape.join(', ')}]`, gradient.shape);
+      if (gradient.dtype !== this.dtype) throw new DTypeError('backward', [this.dtype, gradient.dtype]);
+      seed = gradient.data;
+    } else {
+      if (this.size !== 1) throw new ShapeError('backward', 'a scalar output (or pass the output gradient)', this.shape);
+      seed = alloc(this.dtype, 1).fill(1);
+    }
+    runBackward(this, seed, options.retainGraph ?? false);
+  }
+
+  /** Drops the gradient (set-to-none, as PyTorch's zero_grad does). */
+  zeroGrad(): void {
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
+  dispose(): void {
+    if (this.storage === null) return;
+    this.storage = null;
+    this.node = null;
+    this.zeroGrad();
+    onDispose(this);
+  }
+
+  /** A copy that is a leaf: no history, no grad. */
+  detach(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new ShapeError('item', 'a tensor with one element', this.shape);
+    return this.data[0]!;
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype} [${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}
