@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import { add, DisposedError, exp, FacenetError, mul, noGrad, ones, relu, ShapeError, sum, tensor, isGradEnabled } from '../../src/index.js';
+
+const f64 = { dtype: 'float64' as const, requiresGrad: true };
+
+describe('autograd tape', () => {
+  it('differentiates a scalar expression (micrograd-style example)', () => {
+    const a = tensor([-4], [1], f64), b = tensor([2], [1], f64);
+    // c = a*b + b^3 -> dc/da = b = 2, dc/db = a + 3b² = 8
+    const c = add(mul(a, b), mul(mul(b, b), b));
+    c.backward();
+    expect(a.grad!.item()).to.equal(2);
+    expect(b.grad!.item()).to.equal(8);
+  });
+  it('sums gradients where a tensor is used twice (diamond graph), without aliasing bugs', () => {
+    const x = tensor([1, 2, 3], [3], f64);
+    const y = add(x, x); // both inputs are the same tensor: dy/dx = 2
+    const z = sum(add(mul(y, y), y)); // z = 4x² + 2x -> 8x + 2
+    z.backward();
+    expect(x.grad!.toArray()).to.deep.equal([10, 18, 26]);
+  });
+  it('accumulates across backward calls until zeroGrad', () => {
+    const x = tensor([1, 2], [2], f64);
+    sum(mul(x, 3)).backward();
+    sum(mul(x, 3)).backward();
+    expect(x.grad!.toArray()).to.deep.equal([6, 6]);
+    x.zeroGrad();
+    expect(x.grad).to.equal(null);
+  });
+  it('frees the graph after backward unless retainGraph is set', () => {
+    const x = tensor([1, 2], [2], f64);
+    const y = sum(exp(x));
+    y.backward(undefined, { retainGraph: true });
+    y.backward();
+    expect(x.grad!.toArray()).to.deep.equal([2 * Math.exp(1), 2 * Math.exp(2)]);
+    expect(() => y.backward()).to.throw(FacenetError, /already freed/);
+  });
+  it('non-scalar outputs need an explicit output gradient of the right shape', () => {
+    const x = tensor([1, -2, 3], [3], f64);
+    const y = relu(x);
+    expect(() => y.backward()).to.throw(ShapeError, /scalar output/);
+    expect(() => y.backward(ones([2], { dtype: 'float64' }))).to.throw(ShapeError, /gradient of shape \[3\]/);
+    y.backward(tensor([10, 20, 30], [3], { dtype: 'float64' }));
+    expect(x.grad!.toArray()).to.deep.equal([10, 0, 30]);
+  });
+  it('leaves without requiresGrad get no gradient; backward on a constant is an error', () => {
+    const x = tensor([1, 2], [2], f64), c = tensor([5, 5], [2], { dtype: 'float64' });
+    sum(mul(x, c)).backward();
+    expect(c.grad).to.equal(null);
+    expect(x.grad!.toArray()).to.deep.equal([5, 5]);
+    expect(() => sum(c).backward()).to.throw(FacenetError, /does not require grad/);
+  });
+  it('noGrad records nothing and restores the previous mode, even on throw', () => {
+    const x = tensor([1], [1], f64);
+    const y = noGrad(() => mul(x, 2));
+    expect(y.requiresGrad).to.equal(false);
+    expect(y.node).to.equal(null);
+    expect(() => noGrad(() => { throw new Error('boom'); })).to.throw('boom');
+    expect(isGradEnabled()).to.equal(true);
+  });
+  it('gradients keep the dtype of their tensor', () => {
+    const x = tensor([1, 2], [2], { requiresGrad: true });
+    sum(mul(x, x)).backward();
+    expect(x.grad!.dtype).to.equal('float32');
+  });
+  it('a disposed tensor refuses to be read, with an actionable message', () => {
+    const x = tensor([1, 2], [2]);
+    x.dispose();
+    expect(() => x.data).to.throw(DisposedError, /used after dispose\(\)/);
+    x.dispose(); // idempotent
+  });
+  it('deep chains do not overflow the stack (iterative topological sort)', () => {
+    const x = tensor([1], [1], f64);
+    let y = x;
+    for (let i = 0; i < 20000; i++) y = add(y, 1e-6);
+    y.backward();
+    expect(x.grad!.item()).to.equal(1);
+  });
+});

@@ -1,0 +1,30 @@
+/** Test helpers: closeness assertions with the worst element in the message. */
+import { expect } from 'chai';
+import { Rng, randn, type Tensor } from '../src/index.js';
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; at: number } {
+  expect(a.length, 'lengths').to.equal(b.length);
+  let diff = 0, at = -1;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (d > diff || Number.isNaN(d)) { diff = d; at = i; }
+  }
+  return { diff, at };
+}
+
+/** |a - b| <= atol + rtol*|b| elementwise. */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, atol = 1e-5, rtol = 1e-5, what = ''): void {
+  expect(actual.length, `${what} length`).to.equal(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      throw new Error(`${what} element ${i}: got ${a}, expected ${e} (|diff| ${Math.abs(a - e).toExponential(2)}, atol ${atol}, rtol ${rtol})`);
+    }
+  }
+}
+
+export function randomTensor(shape: number[], seed: number | Rng, dtype: 'float32' | 'float64' = 'float32'): Tensor {
+  return randn(shape, { seed, dtype });
+}
+
+export const shapeOf = (t: Tensor): number[] => [...t.shape];

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { ArgumentError, batchNorm, conv2d, foldBatchNorm, gradcheck, l2Normalize, lrn, ones, ShapeError, tensor, zeros } from '../../src/index.js';
+import { refBatchNorm, refConv2d, refL2NormalizeRows, refLrn } from '../reference.js';
+import { expectClose, randomTensor } from '../helpers.js';
+
+describe('lrn', () => {
+  for (const [i, c] of [
+    { shape: [2, 7, 3, 3], size: 5, torch: true, alpha: 1e-4, beta: 0.75, k: 1 },
+    { shape: [1, 16, 2, 2], size: 11, torch: false, alpha: 1e-4, beta: 0.75, k: 1 },
+    { shape: [1, 3, 4, 1], size: 5, torch: true, alpha: 2, beta: 0.5, k: 2 },
+    { shape: [2, 1, 2, 2], size: 3, torch: false, alpha: 0.3, beta: 1.2, k: 0.5 },
+  ].entries()) {
+    it(`${c.torch ? 'Torch' : 'TF'} convention, size ${c.size}, C=${c.shape[1]}: forward vs reference and gradcheck`, () => {
+      const x = randomTensor(c.shape, 20 + i, 'float64');
+      const options = { size: c.size, alpha: c.alpha, beta: c.beta, k: c.k, convention: c.torch ? ('torch' as const) : ('tf' as const) };
+      expectClose(lrn(x, options).data, refLrn(x.data, c.shape, c.size, c.alpha, c.beta, c.k, c.torch), 1e-12, 1e-12);
+      expect(gradcheck((xi) => lrn(xi!, options), [x]).maxRelError).to.be.at.most(1e-6);
+    });
+  }
+  it('the two conventions differ exactly by alpha/size', () => {
+    const x = randomTensor([1, 6, 2, 2], 3, 'float64');
+    const torch = lrn(x, { size: 5, alpha: 0.5, beta: 0.75, convention: 'torch' });
+    const tf = lrn(x, { size: 5, alpha: 0.1, beta: 0.75, convention: 'tf' });
+    expectClose(torch.data, tf.data, 1e-14, 1e-14);
+  });
+  it('rejects even window sizes and non-4-D input', () => {
+    expect(() => lrn(randomTensor([1, 4, 2, 2], 1), { size: 4, alpha: 1, beta: 1 })).to.throw(ArgumentError, /odd/);
+    expect(() => lrn(randomTensor([4, 2], 1), { size: 3, alpha: 1, beta: 1 })).to.throw(ShapeError, /lrn/);
+  });
+});
+
+describe('batchNorm', () => {
+  it('training mode: normalizes with batch statistics (biased variance)', () => {
+    const x = randomTensor([3, 4, 2, 5], 1, 'float64'), g = randomTensor([4], 2, 'float64'), b = randomTensor([4], 3, 'float64');
+    const y = batchNorm(x, { gamma: g, beta: b, runningMean: zeros([4], { dtype: 'float64' }), runningVar: ones([4], { dtype: 'float64' }), training: true, eps: 1e-5 });
+    expectClose(y.data, refBatchNorm(x.data, [3, 4, 2, 5], g.data, b.data, null, null, 1e-5), 1e-12, 1e-10);
+  });
+  it('training mode: updates running statistics with momentum and the unbiased variance (PyTorch)', () => {
+    const x = tensor([1, 2, 3, 5], [4, 1], { dtype: 'float64' });
+    const rm = zeros([1], { dtype: 'float64' }), rv = ones([1], { dtype: 'float64' });
+    batchNorm(x, { runningMean: rm, runningVar: rv, training: true, momentum: 0.1 });
+    // mean 2.75, unbiased var = (3.0625 + 0.5625 + 0.0625 + 5.0625) / 3 = 2.9166...
+    expect(rm.item()).to.be.closeTo(0.275, 1e-12);
+    expect(rv.item()).to.be.closeTo(0.9 + 0.1 * (8.75 / 3), 1e-12);
+  });
+  it('eval mode: uses the running statistics, and one sample equals the same sample inside a batch', () => {
+    const x = randomTensor([3, 2, 2, 2], 4, 'float64');
+    const p = { gamma: randomTensor([2], 5, 'float64'), beta: randomTensor([2], 6, 'float64'), runningMean: randomTensor([2], 7, 'float64'), runningVar: tensor([0.5, 2], [2], { dtype: 'float64' }), eps: 1e-3 };
+    const y = batchNorm(x, p);
+    expectClose(y.data, refBatchNorm(x.data, [3, 2, 2, 2], p.gamma.data, p.beta.data, p.runningMean.data, p.runningVar.data, 1e-3), 1e-12, 1e-12);
+    const first = tensor(x.data.subarray(0, 8), [1, 2, 2, 2], { dtype: 'float64' });
+    expectClose(batchNorm(first, p).data, y.data.subarray(0, 8), 0, 0);
+  });
+  it('works on [N, C] (after dense layers) and without affine parameters', () => {
+    const x = randomTensor([5, 3], 8, 'float64');
+    const y = batchNorm(x, { runningMean: zeros([3], { dtype: 'float64' }), runningVar: ones([3], { dtype: 'float64' }), training: true });
+    expectClose(y.data, refBatchNorm(x.data, [5, 3], [1, 1, 1], [0, 0, 0], null, null, 1e-5), 1e-12, 1e-10);
+  });
+  for (const training of [true, false]) {
+    it(`gradcheck in ${training ? 'training' : 'eval'} mode (x, gamma, beta; through the batch statistics)`, () => {
+      const rm = randomTensor([3], 1, 'float64'), rv = tensor([0.7, 1.3, 2], [3], { dtype: 'float64' });
+      const report = gradcheck((x, g, b) => batchNorm(x!, { gamma: g!, beta: b!, runningMean: rm, runningVar: rv, training }),
+        [randomTensor([2, 3, 3, 2], 9, 'float64'), randomTensor([3], 10, 'float64'), randomTensor([3], 11, 'float64')]);
+      expect(report.maxRelError).to.be.at.most(1e-6);
+    });
+  }
+  it('rejects batch 1 with 1x1 maps in training mode, and wrong parameter shapes', () => {
+    expect(() => batchNorm(randomTensor([1, 2, 1, 1], 1), { runningMean: zeros([2]), runningVar: ones([2]), training: true })).to.throw(ShapeError, /more than one value per channel/);
+    expect(() => batchNorm(randomTensor([2, 2, 1, 1], 1), { runningMean: zeros([3]), runningVar: ones([2]) })).to.throw(ShapeError, /runningMean \[2\]/);
+  });
+  it('foldBatchNorm: conv then eval-BN equals the folded conv', () => {
+    const x = randomTensor([2, 3, 5, 5], 12, 'float64'), w = randomTensor([4, 3, 3, 3], 13, 'float64'), b = randomTensor([4], 14, 'float64');
+    const bn = { gamma: randomTensor([4], 15, 'float64'), beta: randomTensor([4], 16, 'float64'), runningMean: randomTensor([4], 17, 'float64'), runningVar: tensor([0.5, 1, 1.5, 2], [4], { dtype: 'float64' }), eps: 1e-3 };
+    const unfolded = batchNorm(conv2d(x, w, b, { padding: 1 }), bn);
+    const folded = foldBatchNorm(w, b, bn);
+    const ref = refConv2d(x.data, [2, 3, 5, 5], folded.weight.data, [4, 3, 3, 3], folded.bias.data, { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1 });
+    expectClose(ref.y, unfolded.data, 1e-12, 1e-10);
+  });
+});
+
+describe('l2Normalize', () => {
+  it('rows have unit norm and match the reference', () => {
+    const x = randomTensor([4, 7], 1, 'float64');
+    const y = l2Normalize(x);
+    expectClose(y.data, refL2NormalizeRows(x.data, 4, 7, 1e-12), 1e-14, 1e-12);
+    for (let n = 0; n < 4; n++) expect(Math.hypot(...y.data.subarray(n * 7, n * 7 + 7))).to.be.closeTo(1, 1e-12);
+  });
+  it('the epsilon guards the zero vector (no NaN) and its gradient', () => {
+    const x = zeros([1, 3], { dtype: 'float64', requiresGrad: true });
+    const y = l2Normalize(x, { eps: 1e-6 });
+    expect(y.toArray()).to.deep.equal([0, 0, 0]);
+    y.backward(ones([1, 3], { dtype: 'float64' }));
+    expect(x.grad!.toArray()).to.deep.equal([1e6, 1e6, 1e6]);
+  });
+  it('normalizes along other axes (channels of a feature map)', () => {
+    const x = randomTensor([2, 3, 2, 2], 2, 'float64');
+    const y = l2Normalize(x, { axis: 1 });
+    for (let n = 0; n < 2; n++) for (let p = 0; p < 4; p++) {
+      expect(Math.hypot(...[0, 1, 2].map((c) => y.data[(n * 3 + c) * 4 + p]!))).to.be.closeTo(1, 1e-12);
+    }
+    expect(gradcheck((xi) => l2Normalize(xi!, { axis: 1 }), [x]).maxRelError).to.be.at.most(1e-6);
+  });
+});
