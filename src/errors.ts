@@ -44,3 +44,12 @@ export class DisposedError extends FacenetError {
     super('DISPOSED', `${what} was used after dispose(); keep it out of tidy() with keep(), or stop disposing it`);
   }
 }
+
+/** A weight file (or directory) that is missing, truncated, corrupt or does not fit the model. */
+export class WeightFileError extends FacenetError {
+  readonly file: string;
+  constructor(file: string, problem: string, code = 'BAD_WEIGHTS') {
+    super(code, `${file}: ${problem}`);
+    this.file = file;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The contract of each embedding model: what it expects (input size, channel order, layout, value
+ * normalization, alignment) and how to compare its outputs (metric, default threshold). Feeding a model
+ * the wrong size, range or order is the most common silent bug of face-embedding code; every model,
+ * loader and pipeline step reads these values instead of repeating them.
+ */
+
+export type Metric = 'squared-euclidean' | 'euclidean' | 'cosine';
+
+export interface Normalization {
+  /** Pixel value p in [0, 255] becomes (p - mean) / std. */
+  mean: number;
+  std: number;
+}
+
+export interface ModelSpec {
+  id: string;
+  architecture: string;
+  /** [height, width] of the aligned face crop. */
+  inputSize: [number, number];
+  channelOrder: 'RGB' | 'BGR';
+  layout: 'NCHW' | 'NHWC';
+  normalization: Normalization;
+  embeddingDim: number;
+  metric: Metric;
+  /** Distance at or below which two faces are called the same person. */
+  threshold: number;
+  /** How the face is cut out of the photo (see the face pipeline). */
+  alignment: 'openface-outer-eyes-nose' | 'mtcnn-margin-160' | 'dlib-chip-150' | 'arcface-112' | 'none';
+  notes?: string;
+}
+
+export const MODEL_SPECS: Record<string, ModelSpec> = {
+  'nn4.small2': {
+    id: 'nn4.small2', architecture: 'nn4.small2', inputSize: [96, 96], channelOrder: 'RGB', layout: 'NCHW',
+    normalization: { mean: 0, std: 255 }, embeddingDim: 128, metric: 'squared-euclidean', threshold: 0.99,
+    alignment: 'openface-outer-eyes-nose',
+    notes: 'OpenFace nn4.small2.v1: LFW accuracy 0.9292 +- 0.0134 at a mean squared-L2 threshold of 0.99 (published).',
+  },
+  nn2: {
+    id: 'nn2', architecture: 'nn2', inputSize: [224, 224], channelOrder: 'RGB', layout: 'NCHW',
+    normalization: { mean: 0, std: 255 }, embeddingDim: 128, metric: 'squared-euclidean', threshold: 1.1,
+    alignment: 'mtcnn-margin-160', notes: 'FaceNet paper NN2 (Inception 224x224); no public weights: random init, for training.',
+  },
+  'inception-resnet-v1': {
+    id: 'inception-resnet-v1', architecture: 'inception-resnet-v1', inputSize: [160, 160], channelOrder: 'RGB', layout: 'NCHW',
+    normalization: { mean: 127.5, std: 128 }, embeddingDim: 512, metric: 'euclidean', threshold: 1.1,
+    alignment: 'mtcnn-margin-160', notes: 'facenet-pytorch InceptionResnetV1 (fixed_image_standardization).',
+  },
+};

@@ -1,0 +1,107 @@
+/**
+ * Layers with PyTorch parameter names: Conv2d (weight, bias), BatchNorm (weight, bias, running_mean,
+ * running_var), Linear (weight [out, in], bias), PReLU (weight), and ConvBnAct, the conv -> BN -> activation
+ * unit every FaceNet network is made of. Initialization: He-normal for convolutions and linear layers
+ * (ReLU networks), BN gamma 1 and beta 0.
+ */
+import type { Rng } from '../util/random.js';
+import { full, randn, zeros } from '../tensor/creation.js';
+import type { DType, Tensor } from '../tensor/tensor.js';
+import { pair, type PaddingSpec } from '../tensor/shape.js';
+import * as ops from '../ops/index.js';
+import { Module } from './module.js';
+
+export interface LayerInit {
+  dtype?: DType;
+  rng: Rng;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(
+    inChannels: number, outChannels: number, kernel: number | [number, number],
+    readonly options: { stride?: number | [number, number]; padding?: PaddingSpec; dilation?: number | [number, number]; groups?: number; bias?: boolean } & LayerInit,
+  ) {
+    super();
+    const [kh, kw] = pair(kernel, 'Conv2d', 'kernel');
+    const groups = options.groups ?? 1;
+    const fanIn = (inChannels / groups) * kh * kw;
+    this.weight = this.param('weight', randn([outChannels, inChannels / groups, kh, kw], { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / fanIn) }));
+    this.bias = options.bias ?? true ? this.param('bias', zeros([outChannels], { dtype: options.dtype })) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return ops.conv2d(x, this.weight, this.bias, this.options);
+  }
+}
+
+export class BatchNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  constructor(channels: number, readonly options: { eps?: number; momentum?: number; dtype?: DType } = {}) {
+    super();
+    const o = { dtype: options.dtype };
+    this.weight = this.param('weight', full([channels], 1, o));
+    this.bias = this.param('bias', zeros([channels], o));
+    this.runningMean = this.buffer('running_mean', zeros([channels], o));
+    this.runningVar = this.buffer('running_var', full([channels], 1, o));
+  }
+  get eps(): number {
+    return this.options.eps ?? 1e-5;
+  }
+  forward(x: Tensor): Tensor {
+    return ops.batchNorm(x, {
+      gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
+      training: this.training, momentum: this.options.momentum ?? 0.1, eps: this.eps,
+    });
+  }
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean } & LayerInit) {
+    super();
+    this.weight = this.param('weight', randn([outFeatures, inFeatures], { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / inFeatures) }));
+    this.bias = options.bias ?? true ? this.param('bias', zeros([outFeatures], { dtype: options.dtype })) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return ops.dense(x, this.weight, this.bias);
+  }
+}
+
+export class PReLU extends Module {
+  readonly weight: Tensor;
+  constructor(channels: number, options: { init?: number; dtype?: DType } = {}) {
+    super();
+    this.weight = this.param('weight', full([channels], options.init ?? 0.25, { dtype: options.dtype }));
+  }
+  forward(x: Tensor): Tensor {
+    return ops.prelu(x, this.weight);
+  }
+}
+
+export type Activation = 'relu' | 'prelu' | 'none';
+
+/** conv -> batchnorm -> activation, with children named conv, bn (and prelu). */
+export class ConvBnAct extends Module {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm;
+  readonly prelu: PReLU | null;
+  constructor(
+    inChannels: number, outChannels: number, kernel: number | [number, number],
+    readonly options: ConstructorParameters<typeof Conv2d>[3] & { eps?: number; momentum?: number; activation?: Activation },
+  ) {
+    super();
+    this.conv = this.child('conv', new Conv2d(inChannels, outChannels, kernel, options));
+    this.bn = this.child('bn', new BatchNorm(outChannels, { eps: options.eps, momentum: options.momentum, dtype: options.dtype }));
+    this.prelu = options.activation === 'prelu' ? this.child('prelu', new PReLU(outChannels, { dtype: options.dtype })) : null;
+  }
+  forward(x: Tensor): Tensor {
+    const y = this.bn.forward(this.conv.forward(x));
+    const act = this.options.activation ?? 'relu';
+    return act === 'relu' ? ops.relu(y) : this.prelu ? this.prelu.forward(y) : y;
+  }
+}
