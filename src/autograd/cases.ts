@@ -140,6 +140,11 @@ export const GRADCHECK_CASES: Record<string, CaseMaker> = {
     const size = x.shape.map((d, i) => rng.int(1, d - begin[i]!));
     return { description: `x${fmt(x.shape)} begin${fmt(begin)} size${fmt(size)}`, inputs: [x], names: ['x'], fn: (xi) => ops.slice(xi!, begin, size) };
   },
+  transpose: (rng) => {
+    const x = normal([rng.int(1, 3), rng.int(1, 3), rng.int(1, 4), rng.int(1, 3)], rng);
+    const perm = rng.pick([[0, 2, 3, 1], [0, 3, 2, 1], [3, 1, 0, 2], [1, 0, 2, 3]]);
+    return { description: `x${fmt(x.shape)} perm${fmt(perm)}`, inputs: [x], names: ['x'], fn: (xi) => ops.transpose(xi!, perm) };
+  },
   sum: (rng) => reduceCase(rng, ops.sum),
   mean: (rng) => reduceCase(rng, ops.mean),
   max: (rng) => reduceCase(rng, ops.max),
@@ -152,6 +157,12 @@ export const GRADCHECK_CASES: Record<string, CaseMaker> = {
     const a = normal([rng.int(2, 5), rng.int(1, 5)], rng);
     // Self-distances: the zero diagonal exercises the clamp (gradient 0 there).
     return { description: `a${fmt(a.shape)} vs itself`, inputs: [a], names: ['a'], fn: (x) => ops.euclideanDistances(x!) };
+  },
+  dropout: (rng) => {
+    const x = normal([rng.int(1, 3), rng.int(2, 6)], rng);
+    const seed = rng.int(1, 1000);
+    // A fresh generator per call: the mask must be the same in every evaluation of the check.
+    return { description: `x${fmt(x.shape)} p 0.3`, inputs: [x], names: ['x'], fn: (xi) => ops.dropout(xi!, 0.3, new Rng(seed)) };
   },
   inception: inceptionBlockCase,
 };

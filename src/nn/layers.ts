@@ -105,3 +105,15 @@ export class ConvBnAct extends Module {
     return act === 'relu' ? ops.relu(y) : this.prelu ? this.prelu.forward(y) : y;
   }
 }
+
+/** Children run in order, named "0", "1", ... as in torch.nn.Sequential. */
+export class Sequential extends Module {
+  readonly layers: { forward(x: Tensor): Tensor }[];
+  constructor(layers: (Module & { forward(x: Tensor): Tensor })[]) {
+    super();
+    this.layers = layers.map((l, i) => this.child(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    return this.layers.reduce((y, l) => l.forward(y), x);
+  }
+}

@@ -109,3 +109,34 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
     return [dx];
   });
 }
+
+/** Permutes dimensions: output dimension i is input dimension perm[i] (e.g. NCHW -> NHWC is [0, 2, 3, 1]). */
+export function transpose(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.rank || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+    throw new ArgumentError('transpose', `perm [${perm.join(', ')}] is not a permutation of 0..${x.rank - 1}`);
+  }
+  const outShape = perm.map((p) => x.shape[p]!);
+  const inStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
+  // For each output element (row-major), the input index it reads.
+  const gather = new Int32Array(x.size);
+  const counter = new Array<number>(x.rank).fill(0);
+  let src = 0;
+  for (let k = 0; k < x.size; k++) {
+    gather[k] = src;
+    for (let d = x.rank - 1; d >= 0; d--) {
+      counter[d]!++;
+      src += inStrides[perm[d]!]!;
+      if (counter[d]! < outShape[d]!) break;
+      src -= inStrides[perm[d]!]! * outShape[d]!;
+      counter[d] = 0;
+    }
+  }
+  const xd = x.data;
+  const y = alloc(x.dtype, x.size);
+  for (let k = 0; k < y.length; k++) y[k] = xd[gather[k]!]!;
+  return record(new Tensor(y, outShape), 'transpose', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    for (let k = 0; k < dy.length; k++) dx[gather[k]!] = dy[k]!;
+    return [dx];
+  });
+}

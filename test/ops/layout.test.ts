@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ArgumentError, concat, flatten, gradcheck, pad2d, reshape, ShapeError, slice, tensor } from '../../src/index.js';
+import { ArgumentError, concat, flatten, gradcheck, pad2d, reshape, ShapeError, slice, tensor, transpose } from '../../src/index.js';
 import { ravel, unravel } from '../reference.js';
 import { randomTensor, shapeOf } from '../helpers.js';
 
@@ -58,5 +58,20 @@ describe('layout ops', () => {
     }
     expect(gradcheck((xi) => slice(xi!, [1, 0, 2], [2, -1, 2]), [x]).maxRelError).to.be.at.most(1e-6);
     expect(() => slice(x, [2, 0, 0], [2, 1, 1])).to.throw(ShapeError, /dimension 0: begin 2, size 2/);
+  });
+});
+
+describe('transpose', () => {
+  it('permutes dimensions (NCHW -> NHWC and back) and its gradient permutes back', () => {
+    const x = randomTensor([2, 3, 4, 5], 9, 'float64');
+    const y = transpose(x, [0, 2, 3, 1]);
+    expect(shapeOf(y)).to.deep.equal([2, 4, 5, 3]);
+    for (let i = 0; i < y.size; i++) {
+      const [n, h, w, c] = unravel(i, [2, 4, 5, 3]) as [number, number, number, number];
+      expect(y.data[i]).to.equal(x.data[ravel([n, c, h, w], [2, 3, 4, 5])]);
+    }
+    expect(transpose(y, [0, 3, 1, 2]).toArray()).to.deep.equal(x.toArray());
+    expect(gradcheck((xi) => transpose(xi!, [0, 3, 2, 1]), [x]).maxRelError).to.be.at.most(1e-6);
+    expect(() => transpose(x, [0, 1, 1, 2])).to.throw(ArgumentError, /not a permutation/);
   });
 });
