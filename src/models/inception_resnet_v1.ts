@@ -13,7 +13,7 @@ import type { DType, Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
 import { BatchNorm, Conv2d, ConvBnAct, Linear, Sequential, type LayerInit } from '../nn/layers.js';
-import type { Taps } from './nn4_small2.js';
+import type { Taps } from './inception_net.js';
 
 type Unit = LayerInit;
 type Kernel = number | [number, number];
