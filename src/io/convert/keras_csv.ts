@@ -55,6 +55,8 @@ export interface CsvReadResult {
   missingFiles: string[];
   /** CSV files present but not used by the model (the stray files excluded). */
   unusedFiles: string[];
+  /** The files read, in state-dict order. */
+  files: string[];
 }
 
 /**
@@ -68,6 +70,7 @@ export function readKerasOpenFaceCsv(dir: string, targetShapes: Map<string, read
   const tensors = new Map<string, TensorEntry>();
   const missingFiles: string[] = [];
   const used = new Set<string>();
+  const files: string[] = [];
   for (const [name, shape] of targetShapes) {
     const stem = csvStemFor(name);
     used.add(stem);
@@ -76,11 +79,12 @@ export function readKerasOpenFaceCsv(dir: string, targetShapes: Map<string, read
       continue;
     }
     const file = join(dir, `${stem}.csv`);
+    files.push(file);
     const data = parseCsvValues(readFileSync(file, 'utf8'), file);
     const expected = shape.reduce((a, b) => a * b, 1);
     if (data.length !== expected) throw new WeightFileError(file, `has ${data.length} values, ${name} of shape [${shape.join(', ')}] needs ${expected}`);
     tensors.set(name, { shape, data });
   }
   const unusedFiles = [...present].filter((s) => !used.has(s) && !STRAY.has(s)).map((s) => `${s}.csv`);
-  return { tensors, missingFiles: missingFiles.sort(), unusedFiles };
+  return { tensors, missingFiles: missingFiles.sort(), unusedFiles, files };
 }

@@ -1,0 +1,34 @@
+/**
+ * Loads a converted model: a safetensors file whose metadata names the architecture (and variant).
+ * The state dict must match the architecture exactly; files written with --allow-missing are refused.
+ */
+import { WeightFileError } from '../errors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { StateDictError } from '../nn/module.js';
+import { buildModel, type AnyModel } from './factory.js';
+import { MODEL_SPECS, type ModelSpec } from './specs.js';
+
+export interface LoadedModel {
+  model: AnyModel;
+  architecture: string;
+  variant: string | undefined;
+  metadata: Record<string, string>;
+  spec: ModelSpec | undefined;
+}
+
+export function loadModelFile(path: string): LoadedModel {
+  const { tensors, metadata } = readSafetensors(path);
+  const architecture = metadata.architecture;
+  if (!architecture) throw new WeightFileError(path, 'no architecture in the metadata: not a facenet-ts model file (convert it with `facenet convert`)');
+  if (metadata.incomplete) throw new WeightFileError(path, `was written with --allow-missing and lacks ${JSON.parse(metadata.incomplete).length} tensors; it cannot run`, 'INCOMPLETE');
+  const variant = metadata.variant;
+  const model = buildModel(architecture, { variant });
+  try {
+    model.loadStateDict(tensors, { source: path });
+  } catch (err) {
+    if (err instanceof StateDictError) throw new WeightFileError(path, err.message, 'STATE_DICT');
+    throw err;
+  }
+  model.eval();
+  return { model, architecture, variant, metadata, spec: MODEL_SPECS[architecture] };
+}
