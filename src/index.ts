@@ -7,5 +7,5 @@ export * as ops from './ops/index.js';
 export { noGrad, isGradEnabled } from './autograd/tape.js';
 export { tidy, keep, liveTensors } from './autograd/memory.js';
 export { gradcheck, type GradcheckOptions, type GradcheckReport, type InputReport } from './autograd/gradcheck.js';
-export { FacenetError, ShapeError, DTypeError, ArgumentError, DisposedError } from './errors.js';
+export { FacenetError, ShapeError, DTypeError, ArgumentError, DisposedError, WeightFileError } from './errors.js';
 export { Rng } from './util/random.js';
