@@ -97,6 +97,7 @@ export const GRADCHECK_CASES: Record<string, CaseMaker> = {
     return { description: `x${fmt(x.shape)}`, inputs: [x, alpha], names: ['x', 'alpha'], fn: (xi, a) => ops.prelu(xi!, a!) };
   },
   relu: (rng) => unaryCase(rng, ops.relu),
+  leakyrelu: (rng) => unaryCase(rng, (x) => ops.leakyRelu(x, 0.1)),
   sigmoid: (rng) => unaryCase(rng, ops.sigmoid),
   tanh: (rng) => unaryCase(rng, ops.tanh),
   exp: (rng) => unaryCase(rng, ops.exp),

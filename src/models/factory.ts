@@ -10,6 +10,9 @@ import { Nn4Small2, type Nn4Variant } from './nn4_small2.js';
 import { Nn2 } from './nn2.js';
 import { InceptionResnetV1 } from './inception_resnet_v1.js';
 import { ONet, PNet, RNet } from './mtcnn.js';
+import { FaceRecognitionResNet34 } from './resnet34.js';
+import { TinyFaceDetector } from './tiny_face_detector.js';
+import { FaceLandmark68Net } from './landmarks68.js';
 
 export interface BuildOptions {
   variant?: string;
@@ -27,6 +30,9 @@ const BUILDERS: Record<string, { variants?: string[]; build: (o: BuildOptions) =
   'mtcnn-pnet': { build: (o) => new PNet(o) },
   'mtcnn-rnet': { build: (o) => new RNet(o) },
   'mtcnn-onet': { build: (o) => new ONet(o) },
+  'dlib-resnet34': { build: (o) => new FaceRecognitionResNet34(o) },
+  'tiny-face-detector': { build: (o) => new TinyFaceDetector(o) },
+  'landmarks68': { build: (o) => new FaceLandmark68Net(o) },
 };
 
 export const ARCHITECTURES = Object.keys(BUILDERS);

@@ -117,3 +117,32 @@ export class Sequential extends Module {
     return this.layers.reduce((y, l) => l.forward(y), x);
   }
 }
+
+/** Depthwise 3x3 (any kernel) then pointwise 1x1 with bias: MobileNet's separable convolution. */
+export class SeparableConv2d extends Module {
+  readonly depthwise: Conv2d;
+  readonly pointwise: Conv2d;
+  constructor(inChannels: number, outChannels: number, kernel: number, options: { stride?: number; padding?: PaddingSpec } & LayerInit) {
+    super();
+    this.depthwise = this.child('depthwise', new Conv2d(inChannels, inChannels, kernel, { ...options, groups: inChannels, bias: false }));
+    this.pointwise = this.child('pointwise', new Conv2d(inChannels, outChannels, 1, { dtype: options.dtype, rng: options.rng }));
+  }
+  forward(x: Tensor): Tensor {
+    return this.pointwise.forward(this.depthwise.forward(x));
+  }
+}
+
+/** Per-channel affine y = x * weight + bias (a batchnorm folded to its scale and shift). */
+export class Affine extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(channels: number, options: { dtype?: DType } = {}) {
+    super();
+    this.weight = this.param('weight', full([channels], 1, { dtype: options.dtype }));
+    this.bias = this.param('bias', zeros([channels], { dtype: options.dtype }));
+  }
+  forward(x: Tensor): Tensor {
+    const shape = [1, this.weight.size, ...x.shape.slice(2).map(() => 1)];
+    return ops.add(ops.mul(x, ops.reshape(this.weight, shape)), ops.reshape(this.bias, shape));
+  }
+}

@@ -39,3 +39,6 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
     return [dx, da];
   });
 }
+
+/** Leaky ReLU: x for x > 0, alpha * x otherwise (tiny face detector: alpha 0.1). */
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));

@@ -8,7 +8,7 @@
  * the transposed maps.
  */
 import { WeightFileError } from '../../errors.js';
-import { hwioToOihw, transpose2d, type TfjsTensor } from './tfjs_manifest.js';
+import { depthwiseToOihw, hwioToOihw, transpose2d, type TfjsTensor } from './tfjs_manifest.js';
 
 export type Entry = { shape: readonly number[]; data: Float32Array };
 
@@ -49,6 +49,39 @@ export function mtcnnFromFaceApi(weights: Map<string, TfjsTensor>, net: 'pnet' |
     const w = get(`${net}/${theirs}/weights`);
     tensors.set(`${ours}.weight`, kind === 'conv' ? hwioToOihw(transposeKernel(w)) : transpose2d(w));
     tensors.set(`${ours}.bias`, get(`${net}/${theirs}/bias`));
+  }
+  return { tensors, used };
+}
+
+/**
+ * The face-api.js names a state-dict entry may have, most specific first. Our module names mirror
+ * face-api's with "." for "/": conv.weight <- conv/filters, separable depthwise/pointwise filters,
+ * the bias of a separable conv stored beside them, scale (affine) weights/biases, and fc weights.
+ */
+export function faceApiCandidates(name: string): string[] {
+  const parts = name.split('.');
+  const field = parts.pop()!;
+  const owner = parts[parts.length - 1];
+  const base = parts.join('/');
+  if (owner === 'depthwise') return [`${parts.slice(0, -1).join('/')}/depthwise_filter`];
+  if (owner === 'pointwise') return field === 'weight' ? [`${parts.slice(0, -1).join('/')}/pointwise_filter`] : [`${parts.slice(0, -1).join('/')}/bias`];
+  if (owner === 'scale') return [`${base}/${field === 'weight' ? 'weights' : 'biases'}`];
+  return field === 'weight' ? [`${base}/filters`, `${base}/weights`, base] : [`${base}/bias`];
+}
+
+/** Maps a face-api manifest onto our state dict by name, converting TF layouts to ours. */
+export function fromFaceApiManifest(weights: Map<string, TfjsTensor>, targets: Map<string, readonly number[]>): { tensors: Map<string, Entry>; used: Set<string> } {
+  const tensors = new Map<string, Entry>();
+  const used = new Set<string>();
+  for (const [name, shape] of targets) {
+    const source = faceApiCandidates(name).find((c) => weights.has(c));
+    if (!source) continue;
+    used.add(source);
+    const t = weights.get(source)!;
+    const converted = t.shape.length === 4
+      ? (source.endsWith('depthwise_filter') ? depthwiseToOihw(t) : hwioToOihw(t))
+      : t.shape.length === 2 && shape.length === 2 ? transpose2d(t) : t;
+    tensors.set(name, converted);
   }
   return { tensors, used };
 }

@@ -14,7 +14,9 @@ import { writeSafetensors } from '../safetensors.js';
 import { readKerasOpenFaceCsv } from './keras_csv.js';
 import { readTorchStateDict } from './torch_pt.js';
 import { readTfjsManifestFile } from './tfjs_manifest.js';
-import { mtcnnFromFaceApi, type Entry } from './faceapi.js';
+import { fromFaceApiManifest, mtcnnFromFaceApi, type Entry } from './faceapi.js';
+
+const FACE_API_ARCHS = ['dlib-resnet34', 'tiny-face-detector', 'landmarks68'];
 
 export const SOURCE_FORMATS = ['keras-openface-csv', 'torch-pt', 'tfjs-manifest', 'tfjs-graph'] as const;
 export type SourceFormat = (typeof SOURCE_FORMATS)[number];
@@ -76,11 +78,16 @@ function extract(o: ConvertOptions, targets: Map<string, readonly number[]>): Ex
       return { tensors: sd, files: [o.src], ignored };
     }
     case 'tfjs-manifest': {
-      const net = o.arch.match(/^mtcnn-(pnet|rnet|onet)$/)?.[1] as 'pnet' | 'rnet' | 'onet' | undefined;
-      if (!net) throw new ArgumentError('convert', `no TF.js manifest mapping for architecture ${o.arch}`);
       const weights = readTfjsManifestFile(o.src);
-      const { tensors } = mtcnnFromFaceApi(weights, net, o.src);
-      return { tensors, files: [o.src, ...shardFiles(o.src)], ignored: [...weights.keys()].filter((k) => !k.startsWith(`${net}/`)).map((k) => `${k} (another MTCNN stage)`) };
+      const files = [o.src, ...shardFiles(o.src)];
+      const net = o.arch.match(/^mtcnn-(pnet|rnet|onet)$/)?.[1] as 'pnet' | 'rnet' | 'onet' | undefined;
+      if (net) {
+        const { tensors } = mtcnnFromFaceApi(weights, net, o.src);
+        return { tensors, files, ignored: [...weights.keys()].filter((k) => !k.startsWith(`${net}/`)).map((k) => `${k} (another MTCNN stage)`) };
+      }
+      if (!FACE_API_ARCHS.includes(o.arch)) throw new ArgumentError('convert', `no TF.js manifest mapping for architecture ${o.arch} (supported: mtcnn-pnet, mtcnn-rnet, mtcnn-onet, ${FACE_API_ARCHS.join(', ')})`);
+      const { tensors, used } = fromFaceApiManifest(weights, targets);
+      return { tensors, files, unexpected: [...weights.keys()].filter((k) => !used.has(k)) };
     }
     case 'tfjs-graph':
       throw new ArgumentError('convert', 'tfjs-graph models convert through convertTfjsGraph');
