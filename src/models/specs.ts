@@ -8,8 +8,8 @@
 export type Metric = 'squared-euclidean' | 'euclidean' | 'cosine';
 
 export interface Normalization {
-  /** Pixel value p in [0, 255] becomes (p - mean) / std. */
-  mean: number;
+  /** Pixel value p in [0, 255] becomes (p - mean) / std; mean may be per channel (R, G, B). */
+  mean: number | readonly [number, number, number];
   std: number;
 }
 
@@ -25,8 +25,10 @@ export interface ModelSpec {
   metric: Metric;
   /** Distance at or below which two faces are called the same person. */
   threshold: number;
-  /** How the face is cut out of the photo (see the face pipeline). */
-  alignment: 'openface-outer-eyes-nose' | 'mtcnn-margin-160' | 'dlib-chip-150' | 'arcface-112' | 'none';
+  /** How the face is cut out of the photo (see src/face/align.ts). */
+  alignment: 'openface-outer-eyes-nose' | 'box-crop' | 'dlib-chip' | 'square-crop';
+  /** Whether the model's output is already L2-normalized. */
+  normalized: boolean;
   notes?: string;
 }
 
@@ -34,17 +36,23 @@ export const MODEL_SPECS: Record<string, ModelSpec> = {
   'nn4.small2': {
     id: 'nn4.small2', architecture: 'nn4.small2', inputSize: [96, 96], channelOrder: 'RGB', layout: 'NCHW',
     normalization: { mean: 0, std: 255 }, embeddingDim: 128, metric: 'squared-euclidean', threshold: 0.99,
-    alignment: 'openface-outer-eyes-nose',
+    alignment: 'openface-outer-eyes-nose', normalized: true,
     notes: 'OpenFace nn4.small2.v1: LFW accuracy 0.9292 +- 0.0134 at a mean squared-L2 threshold of 0.99 (published).',
   },
   nn2: {
     id: 'nn2', architecture: 'nn2', inputSize: [224, 224], channelOrder: 'RGB', layout: 'NCHW',
     normalization: { mean: 0, std: 255 }, embeddingDim: 128, metric: 'squared-euclidean', threshold: 1.1,
-    alignment: 'mtcnn-margin-160', notes: 'FaceNet paper NN2 (Inception 224x224); no public weights: random init, for training.',
+    alignment: 'box-crop', normalized: true, notes: 'FaceNet paper NN2 (Inception 224x224); no public weights: random init, for training.',
   },
   'inception-resnet-v1': {
     id: 'inception-resnet-v1', architecture: 'inception-resnet-v1', inputSize: [160, 160], channelOrder: 'RGB', layout: 'NCHW',
     normalization: { mean: 127.5, std: 128 }, embeddingDim: 512, metric: 'euclidean', threshold: 1.1,
-    alignment: 'mtcnn-margin-160', notes: 'facenet-pytorch InceptionResnetV1 (fixed_image_standardization).',
+    alignment: 'box-crop', normalized: true, notes: 'facenet-pytorch InceptionResnetV1 (fixed_image_standardization); crops the MTCNN box, no rotation.',
+  },
+  'dlib-resnet34': {
+    id: 'dlib-resnet34', architecture: 'dlib-resnet34', inputSize: [150, 150], channelOrder: 'RGB', layout: 'NCHW',
+    normalization: { mean: [122.782, 117.001, 104.298], std: 255 }, embeddingDim: 128, metric: 'euclidean', threshold: 0.6,
+    alignment: 'dlib-chip', normalized: false,
+    notes: 'dlib face recognition ResNet-34 (99.38% on LFW as published by dlib); raw 128-d descriptors, Euclidean threshold 0.6.',
   },
 };

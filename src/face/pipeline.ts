@@ -1,0 +1,209 @@
+/**
+ * The face pipeline: decode -> detect -> landmarks -> align -> embed, and compare / distance on top.
+ *   const p = await createPipeline({ model: 'dlib-resnet34', detector: 'tiny' });
+ *   const faces = await p.embed('photo.jpg');           // [{ box, score, landmarks, embedding, warnings }]
+ *   const r = await p.compare('a.jpg', 'b.jpg');          // { distance, metric, threshold, same, model }
+ * Models come from the registry (fetched, verified and converted on first use) or a .safetensors file.
+ * Detectors: 'tiny' (face-api's tiny face detector + 68-point landmarks; npm only) or 'mtcnn' (5 points).
+ */
+import { FacenetError } from '../errors.js';
+import { noGrad } from '../autograd/tape.js';
+import { tidy } from '../autograd/memory.js';
+import { decodeImage, readImage, type ImageLimits, type RgbImage } from '../io/image.js';
+import { imagesToTensor, resizeBilinear } from '../io/transform.js';
+import { fetchModel, registry } from '../io/registry.js';
+import { loadModelFile, type LoadedModel } from '../models/load.js';
+import { MODEL_SPECS, type Metric, type ModelSpec } from '../models/specs.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { PNet, RNet, ONet } from '../models/mtcnn.js';
+import type { TinyFaceDetector } from '../models/tiny_face_detector.js';
+import type { FaceLandmark68Net } from '../models/landmarks68.js';
+import { MtcnnDetector } from './mtcnn_detector.js';
+import { TinyDetector } from './tiny_detector.js';
+import { fivePoints, landmarks68, type Point } from './landmarks.js';
+import { alignFace } from './align.js';
+import type { Corners } from './boxes.js';
+
+export type ImageInput = string | Uint8Array | { data: ArrayLike<number>; width: number; height: number; channels: 1 | 3 | 4 };
+export type Pick = 'largest' | 'center' | 'all';
+
+export interface PipelineOptions {
+  /** Registry id (see `facenet models`) or a path to a converted .safetensors file. Default: dlib-resnet34. */
+  model?: string;
+  detector?: 'tiny' | 'mtcnn';
+  /** Smallest face to find, in pixels (MTCNN; default 20). */
+  minFaceSize?: number;
+  /** Detection score threshold (tiny detector; default 0.5). */
+  scoreThreshold?: number;
+  /** Tiny detector input sides (multiples of 32; default [416, 224, 160]). */
+  detectorInputSizes?: number[];
+  /** Mirror directory of source weights (default: FACENET_WEIGHTS_MIRROR). */
+  from?: string;
+  limits?: ImageLimits;
+  log?: (line: string) => void;
+}
+
+export interface DetectedFace {
+  /** [x, y, width, height] in image pixels. */
+  box: [number, number, number, number];
+  score: number;
+  /** Eye centers (image left first), nose tip, mouth corners. */
+  landmarks: Point[];
+  warnings: string[];
+}
+
+export interface EmbeddedFace extends DetectedFace {
+  embedding: Float32Array;
+}
+
+export class NoFaceError extends FacenetError {
+  readonly file: string;
+  constructor(file: string) {
+    super('NO_FACE', `${file}: no face found`);
+    this.file = file;
+  }
+}
+
+export interface Comparison {
+  distance: number;
+  metric: Metric;
+  threshold: number;
+  same: boolean;
+  model: string;
+}
+
+export function distance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Metric): number {
+  let dot = 0, na = 0, nb = 0, sq = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    sq += (x - y) ** 2;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  if (metric === 'squared-euclidean') return sq;
+  if (metric === 'euclidean') return Math.sqrt(sq);
+  return 1 - dot / Math.max(Math.sqrt(na * nb), 1e-12);
+}
+
+function toRgb(input: Exclude<ImageInput, string | Uint8Array>): RgbImage {
+  const { width, height, channels } = input;
+  if (![1, 3, 4].includes(channels) || input.data.length !== width * height * channels) {
+    throw new FacenetError('BAD_IMAGE', `raw image: ${input.data.length} values for ${width}x${height}x${channels}`);
+  }
+  const data = new Uint8Array(width * height * 3);
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) data[p * 3 + c] = input.data[p * channels + (channels === 1 ? 0 : c)]!;
+  }
+  return { data, width, height };
+}
+
+function loadModel(idOrPath: string, o: PipelineOptions): { loaded: LoadedModel; id: string } {
+  if (idOrPath.endsWith('.safetensors')) return { loaded: loadModelFile(idOrPath), id: idOrPath };
+  return { loaded: loadModelFile(fetchModel(idOrPath, { from: o.from, log: o.log })), id: idOrPath };
+}
+
+/** The spec of a loaded embedding model, with the registry's metric and threshold where it gives them. */
+function specFor(id: string, loaded: LoadedModel): ModelSpec {
+  const base = MODEL_SPECS[loaded.architecture];
+  if (!base) throw new FacenetError('NOT_EMBEDDING', `${id} (${loaded.architecture}) is not an embedding model`);
+  const entry = registry()[id];
+  return { ...base, id, ...(entry?.metric ? { metric: entry.metric as Metric } : {}), ...(entry?.threshold !== undefined ? { threshold: entry.threshold } : {}) };
+}
+
+export class FacePipeline {
+  readonly backend = 'cpu';
+  private constructor(
+    readonly model: string,
+    readonly spec: ModelSpec,
+    private readonly embedder: LoadedModel['model'],
+    readonly detectorName: 'tiny' | 'mtcnn',
+    private readonly detector: TinyDetector | MtcnnDetector,
+    private readonly landmarkNet: FaceLandmark68Net | null,
+    private readonly limits: ImageLimits,
+  ) {}
+
+  static create(o: PipelineOptions = {}): FacePipeline {
+    const { loaded, id } = loadModel(o.model ?? 'dlib-resnet34', o);
+    const spec = specFor(id, loaded);
+    const detectorName = o.detector ?? 'tiny';
+    const net = (name: string): LoadedModel['model'] => loadModel(name, o).loaded.model;
+    const detector = detectorName === 'mtcnn'
+      ? new MtcnnDetector(net('mtcnn-pnet') as PNet, net('mtcnn-rnet') as RNet, net('mtcnn-onet') as ONet, { minFaceSize: o.minFaceSize })
+      : new TinyDetector(net('tiny-face-detector') as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
+    const landmarkNet = detectorName === 'tiny' ? (net('landmarks68') as FaceLandmark68Net) : null;
+    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {});
+  }
+
+  loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
+    if (typeof input === 'string') return readImage(input, this.limits);
+    if (input instanceof Uint8Array) return decodeImage(input, name, this.limits);
+    return toRgb(input);
+  }
+
+  private geometry(img: RgbImage, pick: Pick): { face: DetectedFace; l68: Point[] | null; corners: Corners }[] {
+    let raw = this.detector.detect(img);
+    if (pick !== 'all' && raw.length > 1) {
+      const score = (b: Corners): number => pick === 'largest'
+        ? (b[2] - b[0]) * (b[3] - b[1])
+        : -Math.hypot((b[0] + b[2]) / 2 - img.width / 2, (b[1] + b[3]) / 2 - img.height / 2);
+      raw = [raw.reduce((best, d) => (score(d.box) > score(best.box) ? d : best))];
+    }
+    return raw.map((d) => {
+      const l68 = this.landmarkNet ? landmarks68(this.landmarkNet, img, d.box) : null;
+      // MTCNN reports pixel indices; pixel centers are at +0.5 in our continuous coordinates.
+      const l5 = l68 ? fivePoints(l68) : d.landmarks!.map(([x, y]): Point => [x + 0.5, y + 0.5]);
+      const [x1, y1, x2, y2] = d.box;
+      return { face: { box: [x1, y1, x2 - x1, y2 - y1], score: d.score, landmarks: l5, warnings: [] }, l68, corners: d.box };
+    });
+  }
+
+  /** Faces with boxes, scores and 5 landmarks (pick: 'all' by default). */
+  async detect(input: ImageInput, options: { pick?: Pick } = {}): Promise<DetectedFace[]> {
+    const img = this.loadImage(input);
+    return this.geometry(img, options.pick ?? 'all').map((g) => g.face);
+  }
+
+  /** Detects, aligns and embeds every face (or the picked one). An image without faces gives []. */
+  async embed(input: ImageInput, options: { pick?: Pick } = {}): Promise<EmbeddedFace[]> {
+    const img = this.loadImage(input);
+    const found = this.geometry(img, options.pick ?? 'all');
+    if (found.length === 0) return [];
+    const aligned = found.map((g) => alignFace(img, { box: g.corners, landmarks5: g.face.landmarks, landmarks68: g.l68 }, this.spec));
+    const embeddings = this.run(aligned.map((a) => a.image));
+    return found.map((g, i) => ({ ...g.face, warnings: aligned[i]!.warnings, embedding: embeddings[i]! }));
+  }
+
+  /** Embeds an already aligned face: the whole image resized to the model input. */
+  async embedAligned(input: ImageInput): Promise<Float32Array> {
+    const img = this.loadImage(input);
+    const [H, W] = this.spec.inputSize;
+    return this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)])[0]!;
+  }
+
+  /** Embeds aligned crops in one batch. */
+  run(images: RgbImage[]): Float32Array[] {
+    return noGrad(() => tidy(() => {
+      const out = this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor;
+      const d = this.spec.embeddingDim;
+      return images.map((_, i) => Float32Array.from(out.data.subarray(i * d, (i + 1) * d)));
+    }));
+  }
+
+  distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+    return distance(a, b, this.spec.metric);
+  }
+
+  /** Compares the largest face of each image. Throws NoFaceError (code NO_FACE) naming the file. */
+  async compare(a: ImageInput, b: ImageInput, names: [string, string] = ['a', 'b']): Promise<Comparison> {
+    const [fa, fb] = [await this.embed(a, { pick: 'largest' }), await this.embed(b, { pick: 'largest' })];
+    if (!fa[0]) throw new NoFaceError(typeof a === 'string' ? a : names[0]);
+    if (!fb[0]) throw new NoFaceError(typeof b === 'string' ? b : names[1]);
+    const d = this.distance(fa[0].embedding, fb[0].embedding);
+    return { distance: d, metric: this.spec.metric, threshold: this.spec.threshold, same: d <= this.spec.threshold, model: this.model };
+  }
+}
+
+export async function createPipeline(options: PipelineOptions = {}): Promise<FacePipeline> {
+  return FacePipeline.create(options);
+}

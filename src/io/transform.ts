@@ -1,0 +1,117 @@
+/**
+ * Geometry on RGB images: bilinear resize, crop, and affine warp with bilinear sampling; the similarity
+ * transform (rotation, uniform scale, translation) that best maps one point set onto another; and the
+ * conversion of images to normalized NCHW tensors. Coordinates: pixel (col, row) has its center at
+ * (col + 0.5, row + 0.5); x to the right, y down.
+ */
+import { alloc, Tensor } from '../tensor/tensor.js';
+import { ArgumentError } from '../errors.js';
+import type { RgbImage } from './image.js';
+
+/** Bilinear sample of channel c at continuous position (x, y); outside the image reads as `fill`. */
+function sample(img: RgbImage, x: number, y: number, c: number, fill: number): number {
+  const fx = x - 0.5, fy = y - 0.5;
+  const x0 = Math.floor(fx), y0 = Math.floor(fy);
+  const ax = fx - x0, ay = fy - y0;
+  const at = (xi: number, yi: number): number =>
+    xi < 0 || yi < 0 || xi >= img.width || yi >= img.height ? fill : img.data[(yi * img.width + xi) * 3 + c]!;
+  return (1 - ay) * ((1 - ax) * at(x0, y0) + ax * at(x0 + 1, y0)) + ay * ((1 - ax) * at(x0, y0 + 1) + ax * at(x0 + 1, y0 + 1));
+}
+
+/** Clamped-edge sampling for resizing (no dark border). */
+function sampleClamped(img: RgbImage, x: number, y: number, c: number): number {
+  const cx = Math.min(Math.max(x, 0.5), img.width - 0.5), cy = Math.min(Math.max(y, 0.5), img.height - 0.5);
+  return sample(img, cx, cy, c, 0);
+}
+
+export function resizeBilinear(img: RgbImage, width: number, height: number): RgbImage {
+  if (!(width >= 1 && height >= 1)) throw new ArgumentError('resizeBilinear', `target size must be at least 1x1, got ${width}x${height}`);
+  const data = new Uint8Array(width * height * 3);
+  const sx = img.width / width, sy = img.height / height;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = Math.round(sampleClamped(img, (x + 0.5) * sx, (y + 0.5) * sy, c));
+    }
+  }
+  return { data, width, height };
+}
+
+/** 2x3 affine map [a, b, tx, c, d, ty]: (x, y) -> (a x + b y + tx, c x + d y + ty). */
+export type Affine = [number, number, number, number, number, number];
+
+export function invertAffine(m: Affine): Affine {
+  const [a, b, tx, c, d, ty] = m;
+  const det = a * d - b * c;
+  if (Math.abs(det) < 1e-12) throw new ArgumentError('invertAffine', 'the transform is singular');
+  return [d / det, -b / det, (b * ty - d * tx) / det, -c / det, a / det, (c * tx - a * ty) / det];
+}
+
+export function applyAffine(m: Affine, x: number, y: number): [number, number] {
+  return [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]];
+}
+
+/**
+ * Warps `img` into a width x height output where output point p shows source point `toSource(p)`
+ * (bilinear; outside the source: black).
+ */
+export function warpAffine(img: RgbImage, toSource: Affine, width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const [sx, sy] = applyAffine(toSource, x + 0.5, y + 0.5);
+      for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = Math.round(sample(img, sx, sy, c, 0));
+    }
+  }
+  return { data, width, height };
+}
+
+/** Crops [x, y, w, h] (may extend past the image: black there) and resizes to outW x outH. */
+export function cropResize(img: RgbImage, box: [number, number, number, number], outW: number, outH: number): RgbImage {
+  const [x, y, w, h] = box;
+  return warpAffine(img, [w / outW, 0, x, 0, h / outH, y], outW, outH);
+}
+
+/**
+ * Least-squares similarity transform (Umeyama 1991, no reflection) mapping points `from` onto `to`:
+ * returns [a, -b, tx, b, a, ty] with s = sqrt(a² + b²) the scale and atan2(b, a) the rotation.
+ */
+export function similarityTransform(from: readonly [number, number][], to: readonly [number, number][]): Affine {
+  if (from.length !== to.length || from.length < 2) throw new ArgumentError('similarityTransform', 'needs two equal-length lists of at least 2 points');
+  const n = from.length;
+  const mean = (pts: readonly [number, number][]): [number, number] => [pts.reduce((s, p) => s + p[0], 0) / n, pts.reduce((s, p) => s + p[1], 0) / n];
+  const [fx, fy] = mean(from), [tx, ty] = mean(to);
+  // With centered points u (from) and v (to): a = sum(u·v)/sum|u|², b = sum(u×v)/sum|u|².
+  let dot = 0, cross = 0, norm = 0;
+  for (let i = 0; i < n; i++) {
+    const ux = from[i]![0] - fx, uy = from[i]![1] - fy, vx = to[i]![0] - tx, vy = to[i]![1] - ty;
+    dot += ux * vx + uy * vy;
+    cross += ux * vy - uy * vx;
+    norm += ux * ux + uy * uy;
+  }
+  if (norm < 1e-12) throw new ArgumentError('similarityTransform', 'the source points coincide');
+  const a = dot / norm, b = cross / norm;
+  return [a, -b, tx - (a * fx - b * fy), b, a, ty - (b * fx + a * fy)];
+}
+
+export interface Normalization {
+  /** Per-channel (R, G, B) or single mean in pixel units [0, 255]. */
+  mean: number | readonly [number, number, number];
+  std: number;
+}
+
+/** Stacks same-sized images into a normalized float32 NCHW tensor: (p - mean) / std. */
+export function imagesToTensor(images: readonly RgbImage[], norm: Normalization): Tensor {
+  const first = images[0];
+  if (!first) throw new ArgumentError('imagesToTensor', 'needs at least one image');
+  const { width: W, height: H } = first;
+  if (images.some((im) => im.width !== W || im.height !== H)) throw new ArgumentError('imagesToTensor', 'all images must have the same size');
+  const mean = typeof norm.mean === 'number' ? [norm.mean, norm.mean, norm.mean] : norm.mean;
+  const out = alloc('float32', images.length * 3 * H * W);
+  images.forEach((im, n) => {
+    for (let c = 0; c < 3; c++) {
+      const base = (n * 3 + c) * H * W;
+      for (let p = 0; p < H * W; p++) out[base + p] = (im.data[p * 3 + c]! - mean[c]!) / norm.std;
+    }
+  });
+  return new Tensor(out, [images.length, 3, H, W]);
+}
