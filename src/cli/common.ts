@@ -1,0 +1,68 @@
+/**
+ * What every face command shares: the model / detector options, one JSON record per line on stdout,
+ * per-file error records that never stop a batch, a progress line on stderr for long runs, and the
+ * exit-code contract (0 all processed, 2 some file failed or usage error, 3 compare without a face).
+ */
+import { FacenetError } from '../errors.js';
+import { createPipeline, type FacePipeline, type Pick } from '../face/pipeline.js';
+import { numberOption, UsageError, type OptionSpec, type ParsedArgs } from './args.js';
+
+export const FACE_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', description: 'registry id (see `facenet models`) or a .safetensors file (default dlib-resnet34)' },
+  detector: { type: 'string', description: 'tiny (default; 68 landmarks) or mtcnn (5 landmarks)' },
+  backend: { type: 'string', description: 'cpu (default) or gpu' },
+  'min-face': { type: 'string', description: 'smallest face side in pixels for MTCNN (default 20)' },
+  'score-threshold': { type: 'string', description: 'detection score threshold of the tiny detector (default 0.5)' },
+  from: { type: 'string', description: 'mirror directory of source weights (default FACENET_WEIGHTS_MIRROR)' },
+  'max-pixels': { type: 'string', description: 'refuse images larger than this many pixels (default 50000000)' },
+  json: { type: 'boolean', description: 'JSON output (the default for data; kept for scripts that pass it)' },
+  progress: { type: 'boolean', description: 'show progress on stderr even when it is not a terminal' },
+  help: { type: 'boolean', description: 'show this help' },
+};
+
+export const PICK_OPTION: Record<string, OptionSpec> = {
+  pick: { type: 'string', description: 'largest | center | all faces per image' },
+};
+
+export type Out = (line: string) => void;
+
+export async function pipelineFrom(args: ParsedArgs, log: Out): Promise<FacePipeline> {
+  const backend = (args.options.backend as string | undefined) ?? 'cpu';
+  if (backend === 'gpu') throw new FacenetError('BACKEND_UNAVAILABLE', 'the gpu backend is not part of this build yet; use --backend cpu');
+  if (backend !== 'cpu') throw new UsageError(`--backend must be cpu or gpu, got ${backend}`);
+  const detector = (args.options.detector as string | undefined) ?? 'tiny';
+  if (detector !== 'tiny' && detector !== 'mtcnn') throw new UsageError(`--detector must be tiny or mtcnn, got ${detector}`);
+  return createPipeline({
+    model: args.options.model as string | undefined,
+    detector,
+    minFaceSize: args.options['min-face'] === undefined ? undefined : numberOption(args, 'min-face', 20, (v) => v >= 4),
+    scoreThreshold: args.options['score-threshold'] === undefined ? undefined : numberOption(args, 'score-threshold', 0.5, (v) => v > 0 && v < 1),
+    from: args.options.from as string | undefined,
+    limits: args.options['max-pixels'] === undefined ? undefined : { maxPixels: numberOption(args, 'max-pixels', 5e7, (v) => v >= 1) },
+    log: (line) => log(line),
+  });
+}
+
+export function pickOption(args: ParsedArgs, fallback: Pick): Pick {
+  const pick = (args.options.pick as string | undefined) ?? fallback;
+  if (pick !== 'largest' && pick !== 'center' && pick !== 'all') throw new UsageError(`--pick must be largest, center or all, got ${pick}`);
+  return pick;
+}
+
+export function errorRecord(file: string, err: unknown): { file: string; error: { code: string; message: string } } {
+  const code = err instanceof FacenetError ? err.code : 'INTERNAL';
+  return { file, error: { code, message: (err as Error).message } };
+}
+
+/** A "[n/total] name" progress line on stderr, rewritten in place on a terminal. */
+export function progress(args: ParsedArgs, total: number): (done: number, name: string) => void {
+  const tty = process.stderr.isTTY === true;
+  if ((!tty && !args.options.progress) || total < 2) return () => undefined;
+  return (done, name) => {
+    const line = `[${done}/${total}] ${name}`;
+    if (tty) process.stderr.write(`\r\x1b[K${line}${done === total ? '\n' : ''}`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+export const round = (v: number, digits = 6): number => Number(v.toFixed(digits));
