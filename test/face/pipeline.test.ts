@@ -1,0 +1,121 @@
+/**
+ * The face pipeline on real photos with real weights (dlib ResNet-34 from npm, face-api's tiny detector
+ * and 68 landmarks): bbt identification and verification against face-api's own pipeline on the same 40
+ * images (rank-1 0.975, pair accuracy 0.978, ROC AUC 0.992), the OpenFace example photos, and every
+ * bad input that reaches the pipeline.
+ */
+import { expect } from 'chai';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPipeline, NoFaceError, type FacePipeline } from '../../src/face/pipeline.js';
+import { bestThreshold, rocAuc, type ScoredPair } from '../../src/face/evaluate.js';
+import { ImageError, applyOrientation, decodeImage } from '../../src/io/image.js';
+import { warpAffine } from '../../src/io/transform.js';
+import { encodeJpeg, encodePng, pngHeaderOnly, withExifOrientation } from '../fixtures/images.js';
+import { SHARED, sharedPath } from '../shared.js';
+
+let pipeline: FacePipeline;
+const faces = (...p: string[]): string => join(SHARED, 'faces', ...p);
+
+describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', function () {
+  this.timeout(600000);
+  before(async function () {
+    sharedPath(this, 'faces/bbt');
+    pipeline = await createPipeline({ from: join(SHARED, 'weights') });
+  });
+
+  it('bbt (8 identities x 5): leave-one-out rank-1, pair accuracy and AUC at least face-api\'s own pipeline', async function () {
+    const items: { id: string; e: Float32Array | null }[] = [];
+    for (const id of readdirSync(faces('bbt')).filter((d) => d !== 'LICENSE').sort()) {
+      for (const f of readdirSync(faces('bbt', id)).sort()) {
+        const found = await pipeline.embed(faces('bbt', id, f), { pick: 'largest' });
+        items.push({ id, e: found[0]?.embedding ?? null });
+      }
+    }
+    expect(items).to.have.length(40);
+    let correct = 0;
+    for (const a of items) {
+      if (!a.e) continue;
+      let best = { d: Infinity, id: '' };
+      for (const b of items) if (b !== a && b.e) { const d = pipeline.distance(a.e, b.e); if (d < best.d) best = { d, id: b.id }; }
+      if (best.id === a.id) correct++;
+    }
+    const pairs: ScoredPair[] = [];
+    for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) {
+      if (items[i]!.e && items[j]!.e) pairs.push({ distance: pipeline.distance(items[i]!.e!, items[j]!.e!), same: items[i]!.id === items[j]!.id });
+    }
+    const rank1 = correct / items.length, best = bestThreshold(pairs), auc = rocAuc(pairs);
+    console.log(`      detected ${items.filter((i) => i.e).length}/40, rank-1 ${rank1}, pair accuracy ${best.accuracy.toFixed(4)} at ${best.threshold.toFixed(3)}, AUC ${auc.toFixed(4)}`);
+    expect(rank1).to.be.at.least(0.975);
+    expect(best.accuracy).to.be.at.least(0.978);
+    expect(auc).to.be.at.least(0.992);
+  });
+
+  it('OpenFace examples: Lennon and Clapton are told apart at the model threshold', async () => {
+    const raw = (n: string): string => faces('openface-examples', 'raw', `${n}.jpg`);
+    const e: Record<string, Float32Array> = {};
+    for (const n of ['lennon-1', 'lennon-2', 'clapton-1', 'clapton-2']) e[n] = (await pipeline.embed(raw(n), { pick: 'largest' }))[0]!.embedding;
+    const d = (a: string, b: string): number => pipeline.distance(e[a]!, e[b]!);
+    const report = { 'lennon-1/lennon-2': d('lennon-1', 'lennon-2'), 'clapton-1/clapton-2': d('clapton-1', 'clapton-2'), 'lennon-1/clapton-1': d('lennon-1', 'clapton-1'), 'lennon-1/clapton-2': d('lennon-1', 'clapton-2'), 'lennon-2/clapton-1': d('lennon-2', 'clapton-1'), 'lennon-2/clapton-2': d('lennon-2', 'clapton-2') };
+    console.log('      ', JSON.stringify(report, (_, v: unknown) => (typeof v === 'number' ? Number(v.toFixed(3)) : v)));
+    expect(report['lennon-1/lennon-2']).to.be.below(0.6);
+    expect(report['clapton-1/clapton-2']).to.be.below(0.6);
+    for (const k of ['lennon-1/clapton-1', 'lennon-1/clapton-2', 'lennon-2/clapton-1', 'lennon-2/clapton-2'] as const) expect(report[k], k).to.be.above(0.6);
+  });
+
+  it('an image without a face: embed gives [], compare throws NO_FACE naming the file', async () => {
+    const blank = encodePng({ data: new Uint8Array(120 * 100 * 3).fill(128), width: 120, height: 100 });
+    expect(await pipeline.embed(blank)).to.deep.equal([]);
+    const err = await pipeline.compare(blank, faces('bbt', 'amy', 'amy1.png'), ['blank.png', 'amy1.png']).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(NoFaceError);
+    expect((err as NoFaceError).code).to.equal('NO_FACE');
+    expect((err as NoFaceError).file).to.equal('blank.png');
+  });
+
+  it('many faces: all are found and --pick largest chooses the biggest', async () => {
+    const a = decodeImage(readFileSync(faces('bbt', 'penny', 'penny1.png')));
+    const b = decodeImage(readFileSync(faces('bbt', 'raj', 'raj1.png')));
+    // A 400x200 canvas: penny at full size on the left, raj at 0.8x on the right.
+    const W = 400, H = 200;
+    const canvas = { data: new Uint8Array(W * H * 3).fill(90), width: W, height: H };
+    const paste = (img: typeof a, ox: number, oy: number, s: number): void => {
+      const w = warpAffine(img, [1 / s, 0, 0, 0, 1 / s, 0], Math.round(img.width * s), Math.round(img.height * s));
+      for (let y = 0; y < w.height; y++) canvas.data.set(w.data.subarray(y * w.width * 3, (y + 1) * w.width * 3), ((oy + y) * W + ox) * 3);
+    };
+    paste(a, 20, 25, 1);
+    paste(b, 230, 40, 0.8);
+    const all = await pipeline.embed({ ...canvas, channels: 3 });
+    expect(all).to.have.length(2);
+    const largest = await pipeline.embed({ ...canvas, channels: 3 }, { pick: 'largest' });
+    expect(largest).to.have.length(1);
+    expect(largest[0]!.box[0]).to.be.below(200); // penny, on the left
+    const penny2 = (await pipeline.embed(faces('bbt', 'penny', 'penny2.png'), { pick: 'largest' }))[0]!.embedding;
+    expect(pipeline.distance(largest[0]!.embedding, penny2)).to.be.below(0.6);
+  });
+
+  it('gray, alpha and EXIF-rotated versions of a photo give the same person', async () => {
+    const rawPath = faces('openface-examples', 'raw', 'clapton-2.jpg');
+    const upright = decodeImage(readFileSync(rawPath));
+    const ref = (await pipeline.embed({ ...upright, channels: 3 }, { pick: 'largest' }))[0]!.embedding;
+    // Stored rotated, with EXIF orientation 8 telling the viewer to rotate it back.
+    const stored = applyOrientation(upright, 6);
+    const exif = withExifOrientation(encodeJpeg(stored, 95), 8);
+    const rotated = (await pipeline.embed(exif, { pick: 'largest' }))[0]!.embedding;
+    expect(pipeline.distance(ref, rotated), 'EXIF-rotated').to.be.below(0.15);
+    const rgba = encodePng(upright, { colorType: 6, alpha: 100 });
+    expect(pipeline.distance(ref, (await pipeline.embed(rgba, { pick: 'largest' }))[0]!.embedding), 'alpha').to.be.below(0.05);
+    const gray = encodePng(upright, { colorType: 0 });
+    expect(pipeline.distance(ref, (await pipeline.embed(gray, { pick: 'largest' }))[0]!.embedding), 'gray').to.be.below(0.3);
+  });
+
+  it('truncated and huge images are typed errors, not crashes', async () => {
+    const jpg = readFileSync(faces('openface-examples', 'raw', 'clapton-2.jpg'));
+    await pipeline.embed(jpg.subarray(0, 300)).then(() => { throw new Error('expected an error'); }, (e: unknown) => {
+      expect(e).to.be.instanceOf(ImageError);
+      expect((e as ImageError).code).to.equal('CORRUPT_IMAGE');
+    });
+    await pipeline.embed(pngHeaderOnly(60000, 60000)).then(() => { throw new Error('expected an error'); }, (e: unknown) => {
+      expect((e as ImageError).code).to.equal('IMAGE_TOO_LARGE');
+    });
+  });
+});
