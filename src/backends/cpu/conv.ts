@@ -154,26 +154,27 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
 
 /*
  * Depthwise: group c holds input channel c and the M = O/C output channels c*M .. c*M+M-1.
- * visitTaps calls fn(yIndex, xIndex, wIndex) for every (output pixel, in-bounds tap) pair, so the
- * forward and both gradients are each one line of arithmetic over the same traversal.
+ * For each output plane and each kernel tap (ki, kj), the tap adds a shifted, strided copy of the input
+ * plane: forEachTapRow yields, per output row, the input row and the range of output columns whose input
+ * column is inside the image, so the three kernels below are plain strided loops without bounds checks.
  */
-function visitTaps(g: ConvGeometry, fn: (yi: number, xi: number, wi: number) => void): void {
+function forEachTapRow(g: ConvGeometry, fn: (yBase: number, xBase: number, wi: number, owLo: number, owHi: number, xOff: number) => void): void {
   const M = g.O / g.C;
   for (let n = 0; n < g.N; n++) {
     for (let o = 0; o < g.O; o++) {
-      const c = Math.floor(o / M);
-      const xBase = (n * g.C + c) * g.H * g.W;
-      const yBase = (n * g.O + o) * g.OH * g.OW;
+      const xPlane = (n * g.C + Math.floor(o / M)) * g.H * g.W;
+      const yPlane = (n * g.O + o) * g.OH * g.OW;
       for (let ki = 0; ki < g.KH; ki++) {
         for (let kj = 0; kj < g.KW; kj++) {
+          const shift = kj * g.dilationW - g.padLeft; // iw = ow * strideW + shift
+          const owLo = Math.max(0, Math.ceil(-shift / g.strideW));
+          const owHi = Math.min(g.OW, Math.floor((g.W - 1 - shift) / g.strideW) + 1);
+          if (owHi <= owLo) continue;
           const wi = (o * g.KH + ki) * g.KW + kj;
           for (let oh = 0; oh < g.OH; oh++) {
             const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
             if (ih < 0 || ih >= g.H) continue;
-            for (let ow = 0; ow < g.OW; ow++) {
-              const iw = ow * g.strideW - g.padLeft + kj * g.dilationW;
-              if (iw >= 0 && iw < g.W) fn(yBase + oh * g.OW + ow, xBase + ih * g.W + iw, wi);
-            }
+            fn(yPlane + oh * g.OW, xPlane + ih * g.W, wi, owLo, owHi, shift);
           }
         }
       }
@@ -182,13 +183,26 @@ function visitTaps(g: ConvGeometry, fn: (yi: number, xi: number, wi: number) => 
 }
 
 function depthwiseForward(x: TypedArray, w: TypedArray, y: TypedArray, g: ConvGeometry): void {
-  visitTaps(g, (yi, xi, wi) => { y[yi]! += w[wi]! * x[xi]!; });
+  const sw = g.strideW;
+  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
+    const wv = w[wi]!;
+    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) y[yRow + ow]! += wv * x[xi]!;
+  });
 }
 
 function depthwiseBackwardInput(dy: TypedArray, w: TypedArray, dx: TypedArray, g: ConvGeometry): void {
-  visitTaps(g, (yi, xi, wi) => { dx[xi]! += w[wi]! * dy[yi]!; });
+  const sw = g.strideW;
+  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
+    const wv = w[wi]!;
+    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) dx[xi]! += wv * dy[yRow + ow]!;
+  });
 }
 
 function depthwiseBackwardFilter(dy: TypedArray, x: TypedArray, dw: TypedArray, g: ConvGeometry): void {
-  visitTaps(g, (yi, xi, wi) => { dw[wi]! += x[xi]! * dy[yi]!; });
+  const sw = g.strideW;
+  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
+    let acc = 0;
+    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) acc += x[xi]! * dy[yRow + ow]!;
+    dw[wi]! += acc;
+  });
 }

@@ -1,9 +1,13 @@
 /**
  * Row-major GEMM on typed arrays: C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulating).
  * op(X) is X or its transpose, so convolution's forward and both gradients share one routine.
- * Loop orders keep the innermost loop on contiguous memory; cache blocking comes with the speed work.
+ * Large products go to the packed, register-tiled kernel (gemm_fast.ts); small ones use the simple loops
+ * below, whose innermost loop runs over contiguous memory. The simple loops are also the reference the
+ * fast kernel is tested against.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
+import { gemmBlocked } from './gemm_fast.js';
+import { gemmThreaded, useThreads } from './threads.js';
 
 export interface Matrix {
   data: TypedArray;
@@ -16,10 +20,15 @@ export function mat(data: TypedArray, offset: number, ld: number): Matrix {
   return { data, offset, ld };
 }
 
+/** Below this many multiply-adds the simple loops beat packing. */
+const BLOCKED_MIN_WORK = 32 * 32 * 32;
+
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   const c = C.data;
   if (!accumulate) for (let i = 0; i < M; i++) c.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
-  if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
+  if (useThreads(M, N, K, c)) gemmThreaded(transA, transB, M, N, K, A, B, C);
+  else if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) gemmBlocked(transA, transB, M, N, K, A, B, C);
+  else if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
   else if (!transA) gemmDotRows(M, N, K, A, B, C);
   else gemmBothTransposed(M, N, K, A, B, C);
 }
