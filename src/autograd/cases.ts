@@ -8,6 +8,9 @@ import { randn, rand } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { inceptionBlockCase } from './inception_case.js';
+import { tripletLoss } from '../losses/triplet.js';
+import type { MiningMode } from '../losses/mining.js';
+import { arcFaceLoss, cosFaceLoss, sphereFaceLoss } from '../losses/margin_softmax.js';
 
 export interface GradcheckCase {
   /** What was drawn, for the report: e.g. "x[2,3,7,5] k3x3 s2 pad[1,0,1,1]". */
@@ -165,8 +168,44 @@ export const GRADCHECK_CASES: Record<string, CaseMaker> = {
     // A fresh generator per call: the mask must be the same in every evaluation of the check.
     return { description: `x${fmt(x.shape)} p 0.3`, inputs: [x], names: ['x'], fn: (xi) => ops.dropout(xi!, 0.3, new Rng(seed)) };
   },
+  gather: (rng) => {
+    const x = normal([rng.int(1, 3), rng.int(2, 5)], rng);
+    const idx = Array.from({ length: rng.int(1, 8) }, () => rng.int(0, x.size - 1)); // repeats accumulate
+    return { description: `x${fmt(x.shape)} ${idx.length} indices`, inputs: [x], names: ['x'], fn: (xi) => ops.gather(xi!, idx) };
+  },
+  triplet: (rng) => tripletCase(rng, rng.pick(['semi-hard', 'hard', 'batch-hard', 'batch-all'] as const)),
+  'triplet-semi-hard': (rng) => tripletCase(rng, 'semi-hard'),
+  'triplet-hard': (rng) => tripletCase(rng, 'hard'),
+  'triplet-batch-hard': (rng) => tripletCase(rng, 'batch-hard'),
+  'triplet-batch-all': (rng) => tripletCase(rng, 'batch-all'),
+  sphereface: (rng) => marginCase(rng, 'sphereface'),
+  arcface: (rng) => marginCase(rng, 'arcface'),
+  cosface: (rng) => marginCase(rng, 'cosface'),
   inception: inceptionBlockCase,
 };
+
+function tripletCase(rng: Rng, mining: MiningMode): GradcheckCase {
+  const P = rng.int(2, 3), K = rng.int(2, 3), D = rng.int(2, 4);
+  const x = normal([P * K, D], rng);
+  const labels = Array.from({ length: P * K }, (_, i) => Math.floor(i / K));
+  // Unit embeddings and margin 0.5: random batches then hold triplets of every kind.
+  return {
+    description: `${P} identities x ${K}, D ${D}, ${mining}, margin 0.5`, inputs: [x], names: ['embeddings'],
+    fn: (xi) => tripletLoss(ops.l2Normalize(xi!), labels, { mining, margin: 0.5 }).loss,
+  };
+}
+
+function marginCase(rng: Rng, kind: 'sphereface' | 'arcface' | 'cosface'): GradcheckCase {
+  const N = rng.int(2, 4), C = rng.int(2, 4), D = rng.int(2, 4);
+  const x = normal([N, D], rng), w = normal([C, D], rng);
+  const labels = Array.from({ length: N }, () => rng.int(0, C - 1));
+  const step = rng.int(0, 2000);
+  const fn = (xi: Tensor | undefined, wi: Tensor | undefined): Tensor =>
+    kind === 'sphereface' ? sphereFaceLoss(xi!, wi!, labels, { m: 4, step }).loss
+    : kind === 'arcface' ? arcFaceLoss(xi!, wi!, labels, { s: 8, m: 0.5 })
+    : cosFaceLoss(xi!, wi!, labels, { s: 8, m: 0.35 });
+  return { description: `x${fmt(x.shape)} w${fmt(w.shape)}${kind === 'sphereface' ? ` m 4, step ${step}` : ''}`, inputs: [x, w], names: ['x', 'w'], fn };
+}
 
 function unaryCase(rng: Rng, op: (x: Tensor) => Tensor): GradcheckCase {
   const x = normal([rng.int(1, 3), rng.int(1, 5)], rng);

@@ -9,6 +9,6 @@ export { batchNorm, foldBatchNorm, type BatchNormOptions, type FoldableBatchNorm
 export { l2Normalize } from './normalize.js';
 export { softmax, logSoftmax } from './softmax.js';
 export { sum, mean, max, type ReduceOptions } from './reduce.js';
-export { reshape, flatten, pad2d, concat, slice, transpose } from './layout.js';
+export { reshape, flatten, pad2d, concat, slice, transpose, gather } from './layout.js';
 export { squaredDistances, euclideanDistances } from './distance.js';
 export { dropout } from './dropout.js';

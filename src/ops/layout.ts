@@ -140,3 +140,17 @@ export function transpose(x: Tensor, perm: readonly number[]): Tensor {
     return [dx];
   });
 }
+
+/** Elements of x at flat (row-major) indices, as a 1-D tensor; the gradient scatters back (adding at repeats). */
+export function gather(x: Tensor, indices: ArrayLike<number>): Tensor {
+  const idx = Int32Array.from(indices);
+  for (const i of idx) if (i < 0 || i >= x.size) throw new ArgumentError('gather', `index ${i} is out of range for ${x.size} elements`);
+  const xd = x.data;
+  const y = alloc(x.dtype, idx.length);
+  for (let k = 0; k < idx.length; k++) y[k] = xd[idx[k]!]!;
+  return record(new Tensor(y, [idx.length]), 'gather', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    for (let k = 0; k < idx.length; k++) dx[idx[k]!]! += dy[k]!;
+    return [dx];
+  });
+}
