@@ -8,8 +8,17 @@ import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { commonDType } from './util.js';
 
-/** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. */
-export const relu = (x: Tensor): Tensor => unary('relu', x, (v) => (v > 0 ? v : 0), (v) => (v > 0 ? 1 : 0));
+/** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. Plain loops: it runs after every conv. */
+export function relu(x: Tensor): Tensor {
+  const xd = x.data;
+  const y = alloc(x.dtype, x.size);
+  for (let i = 0; i < y.length; i++) y[i] = xd[i]! > 0 ? xd[i]! : 0;
+  return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    for (let i = 0; i < dx.length; i++) dx[i] = xd[i]! > 0 ? dy[i]! : 0;
+    return [dx];
+  });
+}
 export const relu6 = (x: Tensor): Tensor => unary('relu6', x, (v) => (v > 0 ? (v < 6 ? v : 6) : 0), (v) => (v > 0 && v < 6 ? 1 : 0));
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, (v) => 1 / (1 + Math.exp(-v)), (_v, y) => y * (1 - y));
 export const tanh = (x: Tensor): Tensor => unary('tanh', x, Math.tanh, (_v, y) => 1 - y * y);

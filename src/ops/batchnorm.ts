@@ -48,27 +48,42 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const gd = gamma?.data, bd = beta?.data;
   const xhat = alloc(dtype, x.size);
   const y = alloc(dtype, x.size);
-  forEachChannel(N, C, P, (c, i) => {
-    xhat[i] = (xd[i]! - mean[c]!) * invstd[c]!;
-    y[i] = (gd ? gd[c]! : 1) * xhat[i]! + (bd ? bd[c]! : 0);
-  });
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const m = mean[c]!, s = invstd[c]!, gc = gd ? gd[c]! : 1, bc = bd ? bd[c]! : 0;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
+        const h = (xd[i]! - m) * s;
+        xhat[i] = h;
+        y[i] = gc * h + bc;
+      }
+    }
+  }
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   return record(new Tensor(y, x.shape), training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
     const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
-    forEachChannel(N, C, P, (c, i) => {
-      sumDy[c]! += dy[i]!;
-      sumDyXhat[c]! += dy[i]! * xhat[i]!;
-    });
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        let a = 0, b = 0;
+        for (let i = (n * C + c) * P, end = i + P; i < end; i++) { a += dy[i]!; b += dy[i]! * xhat[i]!; }
+        sumDy[c]! += a;
+        sumDyXhat[c]! += b;
+      }
+    }
     let dx: TypedArray | null = null;
     if (needs[0]) {
       dx = alloc(dtype, x.size);
-      const out = dx;
-      forEachChannel(N, C, P, (c, i) => {
-        const gc = gd ? gd[c]! : 1;
-        out[i] = training
-          ? (gc * invstd[c]! / M) * (M * dy[i]! - sumDy[c]! - xhat[i]! * sumDyXhat[c]!)
-          : gc * invstd[c]! * dy[i]!;
-      });
+      for (let n = 0; n < N; n++) {
+        for (let c = 0; c < C; c++) {
+          const k = (gd ? gd[c]! : 1) * invstd[c]!;
+          const i0 = (n * C + c) * P;
+          if (training) {
+            const sd = sumDy[c]!, sdx = sumDyXhat[c]!;
+            for (let i = i0; i < i0 + P; i++) dx[i] = (k / M) * (M * dy[i]! - sd - xhat[i]! * sdx);
+          } else {
+            for (let i = i0; i < i0 + P; i++) dx[i] = k * dy[i]!;
+          }
+        }
+      }
     }
     return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
   });

@@ -1,8 +1,8 @@
 /**
  * 2-D convolution on CPU, NCHW input, [O, C/groups, KH, KW] filters.
- * General case: im2col per image and group, then one GEMM (cols are recomputed in backward rather than
- * kept: they are KH*KW times larger than the input). 1x1/stride-1/no-pad convolutions skip im2col: the
- * input already is the [C, H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
+ * General case: im2col, then GEMM (cols are recomputed in backward rather than kept: they are KH*KW
+ * times larger than the input). 1x1/stride-1/no-pad convolutions skip im2col: the input already is the
+ * [C, H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, mat } from './gemm.js';
@@ -20,13 +20,15 @@ const isPointwise = (g: ConvGeometry): boolean =>
   g.KH === 1 && g.KW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0 && g.OH === g.H && g.OW === g.W;
 const isDepthwise = (g: ConvGeometry): boolean => g.groups === g.C && g.groups > 1;
 
-/** cols[(c*KH + ki)*KW + kj, oh*OW + ow] = x[c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw] (0 outside). */
-function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, cols: TypedArray): void {
-  const P = g.OH * g.OW;
+/**
+ * cols[(c*KH + ki)*KW + kj, colOff + oh*OW + ow] = x[c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw] (0 outside),
+ * in a matrix with row stride ld (several images side by side share one cols matrix).
+ */
+function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, cols: TypedArray, colOff: number, ld: number): void {
   for (let c = 0; c < channels; c++) {
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
-        const row = ((c * g.KH + ki) * g.KW + kj) * P;
+        const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
           const dst = row + oh * g.OW;
@@ -45,13 +47,12 @@ function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, 
   }
 }
 
-/** The adjoint of im2col: scatter-add cols back onto the image. */
-function col2im(cols: TypedArray, channels: number, g: ConvGeometry, dx: TypedArray, dxOff: number): void {
-  const P = g.OH * g.OW;
+/** The adjoint of im2col: scatter-add cols (columns colOff.., row stride ld) back onto the image. */
+function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, g: ConvGeometry, dx: TypedArray, dxOff: number): void {
   for (let c = 0; c < channels; c++) {
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
-        const row = ((c * g.KH + ki) * g.KW + kj) * P;
+        const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
           if (ih < 0 || ih >= g.H) continue;
@@ -67,23 +68,56 @@ function col2im(cols: TypedArray, channels: number, g: ConvGeometry, dx: TypedAr
   }
 }
 
+/*
+ * Ungrouped convolutions process a chunk of images at once: their cols side by side form one
+ * [K, chunk*P] matrix, so one large GEMM (which the worker threads split well) replaces one small GEMM
+ * per image. Outputs are [O, chunk*P] and are scattered back to NCHW. Grouped ones run image by image.
+ */
+const MAX_COLS = 1 << 22; // floats of cols per chunk (16 MB)
+
+function chunkSize(g: ConvGeometry, K: number): number {
+  return Math.max(1, Math.min(g.N, Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW))));
+}
+
+/** Copies [rows, P] planes of images n0..n0+nc (image stride imgStride) into/out of a [rows, nc*P] matrix. */
+function planesToMatrix(src: TypedArray, n0: number, nc: number, rows: number, P: number, imgStride: number, dst: TypedArray): void {
+  for (let n = 0; n < nc; n++) for (let r = 0; r < rows; r++) dst.set(src.subarray((n0 + n) * imgStride + r * P, (n0 + n) * imgStride + (r + 1) * P), r * nc * P + n * P);
+}
+function matrixToPlanes(src: TypedArray, n0: number, nc: number, rows: number, P: number, imgStride: number, dst: TypedArray): void {
+  for (let n = 0; n < nc; n++) for (let r = 0; r < rows; r++) dst.set(src.subarray(r * nc * P + n * P, r * nc * P + (n + 1) * P), (n0 + n) * imgStride + r * P);
+}
+
+/** The cols matrix [K, nc*P] of images n0..n0+nc (for a 1x1 convolution: the inputs themselves). */
+function chunkCols(x: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, cols: TypedArray): void {
+  const P = g.OH * g.OW;
+  if (isPointwise(g)) planesToMatrix(x, n0, nc, g.C, P, g.C * g.H * g.W, cols);
+  else for (let n = 0; n < nc; n++) im2col(x, (n0 + n) * g.C * g.H * g.W, g.C, g, cols, n * P, nc * P);
+}
+
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
   const y = alloc(dtypeOf(x), g.N * g.O * g.OH * g.OW);
+  const P = g.OH * g.OW;
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
-  else {
-    const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
-    const pointwise = isPointwise(g);
-    const cols = pointwise ? x : alloc(dtypeOf(x), K * P);
+  else if (g.groups === 1) {
+    const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
+    const cols = alloc(dtypeOf(x), K * chunk * P), out = alloc(dtypeOf(x), g.O * chunk * P);
+    for (let n0 = 0; n0 < g.N; n0 += chunk) {
+      const nc = Math.min(chunk, g.N - n0);
+      chunkCols(x, g, n0, nc, K, cols);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), mat(cols, 0, nc * P), mat(out, 0, nc * P), false);
+      matrixToPlanes(out, n0, nc, g.O, P, g.O * P, y);
+    }
+  } else {
+    const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
+    const cols = alloc(dtypeOf(x), K * P);
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
-        const xOff = (n * g.C + gi * Cg) * g.H * g.W;
-        if (!pointwise) im2col(x, xOff, Cg, g, cols);
-        const yOff = (n * g.O + gi * Og) * P;
-        gemm(false, false, Og, P, K, mat(w, gi * Og * K, K), mat(cols, pointwise ? xOff : 0, P), mat(y, yOff, P), false);
+        im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
+        gemm(false, false, Og, P, K, mat(w, gi * Og * K, K), mat(cols, 0, P), mat(y, (n * g.O + gi * Og) * P, P), false);
       }
     }
   }
-  if (bias) addBias(y, bias, g.N, g.O, g.OH * g.OW);
+  if (bias) addBias(y, bias, g.N, g.O, P);
   return y;
 }
 
@@ -96,28 +130,38 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
   }
 }
 
-/** dL/dx = convolution's transpose applied to dy: Wᵀ·dY per group, then col2im. */
+/** dL/dx = the convolution's transpose applied to dy: Wᵀ·dY, then col2im. */
 export function conv2dBackwardInput(dy: TypedArray, w: TypedArray, g: ConvGeometry): TypedArray {
   const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
+  const P = g.OH * g.OW;
   if (isDepthwise(g)) {
     depthwiseBackwardInput(dy, w, dx, g);
     return dx;
   }
-  const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
-  const pointwise = isPointwise(g);
-  const dcols = pointwise ? dx : alloc(dtypeOf(dy), K * P);
+  if (g.groups === 1) {
+    const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
+    const dyc = alloc(dtypeOf(dy), g.O * chunk * P), dcols = alloc(dtypeOf(dy), K * chunk * P);
+    for (let n0 = 0; n0 < g.N; n0 += chunk) {
+      const nc = Math.min(chunk, g.N - n0);
+      planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
+      gemm(true, false, K, nc * P, g.O, mat(w, 0, K), mat(dyc, 0, nc * P), mat(dcols, 0, nc * P), false);
+      if (isPointwise(g)) matrixToPlanes(dcols, n0, nc, g.C, P, g.C * g.H * g.W, dx);
+      else for (let n = 0; n < nc; n++) col2im(dcols, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
+    }
+    return dx;
+  }
+  const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
+  const dcols = alloc(dtypeOf(dy), K * P);
   for (let n = 0; n < g.N; n++) {
     for (let gi = 0; gi < g.groups; gi++) {
-      const dxOff = (n * g.C + gi * Cg) * g.H * g.W;
-      const dyOff = (n * g.O + gi * Og) * P;
-      gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), mat(dy, dyOff, P), mat(dcols, pointwise ? dxOff : 0, P), false);
-      if (!pointwise) col2im(dcols, Cg, g, dx, dxOff);
+      gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), mat(dy, (n * g.O + gi * Og) * P, P), mat(dcols, 0, P), false);
+      col2im(dcols, 0, P, Cg, g, dx, (n * g.C + gi * Cg) * g.H * g.W);
     }
   }
   return dx;
 }
 
-/** dL/dW = sum over images of dY·colsᵀ per group. */
+/** dL/dW = sum over images of dY·colsᵀ. */
 export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeometry): TypedArray {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
   const dw = alloc(dtypeOf(dy), g.O * K);
@@ -125,14 +169,22 @@ export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeome
     depthwiseBackwardFilter(dy, x, dw, g);
     return dw;
   }
-  const pointwise = isPointwise(g);
-  const cols = pointwise ? x : alloc(dtypeOf(x), K * P);
+  if (g.groups === 1) {
+    const chunk = chunkSize(g, K);
+    const cols = alloc(dtypeOf(x), K * chunk * P), dyc = alloc(dtypeOf(dy), g.O * chunk * P);
+    for (let n0 = 0; n0 < g.N; n0 += chunk) {
+      const nc = Math.min(chunk, g.N - n0);
+      chunkCols(x, g, n0, nc, K, cols);
+      planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
+      gemm(false, true, g.O, K, nc * P, mat(dyc, 0, nc * P), mat(cols, 0, nc * P), mat(dw, 0, K), true);
+    }
+    return dw;
+  }
+  const cols = alloc(dtypeOf(x), K * P);
   for (let n = 0; n < g.N; n++) {
     for (let gi = 0; gi < g.groups; gi++) {
-      const xOff = (n * g.C + gi * Cg) * g.H * g.W;
-      if (!pointwise) im2col(x, xOff, Cg, g, cols);
-      const dyOff = (n * g.O + gi * Og) * P;
-      gemm(false, true, Og, K, P, mat(dy, dyOff, P), mat(cols, pointwise ? xOff : 0, P), mat(dw, gi * Og * K, K), true);
+      im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
+      gemm(false, true, Og, K, P, mat(dy, (n * g.O + gi * Og) * P, P), mat(cols, 0, P), mat(dw, gi * Og * K, K), true);
     }
   }
   return dw;
