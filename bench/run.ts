@@ -1,54 +1,131 @@
 /**
- * `npm run bench`: op-level throughput of the CPU backend on FaceNet-sized layers (median of runs after a
- * warm-up). Prints a table, or one JSON object per line with --json. Whole-model benchmarks against TF.js
- * join this harness with the models.
+ * `npm run bench`: whole-model inference speed of the facenet-ts CPU backend (1 thread and all threads)
+ * against TF.js's cpu and wasm backends, same networks and weights, in the same run. For each model and
+ * batch (1: latency, 16: throughput): median of the timed runs after a warm-up, as ms/image, images/s and
+ * GFLOP/s (2 x MACs x images/s, MACs counted by our ops). Also the cost of a training step
+ * (forward + backward) per image. Slow combinations get fewer runs (at most ~60 s each); the table shows
+ * how many.
+ *   npm run bench [-- --json] [--model nn4.small2,inception-resnet-v1,mobilefacenet,dlib-resnet34]
+ *                 [--runs 5] [--backends facenet-cpu,tfjs-cpu,tfjs-wasm] [--batches 1,16] [--ops]
  */
-import { conv2d, dense, noGrad, randn, sum, tidy } from '../src/index.js';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { loadGraphModel } from '@tensorflow/tfjs-converter';
+import { noGrad, randn, sum, tidy, type Tensor } from '../src/index.js';
+import { buildModel } from '../src/models/factory.js';
+import { loadModelFile } from '../src/models/load.js';
+import { fetchModel } from '../src/io/registry.js';
+import { countMacs } from '../src/util/flops.js';
+import { getNumThreads, setNumThreads, shutdownThreads } from '../src/backends/cpu/threads.js';
+import { irv1Tfjs, nn4Tfjs, resnet34Tfjs } from './tfjs_models.js';
+import { runOpBench } from './ops.js';
 
-interface Case { name: string; flops: number; run: () => void }
+const argv = process.argv.slice(2);
+const arg = (name: string, fallback: string): string => { const i = argv.indexOf(`--${name}`); return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback; };
+if (argv.includes('--ops')) { runOpBench(); process.exit(0); }
+const json = argv.includes('--json');
+const runs = Number(arg('runs', '5'));
+const models = arg('model', 'nn4.small2,mobilefacenet,dlib-resnet34,inception-resnet-v1').split(',');
+const backends = arg('backends', 'facenet-cpu,tfjs-cpu,tfjs-wasm').split(',');
+const batches = arg('batches', '1,16').split(',').map(Number);
+const maxThreads = Math.max(1, getNumThreads());
 
-function convCase(name: string, x: number[], w: number[], options: Parameters<typeof conv2d>[3], out: number[], grad = false): Case {
-  const xt = randn(x, { seed: 1 }), wt = randn(w, { seed: 2 });
-  const macs = out.reduce((a, b) => a * b, 1) * w[1]! * w[2]! * w[3]!;
-  if (grad) wt.requiresGrad = true;
-  return {
-    name, flops: 2 * macs * (grad ? 3 : 1),
-    run: () => tidy(() => { grad ? sum(conv2d(xt, wt, null, options)).backward() : noGrad(() => conv2d(xt, wt, null, options)); wt.zeroGrad(); }),
-  };
-}
+interface Row { model: string; batch: number; backend: string; threads: number; ms_per_image: number; img_per_s: number; gflops: number; runs: number }
+const rows: Row[] = [];
 
-const CASES: Case[] = [
-  convCase('conv 7x7 s2 3->64 @96 (nn4 conv1)', [1, 3, 96, 96], [64, 3, 7, 7], { stride: 2, padding: 3 }, [1, 64, 48, 48]),
-  convCase('conv 3x3 64->192 @24 (nn4 conv3)', [1, 64, 24, 24], [192, 64, 3, 3], { padding: 1 }, [1, 192, 24, 24]),
-  convCase('conv 1x1 256->128 @12 (1x1 path)', [1, 256, 12, 12], [128, 256, 1, 1], {}, [1, 128, 12, 12]),
-  convCase('depthwise 3x3 128 @28', [1, 128, 28, 28], [128, 1, 3, 3], { padding: 1, groups: 128 }, [1, 128, 28, 28]),
-  convCase('conv 3x3 64->192 @24 fwd+bwd', [1, 64, 24, 24], [192, 64, 3, 3], { padding: 1 }, [1, 192, 24, 24], true),
-  (() => {
-    const x = randn([16, 736], { seed: 1 }), w = randn([128, 736], { seed: 2 });
-    return { name: 'dense 736->128, batch 16', flops: 2 * 16 * 736 * 128, run: () => tidy(() => { noGrad(() => dense(x, w)); }) };
-  })(),
-];
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-const json = process.argv.includes('--json');
-const runsArg = process.argv.indexOf('--runs');
-const runs = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 7;
-if (!json) console.log(`${'op'.padEnd(40)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(8)}`);
-for (const c of CASES) {
-  c.run();
+/** Median seconds of fn after one warm-up; fewer runs when one run is slow (cap ~60 s). */
+async function time(fn: () => Promise<void> | void): Promise<{ seconds: number; runs: number }> {
+  const t = performance.now();
+  await fn();
+  const warm = (performance.now() - t) / 1000;
+  const n = Math.max(1, Math.min(runs, Math.floor(60 / Math.max(warm, 1e-3))));
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    c.run();
-    times.push(performance.now() - t0);
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await fn();
+    times.push((performance.now() - s) / 1000);
   }
-  const ms = median(times);
-  const gflops = c.flops / (ms * 1e6);
-  if (json) console.log(JSON.stringify({ op: c.name, backend: 'facenet-cpu', threads: 1, ms, gflops }));
-  else console.log(`${c.name.padEnd(40)} ${ms.toFixed(2).padStart(9)} ${gflops.toFixed(2).padStart(8)}`);
+  return { seconds: median(times), runs: n };
 }
 
+function report(r: Row): void {
+  rows.push(r);
+  if (json) console.log(JSON.stringify(r));
+  else console.log(`${r.model.padEnd(20)} ${String(r.batch).padStart(5)}  ${r.backend.padEnd(12)} ${String(r.threads).padStart(7)} ${r.ms_per_image.toFixed(1).padStart(10)} ${r.img_per_s.toFixed(2).padStart(9)} ${r.gflops.toFixed(2).padStart(8)} ${String(r.runs).padStart(5)}`);
+}
+
+const SIZES: Record<string, [number, number]> = { 'nn4.small2': [96, 96], 'inception-resnet-v1': [160, 160], mobilefacenet: [112, 112], 'dlib-resnet34': [150, 150] };
+
+async function benchModel(name: string): Promise<void> {
+  const [H, W] = SIZES[name]!;
+  const ours = name === 'mobilefacenet' ? loadModelFile(fetchModel('mobilefacenet')).model : buildModel(name, { seed: 1 });
+  ours.eval();
+  const forward = (x: Tensor): void => { tidy(() => { noGrad(() => ours.forward(x)); }); };
+  const macs = countMacs(() => tidy(() => { noGrad(() => ours.forward(randn([1, 3, H, W], { seed: 1 }))); })).macs;
+  const row = (batch: number, backend: string, threads: number, t: { seconds: number; runs: number }): Row =>
+    ({ model: name, batch, backend, threads, ms_per_image: (t.seconds * 1000) / batch, img_per_s: batch / t.seconds, gflops: (2 * macs * batch) / t.seconds / 1e9, runs: t.runs });
+
+  for (const batch of batches) {
+    const x = randn([batch, 3, H, W], { seed: 2 });
+    if (backends.includes('facenet-cpu')) {
+      for (const threads of [...new Set([1, maxThreads])]) {
+        setNumThreads(threads);
+        report(row(batch, 'facenet-cpu', threads, await time(() => forward(x))));
+      }
+      setNumThreads(maxThreads);
+    }
+    for (const backend of backends.filter((b) => b.startsWith('tfjs-'))) {
+      await tf.setBackend(backend === 'tfjs-cpu' ? 'cpu' : 'wasm');
+      await tf.ready();
+      const fn = await tfjsForward(name, ours.stateDict());
+      const xt = tf.tensor4d(Float32Array.from({ length: batch * H * W * 3 }, (_, i) => Math.sin(i)), [batch, H, W, 3]);
+      report(row(batch, backend, 1, await time(async () => { const y = fn(xt); await y.data(); y.dispose(); })));
+      xt.dispose();
+    }
+  }
+  if (backends.includes('facenet-cpu') && name !== 'mobilefacenet') {
+    // Training step: forward + backward of a batch of 16 in training mode, per image.
+    ours.train();
+    const x = randn([16, 3, H, W], { seed: 3 });
+    const t = await time(() => { tidy(() => { ours.zeroGrad(); sum(ours.forward(x) as Tensor).backward(); }); });
+    report({ ...row(16, 'facenet-cpu', maxThreads, t), backend: 'facenet-cpu-train', gflops: (2 * 3 * macs * 16) / t.seconds / 1e9 });
+    ours.zeroGrad();
+    ours.eval();
+  }
+}
+
+let graphCache: tf.InferenceModel | null = null;
+async function tfjsForward(name: string, sd: Map<string, Tensor>): Promise<(x: tf.Tensor4D) => tf.Tensor> {
+  if (name === 'nn4.small2') return nn4Tfjs(sd);
+  if (name === 'inception-resnet-v1') return irv1Tfjs(sd);
+  if (name === 'dlib-resnet34') return resnet34Tfjs(sd);
+  // MobileFaceNet: the original TF.js graph (its files sit in the registry's source cache).
+  const dir = dirname(fetchModel('mobilefacenet')).replace(/models$/, join('sources', 'mobilefacenet'));
+  const modelJson = JSON.parse(readFileSync(join(dir, 'mobilefacenet.json'), 'utf8')) as { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
+  const bin = readFileSync(join(dir, 'mobilefacenet.bin'));
+  graphCache = await loadGraphModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((g) => g.weights), weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) }));
+  const g = graphCache;
+  return (x) => tf.tidy(() => g.predict(tf.div(x, 255), {}) as tf.Tensor);
+}
+
+const require = createRequire(import.meta.url);
+setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + '/');
+if (!json) {
+  console.log(`facenet-ts benchmark: ${cpus()[0]?.model ?? 'cpu'} x ${availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log(`${'model'.padEnd(20)} ${'batch'.padStart(5)}  ${'backend'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/image'.padStart(10)} ${'images/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'runs'.padStart(5)}`);
+}
+for (const m of models) {
+  if (!SIZES[m]) throw new Error(`unknown model ${m}; known: ${Object.keys(SIZES).join(', ')}`);
+  await benchModel(m);
+}
+shutdownThreads();

@@ -4,7 +4,7 @@
  * never saw: 6,000 pairs (half same class, half different, fixed seed), 10-fold accuracy with the
  * threshold chosen on 9 folds. Prints progress, then as its last line one JSON object
  *   {"untrained": acc, "trained": acc, "seconds": s, ...}
- * Usage: npm run demo:fashion [-- --quick] [--steps N] [--mining batch-hard|semi-hard|hard|batch-all]
+ * Usage: npm run demo:fashion [-- --quick] [--steps N] [--mining batch-all|batch-hard|semi-hard|hard] [--lr X] [--k K]
  * Data: the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or --data DIR.
  */
 import { existsSync } from 'node:fs';
@@ -25,8 +25,8 @@ import { Rng } from '../src/util/random.js';
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => { const i = argv.indexOf(`--${name}`); return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback; };
 const quick = argv.includes('--quick');
-const steps = Number(arg('steps', quick ? '60' : '500'));
-const mining = arg('mining', 'batch-hard') as MiningMode;
+const steps = Number(arg('steps', quick ? '150' : '1800'));
+const mining = arg('mining', 'batch-all') as MiningMode;
 const dataDir = arg('data', '/usr/share/datasets/fashion-mnist');
 const seed = Number(arg('seed', '1'));
 
@@ -104,14 +104,14 @@ const model = new SmallInception({ seed });
 const untrained = verificationAccuracy(model);
 console.log(`untrained (seed ${seed}): 10-fold verification accuracy on unseen classes 7-9 = ${untrained.toFixed(4)}`);
 
-const P = 7, K = 16;
+const P = 7, K = Number(arg('k', '8'));
 const seenLabels = Int32Array.from(seen, (i) => trainLabels[i]!);
 const sampler = new PKSampler(seenLabels, P, K, seed);
 const optimizer = new Adam(model.parameters(), 1e-3);
 const lastDiag: Record<string, unknown> = {};
 const summary = train({
   model, optimizer, steps,
-  schedule: schedules.cosine(Number(arg('lr', '1e-3')), steps, 1e-5, Math.min(20, Math.floor(steps / 10))),
+  schedule: schedules.cosine(Number(arg('lr', '5e-3')), steps, 1e-5, Math.min(20, Math.floor(steps / 10))),
   lossFn: () => {
     const { indices, labels } = sampler.next();
     const r = tripletLoss(model.forward(batch(trainImages, indices.map((i) => seen[i]!))), labels, { mining, margin: 0.2 });

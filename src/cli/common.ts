@@ -15,6 +15,7 @@ export const FACE_OPTIONS: Record<string, OptionSpec> = {
   'score-threshold': { type: 'string', description: 'detection score threshold of the tiny detector (default 0.5)' },
   from: { type: 'string', description: 'mirror directory of source weights (default FACENET_WEIGHTS_MIRROR)' },
   'max-pixels': { type: 'string', description: 'refuse images larger than this many pixels (default 50000000)' },
+  'timeout-ms': { type: 'string', description: 'per-image time budget; an image over it fails with code TIMEOUT' },
   json: { type: 'boolean', description: 'JSON output (the default for data; kept for scripts that pass it)' },
   progress: { type: 'boolean', description: 'show progress on stderr even when it is not a terminal' },
   help: { type: 'boolean', description: 'show this help' },
@@ -39,6 +40,7 @@ export async function pipelineFrom(args: ParsedArgs, log: Out): Promise<FacePipe
     scoreThreshold: args.options['score-threshold'] === undefined ? undefined : numberOption(args, 'score-threshold', 0.5, (v) => v > 0 && v < 1),
     from: args.options.from as string | undefined,
     limits: args.options['max-pixels'] === undefined ? undefined : { maxPixels: numberOption(args, 'max-pixels', 5e7, (v) => v >= 1) },
+    timeoutMs: args.options['timeout-ms'] === undefined ? undefined : numberOption(args, 'timeout-ms', 0, (v) => v > 0),
     log: (line) => log(line),
   });
 }

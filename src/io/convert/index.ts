@@ -15,6 +15,8 @@ import { readKerasOpenFaceCsv } from './keras_csv.js';
 import { readTorchStateDict } from './torch_pt.js';
 import { readTfjsManifestFile } from './tfjs_manifest.js';
 import { fromFaceApiManifest, mtcnnFromFaceApi, type Entry } from './faceapi.js';
+import { readTfjsGraph } from './tfjs_graph.js';
+import { GraphModel } from '../../models/graph_model.js';
 
 const FACE_API_ARCHS = ['dlib-resnet34', 'tiny-face-detector', 'landmarks68'];
 
@@ -31,6 +33,8 @@ export interface ConvertOptions {
   /** Provenance for the metadata, e.g. "npm:@vladmandic/face-api@1.7.15/model/..." (default: the src path). */
   source?: string;
   license?: string;
+  /** Registry id, recorded for models whose architecture does not name them (tfjs-graph). */
+  modelId?: string;
 }
 
 export interface ConvertReport {
@@ -90,7 +94,7 @@ function extract(o: ConvertOptions, targets: Map<string, readonly number[]>): Ex
       return { tensors, files, unexpected: [...weights.keys()].filter((k) => !used.has(k)) };
     }
     case 'tfjs-graph':
-      throw new ArgumentError('convert', 'tfjs-graph models convert through convertTfjsGraph');
+      throw new ArgumentError('convert', 'tfjs-graph models convert through convertTfjsGraph (architecture tfjs-graph)');
   }
 }
 
@@ -104,7 +108,22 @@ export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+/** TF.js graph models carry their architecture: the graph goes into the metadata beside the weights. */
+function convertTfjsGraph(o: ConvertOptions): ConvertReport {
+  const g = readTfjsGraph(o.src);
+  new GraphModel(g.nodes, g.weights, g.input, g.output); // validates ops, weights and topology now, not at first use
+  const files = [o.src, ...shardFiles(o.src)];
+  const sourceSha256 = Object.fromEntries(files.map((f) => [f, sha256File(f)]));
+  writeSafetensors(o.out, new Map([...g.weights].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), {
+    format: 'facenet-ts/1', architecture: 'tfjs-graph', graph: JSON.stringify({ nodes: g.nodes, input: g.input, output: g.output }),
+    source: o.source ?? o.src, source_format: 'tfjs-graph', license: o.license ?? 'unknown', source_sha256: JSON.stringify(sourceSha256),
+    ...(o.modelId ? { model_id: o.modelId } : {}),
+  });
+  return { out: o.out, architecture: 'tfjs-graph', variant: null, tensors: g.weights.size, missing: [], unexpected: [], ignored: [], sourceSha256 };
+}
+
 export function convertWeights(o: ConvertOptions): ConvertReport {
+  if (o.format === 'tfjs-graph') return convertTfjsGraph(o);
   const variant = o.variant ?? defaultVariant(o.arch);
   const model = buildModel(o.arch, { variant });
   const targets = new Map([...model.stateDict()].map(([k, t]) => [k, t.shape]));

@@ -1,0 +1,73 @@
+/**
+ * Soak test: embeds many generated images and samples RSS, heap and live tensors, to show that memory is
+ * flat after warm-up. Two phases: the full pipeline (detect + landmarks + align + embed) on bbt faces
+ * pasted at random positions/scales on random backgrounds, and the embedding model alone on generated
+ * aligned crops (--aligned count). Prints a table of samples and, last, one JSON summary line.
+ * Usage: npm run soak [-- --quick] [--aligned N] [--full N]
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createPipeline } from '../src/face/pipeline.js';
+import { decodeImage, type RgbImage } from '../src/io/image.js';
+import { warpAffine } from '../src/io/transform.js';
+import { liveTensors } from '../src/autograd/memory.js';
+import { Rng } from '../src/util/random.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, fallback: number): number => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback; };
+const quick = argv.includes('--quick');
+const alignedCount = arg('aligned', quick ? 300 : 10000);
+const fullCount = arg('full', quick ? 20 : 300);
+const shared = resolve(process.env.FACENET_SHARED ?? join(process.cwd(), '..', 'shared'));
+
+const faces: RgbImage[] = [];
+for (const id of readdirSync(join(shared, 'faces', 'bbt')).filter((d) => d !== 'LICENSE')) {
+  for (const f of readdirSync(join(shared, 'faces', 'bbt', id))) faces.push(decodeImage(readFileSync(join(shared, 'faces', 'bbt', id, f))));
+}
+const rng = new Rng(42);
+
+function scene(): RgbImage {
+  const W = 320, H = 240;
+  const bg = Math.floor(rng.uniform(40, 200));
+  const face = rng.pick(faces);
+  const s = rng.uniform(0.8, 1.3);
+  const x = rng.uniform(0, W - face.width * s), y = rng.uniform(0, H - face.height * s);
+  const img = warpAffine(face, [1 / s, 0, -x / s, 0, 1 / s, -y / s], W, H);
+  for (let p = 0; p < W * H; p++) if (img.data[p * 3] === 0 && img.data[p * 3 + 1] === 0 && img.data[p * 3 + 2] === 0) img.data.fill(bg, p * 3, p * 3 + 3);
+  return img;
+}
+
+function crop(): RgbImage {
+  const data = new Uint8Array(150 * 150 * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.floor(rng.next() * 256);
+  return { data, width: 150, height: 150 };
+}
+
+const samples: { phase: string; done: number; rssMB: number; heapMB: number; liveTensors: number }[] = [];
+const sample = (phase: string, done: number): void => {
+  const m = process.memoryUsage();
+  samples.push({ phase, done, rssMB: Math.round(m.rss / 2 ** 20), heapMB: Math.round(m.heapUsed / 2 ** 20), liveTensors: liveTensors() });
+  console.log(`${phase.padEnd(8)} ${String(done).padStart(6)}  rss ${String(samples.at(-1)!.rssMB).padStart(5)} MB  heap ${String(samples.at(-1)!.heapMB).padStart(5)} MB  live tensors ${liveTensors()}`);
+};
+
+const pipeline = await createPipeline({ from: join(shared, 'weights') });
+const t0 = performance.now();
+let found = 0;
+for (let i = 0; i < fullCount; i++) {
+  const img = scene();
+  found += (await pipeline.embed({ ...img, channels: 3 }, { pick: 'largest' })).length;
+  if (i % Math.max(1, Math.floor(fullCount / 10)) === 0 || i === fullCount - 1) sample('pipeline', i + 1);
+}
+for (let i = 0; i < alignedCount; i += 16) {
+  const batch = Array.from({ length: Math.min(16, alignedCount - i) }, crop);
+  pipeline.run(batch);
+  if ((i / 16) % Math.max(1, Math.floor(alignedCount / 16 / 20)) === 0 || i + 16 >= alignedCount) sample('aligned', Math.min(i + 16, alignedCount));
+}
+const after = samples.filter((s) => s.phase === 'aligned');
+const warm = after[Math.min(2, after.length - 1)]!;
+const last = after.at(-1)!;
+console.log(JSON.stringify({
+  full_pipeline_images: fullCount, faces_found: found, aligned_images: alignedCount, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+  live_tensors_first: samples[0]!.liveTensors, live_tensors_last: last.liveTensors,
+  rss_mb_after_warmup: warm.rssMB, rss_mb_last: last.rssMB, rss_growth_mb: last.rssMB - warm.rssMB,
+}));
