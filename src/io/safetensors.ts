@@ -95,13 +95,14 @@ function parseHeader(buf: Buffer, file: string): { entries: Map<string, RawEntry
   const entries = new Map<string, RawEntry>();
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof value !== 'object' || value === null) fail('__metadata__ is not an object');
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('__metadata__ is not an object');
       for (const [k, v] of Object.entries(value as object)) {
         if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
         metadata[k] = v as string;
       }
       continue;
     }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`tensor ${name}: entry is not an object`);
     const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = e.dtype as SafeDType;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)}`);

@@ -125,7 +125,7 @@ describe('models: eval-mode batch independence and NN2 size', function () {
     for (let i = 0; i < 128; i++) diff = Math.max(diff, Math.abs(alone.data[i]! - batch.data[256 + i]!));
     expect(diff).to.be.at.most(1e-6);
   });
-  it('NN2: 224x224 -> 128-d unit vectors; conv weights per block match the FaceNet paper table (within 2%)', () => {
+  it('NN2: 224x224 -> 128-d unit vectors; conv weights per block match the FaceNet paper table (to its rounding)', () => {
     const model = new Nn2({ seed: 1 }).eval();
     const out = tidy(() => noGrad(() => model.forward(randn([1, 3, 224, 224], { seed: 1 }))));
     expect([...out.shape]).to.deep.equal([1, 128]);
@@ -134,9 +134,11 @@ describe('models: eval-mode batch independence and NN2 size', function () {
     // 4c 654K, 4d 722K, 4e 717K, 5a 1.6M, 5b 1.6M, fc 131K; total 7.5M.
     const paper: Record<string, number> = { conv1: 9e3, 'conv2+conv3': 115e3, inception_3a: 164e3, inception_3b: 228e3, inception_3c: 398e3, inception_4a: 545e3, inception_4b: 595e3, inception_4c: 654e3, inception_4d: 722e3, inception_4e: 717e3, inception_5a: 1.6e6, inception_5b: 1.6e6, dense: 131e3 };
     const weights = (prefix: string[]): number => model.namedParameters().filter(([n, t]) => prefix.some((p) => n.startsWith(`${p}.`)) && n.endsWith('weight') && t.rank >= 2).reduce((s, [, t]) => s + t.size, 0);
+    // The table rounds to the nearest 1K (or 0.1M) and counts slightly differently (biases?): agree to within
+    // the rounding plus 0.5%.
     for (const [block, expected] of Object.entries(paper)) {
       const got = weights(block === 'conv2+conv3' ? ['conv2', 'conv3'] : [block]);
-      expect(Math.abs(got - expected) / expected, `${block}: ${got} vs ${expected}`).to.be.below(block.startsWith('inception_5') ? 0.03 : 0.02);
+      expect(Math.abs(got - expected), `${block}: ${got} vs ${expected}`).to.be.at.most((expected >= 1e6 ? 5e4 : 500) + 0.005 * expected);
     }
     expect(model.parameterCount() / 1e6).to.be.closeTo(7.5, 0.1);
   });
