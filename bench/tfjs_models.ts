@@ -19,7 +19,7 @@ function weights(sd: SD): (name: string) => tf.Tensor {
       if (!src) throw new Error(`no weight ${name}`);
       const raw = tf.tensor(Float32Array.from(src.data), [...src.shape]);
       t = src.rank === 4 ? tf.transpose(raw, [2, 3, 1, 0]) : src.rank === 2 ? tf.transpose(raw) : raw;
-      cache.set(name, t);
+      cache.set(name, tf.keep(t)); // created inside a forward's tidy: must outlive it
     }
     return t;
   };

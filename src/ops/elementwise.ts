@@ -36,8 +36,10 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   const ai = same ? null : broadcastIndex(a.shape, shape);
   const bi = same ? null : broadcastIndex(b.shape, shape);
   const y = alloc(dtype, n);
+  const perChannel = !same && perChannelOperand(a.shape, b.shape);
   if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
   else if (same && name === 'mul') for (let k = 0; k < n; k++) y[k] = ad[k]! * bd[k]!;
+  else if (perChannel && (name === 'add' || name === 'mul' || name === 'sub')) channelLoop(name, ad, bd, y, a.shape);
   else for (let k = 0; k < n; k++) y[k] = rule.f(ad[ai ? ai[k]! : k]!, bd[bi ? bi[k]! : k]!);
   return record(new Tensor(y, shape), name, [a, b], (dy, needs) => {
     if (same && name === 'add') return [needs[0] ? dy : null, needs[1] ? dy : null];
@@ -51,6 +53,21 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
     }
     return [ga, gb];
   });
+}
+
+/** b is [1, C, 1, ...] against a = [N, C, ...]: a per-channel constant (biases, BN, PReLU in TF graphs). */
+function perChannelOperand(a: readonly number[], b: readonly number[]): boolean {
+  return a.length >= 2 && b.length === a.length && b[1] === a[1] && b.every((d, i) => i === 1 || d === 1);
+}
+
+function channelLoop(name: 'add' | 'mul' | 'sub', a: TypedArray, c: TypedArray, y: TypedArray, shape: readonly number[]): void {
+  const C = shape[1]!, inner = sizeOf(shape.slice(2)), planes = sizeOf(shape) / inner;
+  for (let p = 0; p < planes; p++) {
+    const v = c[p % C]!, base = p * inner;
+    if (name === 'add') for (let i = base; i < base + inner; i++) y[i] = a[i]! + v;
+    else if (name === 'mul') for (let i = base; i < base + inner; i++) y[i] = a[i]! * v;
+    else for (let i = base; i < base + inner; i++) y[i] = a[i]! - v;
+  }
 }
 
 function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
