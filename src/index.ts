@@ -9,3 +9,36 @@ export { tidy, keep, liveTensors } from './autograd/memory.js';
 export { gradcheck, type GradcheckOptions, type GradcheckReport, type InputReport } from './autograd/gradcheck.js';
 export { FacenetError, ShapeError, DTypeError, ArgumentError, DisposedError, WeightFileError } from './errors.js';
 export { Rng } from './util/random.js';
+export { setNumThreads, getNumThreads } from './backends/cpu/threads.js';
+
+// Models and layers
+export { Module, StateDictError, type LoadReport } from './nn/module.js';
+export { Conv2d, BatchNorm, Linear, PReLU, ConvBnAct, Sequential, SeparableConv2d, Affine } from './nn/layers.js';
+export { Inception, type InceptionSpec } from './nn/inception.js';
+export { Nn4Small2 } from './models/nn4_small2.js';
+export { Nn2 } from './models/nn2.js';
+export { InceptionResnetV1 } from './models/inception_resnet_v1.js';
+export { PNet, RNet, ONet } from './models/mtcnn.js';
+export { FaceRecognitionResNet34 } from './models/resnet34.js';
+export { SmallInception } from './models/small_inception.js';
+export { GraphModel } from './models/graph_model.js';
+export { buildModel, ARCHITECTURES } from './models/factory.js';
+export { loadModelFile, type LoadedModel } from './models/load.js';
+export { MODEL_SPECS, type ModelSpec, type Metric } from './models/specs.js';
+
+// Losses and training
+export { tripletLoss, type TripletOptions } from './losses/triplet.js';
+export { mineTriplets, type MiningMode } from './losses/mining.js';
+export { sphereFaceLoss, arcFaceLoss, cosFaceLoss, crossEntropy } from './losses/margin_softmax.js';
+export { SGD, AdaGrad, Adam, schedules, type Optimizer, type Schedule } from './train/optim.js';
+export { PKSampler } from './train/sampler.js';
+export { saveCheckpoint, loadCheckpoint } from './train/checkpoint.js';
+export { train, type TrainOptions } from './train/trainer.js';
+
+// Weights, images, the face pipeline
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { convertWeights, SOURCE_FORMATS, type ConvertOptions } from './io/convert/index.js';
+export { fetchModel, listModels, registry, cacheDir } from './io/registry.js';
+export { readImage, decodeImage, ImageError, type RgbImage, type ImageLimits } from './io/image.js';
+export { createPipeline, FacePipeline, NoFaceError, distance, type PipelineOptions, type EmbeddedFace, type DetectedFace, type Comparison } from './face/pipeline.js';
+export { accuracyAt, bestThreshold, tenFold, rocAuc, dbscan } from './face/evaluate.js';
