@@ -108,6 +108,18 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
     expect(pipeline.distance(ref, (await pipeline.embed(gray, { pick: 'largest' }))[0]!.embedding), 'gray').to.be.below(0.3);
   });
 
+  it('a 1x1 image and an image smaller than any face: no face, no crash', async () => {
+    expect(await pipeline.embed(encodePng({ data: new Uint8Array([200, 10, 10]), width: 1, height: 1 }))).to.deep.equal([]);
+    const tiny = decodeImage(readFileSync(faces('bbt', 'amy', 'amy1.png')));
+    const small = warpAffine(tiny, [150 / 12, 0, 0, 0, 150 / 12, 0], 12, 12); // a whole face in 12x12 pixels
+    expect(await pipeline.embed({ ...small, channels: 3 })).to.deep.equal([]);
+  });
+
+  it('raw pixel input with the wrong length is a typed error', async () => {
+    const err = await pipeline.embed({ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }).catch((e: unknown) => e);
+    expect((err as { code: string }).code).to.equal('BAD_IMAGE');
+  });
+
   it('truncated and huge images are typed errors, not crashes', async () => {
     const jpg = readFileSync(faces('openface-examples', 'raw', 'clapton-2.jpg'));
     await pipeline.embed(jpg.subarray(0, 300)).then(() => { throw new Error('expected an error'); }, (e: unknown) => {
