@@ -42,11 +42,16 @@ export interface TfjsGraph {
 }
 
 export function readTfjsGraph(modelJson: string): TfjsGraph {
-  let json: ModelJson;
+  let text: string, json: ModelJson;
   try {
-    json = JSON.parse(readFileSync(modelJson, 'utf8')) as ModelJson;
+    text = readFileSync(modelJson, 'utf8');
   } catch (err) {
     throw new WeightFileError(modelJson, `cannot read the model: ${(err as Error).message}`, 'NOT_FOUND');
+  }
+  try {
+    json = JSON.parse(text) as ModelJson;
+  } catch (err) {
+    throw new WeightFileError(modelJson, `model.json is not JSON: ${(err as Error).message}`);
   }
   const raw = json.modelTopology?.node;
   if (!Array.isArray(raw) || !json.weightsManifest) throw new WeightFileError(modelJson, 'not a TF.js graph model (needs modelTopology.node and weightsManifest)');

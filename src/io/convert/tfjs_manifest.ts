@@ -75,11 +75,16 @@ export function readTfjsWeights(groups: ManifestGroup[], baseDir: string, manife
 }
 
 export function readTfjsManifestFile(manifestFile: string): Map<string, TfjsTensor> {
-  let json: unknown;
+  let text: string, json: unknown;
   try {
-    json = JSON.parse(readFileSync(manifestFile, 'utf8'));
+    text = readFileSync(manifestFile, 'utf8');
   } catch (err) {
     throw new WeightFileError(manifestFile, `cannot read the manifest: ${(err as Error).message}`, 'NOT_FOUND');
+  }
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new WeightFileError(manifestFile, `the manifest is not JSON: ${(err as Error).message}`);
   }
   const groups = Array.isArray(json) ? json : (json as { weightsManifest?: unknown }).weightsManifest;
   return readTfjsWeights(groups as ManifestGroup[], dirname(manifestFile), manifestFile);
