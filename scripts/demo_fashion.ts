@@ -20,6 +20,7 @@ import { Adam, schedules } from '../src/train/optim.js';
 import { PKSampler } from '../src/train/sampler.js';
 import { train } from '../src/train/trainer.js';
 import { tenFold, type ScoredPair } from '../src/face/evaluate.js';
+import { distance } from '../src/face/pipeline.js';
 import { Rng } from '../src/util/random.js';
 
 const argv = process.argv.slice(2);
@@ -90,12 +91,7 @@ function verificationAccuracy(model: SmallInception): number {
       chunk.forEach((id, n) => emb.set(id, Float32Array.from(out.data.subarray(n * d, (n + 1) * d))));
     }));
   }
-  const scored: ScoredPair[] = pairs.map(([a, b, same]) => {
-    const ea = emb.get(a)!, eb = emb.get(b)!;
-    let d = 0;
-    for (let k = 0; k < ea.length; k++) d += (ea[k]! - eb[k]!) ** 2;
-    return { distance: d, same };
-  });
+  const scored: ScoredPair[] = pairs.map(([a, b, same]) => ({ distance: distance(emb.get(a)!, emb.get(b)!, 'squared-euclidean'), same }));
   return tenFold(scored).mean;
 }
 

@@ -28,10 +28,3 @@ export function nms(boxes: readonly Corners[], scores: readonly number[], thresh
   }
   return keep;
 }
-
-/** The square with the same center and the larger side. */
-export function toSquare(b: Corners): Corners {
-  const w = b[2] - b[0], h = b[3] - b[1], l = Math.max(w, h);
-  const x = b[0] + w / 2 - l / 2, y = b[1] + h / 2 - l / 2;
-  return [x, y, x + l, y + l];
-}

@@ -11,7 +11,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FacenetError, WeightFileError } from '../errors.js';
-import { readSafetensors } from './safetensors.js';
 import { convertWeights, type SourceFormat } from './convert/index.js';
 import { extractFromTgz } from './tar.js';
 
@@ -68,10 +67,6 @@ export function cacheDir(): string {
 
 export function cachedModelPath(id: string): string {
   return join(cacheDir(), 'models', `${id}.safetensors`);
-}
-
-export function isCached(id: string): boolean {
-  return existsSync(cachedModelPath(id));
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -187,19 +182,4 @@ export function listModels(): CacheState[] {
     if (cached) bytes = statSync(path).size;
     return { id, entry, cached, path, bytes };
   });
-}
-
-/** Reads a cached model's metadata, or null when it is not cached or unreadable. */
-export function cachedMetadata(id: string): Record<string, string> | null {
-  try {
-    return readSafetensors(cachedModelPath(id)).metadata;
-  } catch {
-    return null;
-  }
-}
-
-export function clearCachedModel(id: string): void {
-  rmSync(cachedModelPath(id), { force: true });
-
-
 }

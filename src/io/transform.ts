@@ -65,12 +65,6 @@ export function warpAffine(img: RgbImage, toSource: Affine, width: number, heigh
   return { data, width, height };
 }
 
-/** Crops [x, y, w, h] (may extend past the image: black there) and resizes to outW x outH. */
-export function cropResize(img: RgbImage, box: [number, number, number, number], outW: number, outH: number): RgbImage {
-  const [x, y, w, h] = box;
-  return warpAffine(img, [w / outW, 0, x, 0, h / outH, y], outW, outH);
-}
-
 /**
  * Least-squares similarity transform (Umeyama 1991, no reflection) mapping points `from` onto `to`:
  * returns [a, -b, tx, b, a, ty] with s = sqrt(a² + b²) the scale and atan2(b, a) the rotation.

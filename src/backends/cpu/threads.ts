@@ -6,7 +6,7 @@
  * across thread counts. The caller blocks in Atomics.wait until all slices are done.
  */
 import { availableParallelism } from 'node:os';
-import { receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import type { Matrix } from './gemm.js';
 import { gemmBlocked } from './gemm_fast.js';
 
@@ -110,4 +110,3 @@ export function runSlice(d: Float32Array, M: number, N: number, K: number, j0: n
   gemmBlocked(false, false, M, j1 - j0, K, { data: d, offset: 0, ld: K }, { data: d, offset: M * K + j0, ld: N }, { data: d, offset: cAt + j0, ld: N });
 }
 
-export { receiveMessageOnPort };

@@ -4,11 +4,10 @@
  * shards. Written to safetensors as the weights plus the graph in the metadata, so the converted file
  * alone rebuilds the model (src/models/graph_model.ts).
  */
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WeightFileError } from '../../errors.js';
 import { GraphModel, type GraphNode } from '../../models/graph_model.js';
-import { readTfjsWeights, type ManifestGroup, type TfjsTensor } from './tfjs_manifest.js';
+import { readJsonFile, readTfjsWeights, type ManifestGroup, type TfjsTensor } from './tfjs_manifest.js';
 
 interface RawNode { name: string; op: string; input?: string[]; attr?: Record<string, Record<string, unknown>> }
 interface ModelJson {
@@ -42,17 +41,7 @@ export interface TfjsGraph {
 }
 
 export function readTfjsGraph(modelJson: string): TfjsGraph {
-  let text: string, json: ModelJson;
-  try {
-    text = readFileSync(modelJson, 'utf8');
-  } catch (err) {
-    throw new WeightFileError(modelJson, `cannot read the model: ${(err as Error).message}`, 'NOT_FOUND');
-  }
-  try {
-    json = JSON.parse(text) as ModelJson;
-  } catch (err) {
-    throw new WeightFileError(modelJson, `model.json is not JSON: ${(err as Error).message}`);
-  }
+  const json = readJsonFile(modelJson) as ModelJson;
   const raw = json.modelTopology?.node;
   if (!Array.isArray(raw) || !json.weightsManifest) throw new WeightFileError(modelJson, 'not a TF.js graph model (needs modelTopology.node and weightsManifest)');
   const nodes: GraphNode[] = raw.map((n) => ({

@@ -74,18 +74,23 @@ export function readTfjsWeights(groups: ManifestGroup[], baseDir: string, manife
   return out;
 }
 
+/** Reads a JSON file: unreadable is NOT_FOUND, unparsable is BAD_WEIGHTS, both naming the file. */
+export function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new WeightFileError(file, `cannot read: ${(err as Error).message}`, 'NOT_FOUND');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new WeightFileError(file, `not JSON: ${(err as Error).message}`);
+  }
+}
+
 export function readTfjsManifestFile(manifestFile: string): Map<string, TfjsTensor> {
-  let text: string, json: unknown;
-  try {
-    text = readFileSync(manifestFile, 'utf8');
-  } catch (err) {
-    throw new WeightFileError(manifestFile, `cannot read the manifest: ${(err as Error).message}`, 'NOT_FOUND');
-  }
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new WeightFileError(manifestFile, `the manifest is not JSON: ${(err as Error).message}`);
-  }
+  const json = readJsonFile(manifestFile);
   const groups = Array.isArray(json) ? json : (json as { weightsManifest?: unknown }).weightsManifest;
   return readTfjsWeights(groups as ManifestGroup[], dirname(manifestFile), manifestFile);
 }
