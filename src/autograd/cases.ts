@@ -64,7 +64,8 @@ function batchNormCase(rng: Rng, training: boolean): GradcheckCase {
   return {
     description: `x${fmt(shape)} ${training ? 'training (batch statistics)' : 'eval (running statistics)'}`,
     inputs: [x, gamma, beta], names: ['x', 'gamma', 'beta'],
-    fn: (xi, g, b) => ops.batchNorm(xi!, { gamma: g!, beta: b!, runningMean, runningVar, training, eps: 1e-3 }),
+    // Statistics follow the input's dtype (float32 in the GPU parity runs).
+    fn: (xi, g, b) => ops.batchNorm(xi!, { gamma: g!, beta: b!, runningMean: ops.cast(runningMean, xi!.dtype), runningVar: ops.cast(runningVar, xi!.dtype), training, eps: 1e-3 }),
   };
 }
 

@@ -45,7 +45,7 @@ export function tinyInception(rng: Rng, inC: number, dtype: 'float32' | 'float64
       const [w, b, gamma, beta] = params.slice(4 * i, 4 * i + 4);
       const u = units[i]!;
       const y = ops.conv2d(input, w!, b!, { padding: u.pad });
-      return ops.relu(ops.batchNorm(y, { gamma: gamma!, beta: beta!, runningMean: u.mean, runningVar: u.variance, training: true }));
+      return ops.relu(ops.batchNorm(y, { gamma: gamma!, beta: beta!, runningMean: ops.cast(u.mean, y.dtype), runningVar: ops.cast(u.variance, y.dtype), training: true }));
     };
     const branches = [
       unit(0, x),

@@ -114,20 +114,15 @@ export class ConvBnAct extends Module {
    * path up to float rounding; the goldens run through it.
    */
   private inferenceForward(x: Tensor, relu: boolean): Tensor {
-    const y = ops.conv2d(x, this.conv.weight, null, this.conv.options);
-    const C = y.shape[1]!, P = y.size / (y.shape[0]! * C), d = y.data;
+    const C = this.conv.weight.shape[0]!;
     const g = this.bn.weight.data, beta = this.bn.bias.data, mean = this.bn.runningMean.data, variance = this.bn.runningVar.data;
     const b = this.conv.bias?.data;
+    const scale = new Float64Array(C), shift = new Float64Array(C);
     for (let c = 0; c < C; c++) {
-      const s = g[c]! / Math.sqrt(variance[c]! + this.bn.eps), t = ((b ? b[c]! : 0) - mean[c]!) * s + beta[c]!;
-      for (let i = c * P; i < d.length; i += C * P) {
-        for (let k = i; k < i + P; k++) {
-          const v = d[k]! * s + t;
-          d[k] = relu && v < 0 ? 0 : v;
-        }
-      }
+      scale[c] = g[c]! / Math.sqrt(variance[c]! + this.bn.eps);
+      shift[c] = ((b ? b[c]! : 0) - mean[c]!) * scale[c]! + beta[c]!;
     }
-    return y;
+    return ops.conv2dScaleShift(x, this.conv.weight, scale, shift, relu, this.conv.options);
   }
 }
 

@@ -7,9 +7,21 @@ import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { commonDType } from './util.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
+
+/** The activation on the GPU when it is active (null otherwise): f and f' are one kernel each. */
+function onGpu(name: gpuOps.UnaryName, x: Tensor, alpha = 0): Tensor | null {
+  const gpu = gpuFor(x);
+  if (!gpu) return null;
+  const y = gpuOps.unary(gpu, name, x, alpha);
+  return record(y, name, [x], (dy) => [gpuOps.unaryBackward(gpu, name, dy, x, y, alpha)]);
+}
 
 /** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. Plain loops: it runs after every conv. */
 export function relu(x: Tensor): Tensor {
+  const viaGpu = onGpu('relu', x);
+  if (viaGpu) return viaGpu;
   const xd = x.data;
   const y = alloc(x.dtype, x.size);
   for (let i = 0; i < y.length; i++) y[i] = xd[i]! > 0 ? xd[i]! : 0;
@@ -19,9 +31,9 @@ export function relu(x: Tensor): Tensor {
     return [dx];
   });
 }
-export const relu6 = (x: Tensor): Tensor => unary('relu6', x, (v) => (v > 0 ? (v < 6 ? v : 6) : 0), (v) => (v > 0 && v < 6 ? 1 : 0));
-export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, (v) => 1 / (1 + Math.exp(-v)), (_v, y) => y * (1 - y));
-export const tanh = (x: Tensor): Tensor => unary('tanh', x, Math.tanh, (_v, y) => 1 - y * y);
+export const relu6 = (x: Tensor): Tensor => onGpu('relu6', x) ?? unary('relu6', x, (v) => (v > 0 ? (v < 6 ? v : 6) : 0), (v) => (v > 0 && v < 6 ? 1 : 0));
+export const sigmoid = (x: Tensor): Tensor => onGpu('sigmoid', x) ?? unary('sigmoid', x, (v) => 1 / (1 + Math.exp(-v)), (_v, y) => y * (1 - y));
+export const tanh = (x: Tensor): Tensor => onGpu('tanh', x) ?? unary('tanh', x, Math.tanh, (_v, y) => 1 - y * y);
 
 /** PReLU: x for x > 0, alpha[c] * x otherwise. */
 export function prelu(x: Tensor, alpha: Tensor): Tensor {
@@ -29,6 +41,11 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
   if (x.rank < 2) throw new ShapeError('prelu', 'input [N, C, ...]', x.shape);
   const C = x.shape[1]!;
   if (alpha.rank !== 1 || alpha.size !== C) throw new ShapeError('prelu', `alpha [${C}] (one slope per channel)`, alpha.shape);
+  const gpu = gpuFor(x, alpha);
+  if (gpu) {
+    const out = gpuOps.prelu(gpu, x, alpha);
+    return record(out, 'prelu', [x, alpha], (dy, needs) => gpuOps.preluBackward(gpu, dy, x, alpha, needs));
+  }
   const inner = x.size / (x.shape[0]! * C);
   const xd = x.data, ad = alpha.data;
   const channelOf = (k: number): number => Math.floor(k / inner) % C;
@@ -50,4 +67,4 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
 }
 
 /** Leaky ReLU: x for x > 0, alpha * x otherwise (tiny face detector: alpha 0.1). */
-export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => onGpu('leakyRelu', x, alpha) ?? unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));

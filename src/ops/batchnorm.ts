@@ -11,6 +11,8 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export interface BatchNormOptions {
   gamma?: Tensor | null;
@@ -33,6 +35,8 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   }
   const eps = options.eps ?? 1e-5;
   const training = options.training ?? false;
+  const gpu = gpuFor(x, gamma, beta);
+  if (gpu) return batchNormGpu(gpu, x, options, training, eps);
   const xd = x.data;
   let mean: TypedArray, variance: TypedArray;
   if (training) {
@@ -85,6 +89,25 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
         }
       }
     }
+    return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
+  });
+}
+
+/** The same on the GPU: statistics reduced on the device (read back: C values), y = x * scale + shift there. */
+function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, options: BatchNormOptions, training: boolean, eps: number): Tensor {
+  const { runningMean, runningVar } = options;
+  const gamma = options.gamma ?? null, beta = options.beta ?? null;
+  const M = x.size / x.shape[1]!;
+  if (training && M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
+  const stats = training ? gpuOps.channelMoments(gpu, x) : { mean: Float32Array.from(runningMean.data), variance: Float32Array.from(runningVar.data) };
+  if (training) updateRunning(runningMean.data, runningVar.data, stats.mean, stats.variance, options.momentum ?? 0.1, M);
+  const invstd = stats.variance.map((v) => 1 / Math.sqrt(v + eps));
+  const gain = invstd.map((s, c) => (gamma ? gamma.data[c]! : 1) * s);
+  const shift = gain.map((k, c) => (beta ? beta.data[c]! : 0) - stats.mean[c]! * k);
+  const y = gpuOps.channelAffine(gpu, x, gain, shift, false);
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return record(y, training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
+    const { dx, sumDy, sumDyXhat } = gpuOps.batchNormBackward(gpu, dy, x, stats.mean, invstd, gain, training, needs[0]!);
     return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
   });
 }

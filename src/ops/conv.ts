@@ -4,12 +4,14 @@
  * groups = C). Backward: dx is the transposed convolution of dy, dw correlates dy with x, db sums dy.
  */
 import { ArgumentError, ShapeError } from '../errors.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import { needsGrad, noGrad, record } from '../autograd/tape.js';
 import { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
 import { addMacs } from '../util/flops.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -40,10 +42,15 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   const g = convGeometry('conv2d', x.shape, w.shape, options);
   if (bias && (bias.rank !== 1 || bias.size !== g.O)) throw new ShapeError('conv2d', `bias [${g.O}]`, bias.shape);
   addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  const gpu = gpuFor(x, w, bias);
+  if (gpu) {
+    const y = gpuOps.conv2dAffine(gpu, x, w, null, bias ? (bias.data as Float32Array) : null, false, g);
+    return record(y, 'conv2d', inputs, (dy, needs) => gpuOps.conv2dBackward(gpu, dy, x, w, g, needs));
+  }
   const y = new Tensor(conv2dForward(x.data, w.data, bias?.data ?? null, g), [g.N, g.O, g.OH, g.OW]);
   if (!needsGrad(x, w, bias)) return y;
   const xd = x.data, wd = w.data;
-  const inputs = bias ? [x, w, bias] : [x, w];
   return record(y, 'conv2d', inputs, (dy, needs) => [
     needs[0] ? conv2dBackwardInput(dy, wd, g) : null,
     needs[1] ? conv2dBackwardFilter(dy, xd, g) : null,
@@ -55,4 +62,32 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
 export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Omit<Conv2dOptions, 'groups'> = {}): Tensor {
   const C = dims4('depthwiseConv2d', x.shape)[1];
   return conv2d(x, w, bias, { ...options, groups: C });
+}
+
+/**
+ * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
+ * batchnorm (and bias) folded into one per-channel affine map and an optional ReLU, in one pass over
+ * the output (one kernel on the GPU).
+ */
+export function conv2dScaleShift(x: Tensor, w: Tensor, scale: Float32Array | Float64Array, shift: Float32Array | Float64Array, relu: boolean, options: Conv2dOptions = {}): Tensor {
+  commonDType('conv2dScaleShift', x, w);
+  const g = convGeometry('conv2dScaleShift', x.shape, w.shape, options);
+  if (scale.length !== g.O || shift.length !== g.O) throw new ShapeError('conv2dScaleShift', `scale and shift of ${g.O} values`, [scale.length, shift.length]);
+  const gpu = gpuFor(x, w);
+  if (gpu) {
+    addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
+    return gpuOps.conv2dAffine(gpu, x, w, Float32Array.from(scale), Float32Array.from(shift), relu, g);
+  }
+  const y = noGrad(() => conv2d(x, w, null, options));
+  const P = g.OH * g.OW, d = y.data;
+  for (let n = 0; n < g.N; n++) {
+    for (let o = 0; o < g.O; o++) {
+      const s = scale[o]!, t = shift[o]!;
+      for (let k = (n * g.O + o) * P, end = k + P; k < end; k++) {
+        const v = d[k]! * s + t;
+        d[k] = relu && v < 0 ? 0 : v;
+      }
+    }
+  }
+  return y;
 }

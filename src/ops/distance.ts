@@ -9,12 +9,24 @@ import { dims2 } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { maximum, sqrt } from './elementwise.js';
 import { commonDType } from './util.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export function squaredDistances(a: Tensor, b: Tensor = a): Tensor {
   const dtype = commonDType('squaredDistances', a, b);
   const [N, D] = dims2('squaredDistances', a.shape, 'a [N, D]');
   const [M, D2] = dims2('squaredDistances', b.shape, 'b [M, D]');
   if (D !== D2) throw new ShapeError('squaredDistances', `b [M, ${D}]`, b.shape);
+  const inputs = a === b ? [a] : [a, b];
+  const gpu = gpuFor(a, b);
+  if (gpu) {
+    const y = gpuOps.squaredDistances(gpu, a, b);
+    return record(y, 'squaredDistances', inputs, (dy, needs) => {
+      const [da, db] = gpuOps.squaredDistancesBackward(gpu, dy, a, b, [needs[0]!, a === b ? needs[0]! : needs[1]!]);
+      if (a !== b) return [da, db];
+      return [da && db ? da.map((v, i) => v + db[i]!) : null];
+    });
+  }
   const ad = a.data, bd = b.data;
   const y = alloc(dtype, N * M);
   for (let i = 0; i < N; i++) {
@@ -24,7 +36,6 @@ export function squaredDistances(a: Tensor, b: Tensor = a): Tensor {
       y[i * M + j] = s;
     }
   }
-  const inputs = a === b ? [a] : [a, b];
   return record(new Tensor(y, [N, M]), 'squaredDistances', inputs, (dy, needs) => {
     const da = needs[0] ? alloc(dtype, a.size) : null;
     const db = a === b ? da : needs[1] ? alloc(dtype, b.size) : null;

@@ -8,6 +8,8 @@ import { record } from '../autograd/tape.js';
 import { broadcastIndex, broadcastShapes, shapesEqual, sizeOf } from '../tensor/shape.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 interface BinaryRule {
   f: (a: number, b: number) => number;
@@ -27,9 +29,17 @@ const RULES = {
 
 function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor {
   const rule: BinaryRule = RULES[name];
+  const gpu = gpuFor(a, typeof b === 'number' ? null : b);
+  if (typeof b === 'number' && !gpu) return binaryScalar(name, rule, a, b);
+  if (typeof b !== 'number') commonDType(name, a, b);
+  const shape = typeof b === 'number' ? a.shape : broadcastShapes(name, a.shape, b.shape);
+  if (gpu && shape.length <= 4) {
+    const y = gpuOps.binary(gpu, name, a, b, shape);
+    return record(y, typeof b === 'number' ? `${name}Scalar` : name, typeof b === 'number' ? [a] : [a, b], (dy, needs) =>
+      gpuOps.binaryBackward(gpu, name, dy, a, b, shape, needs));
+  }
   if (typeof b === 'number') return binaryScalar(name, rule, a, b);
   const dtype = commonDType(name, a, b);
-  const shape = broadcastShapes(name, a.shape, b.shape);
   const n = sizeOf(shape);
   const ad = a.data, bd = b.data;
   const same = shapesEqual(a.shape, b.shape);

@@ -1,5 +1,5 @@
 /** Every differentiable op, one family per file. */
-export { conv2d, depthwiseConv2d, type Conv2dOptions } from './conv.js';
+export { conv2d, conv2dScaleShift, depthwiseConv2d, type Conv2dOptions } from './conv.js';
 export { matmul, dense } from './matmul.js';
 export { add, sub, mul, div, maximum, minimum, neg, exp, log, sqrt, square, abs, pow, cast } from './elementwise.js';
 export { relu, relu6, sigmoid, tanh, prelu, leakyRelu } from './activation.js';

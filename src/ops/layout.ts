@@ -8,6 +8,8 @@ import { record } from '../autograd/tape.js';
 import { dims4, formatShape, normAxis, resolvePadding, sizeOf, splitAtAxis, type Shape } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 /** Same elements in a new shape; one dimension may be -1 (inferred). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -17,7 +19,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (shape.filter((d) => d === -1).length > 1 || sizeOf(resolved) !== x.size || (inferAt >= 0 && !Number.isInteger(resolved[inferAt]))) {
     throw new ShapeError('reshape', `a shape with ${x.size} elements like ${formatShape(x.shape)}`, shape);
   }
-  return record(new Tensor(x.data.slice(), resolved), 'reshape', [x], (dy) => [dy]);
+  const onDevice = gpuFor(x) ? x.device : null;
+  if (onDevice) onDevice.retain(); // the same device values under a new shape
+  return record(new Tensor(onDevice ?? x.data.slice(), resolved), 'reshape', [x], (dy) => [dy]);
 }
 
 /** [N, ...] -> [N, prod(...)]. */
@@ -31,6 +35,11 @@ export function pad2d(x: Tensor, padding: number | [number, number] | [number, n
   const [N, C, H, W] = dims4('pad2d', x.shape);
   const [top, bottom, left, right] = resolvePadding('pad2d', padding, [H, W], [1, 1], [1, 1]);
   const OH = H + top + bottom, OW = W + left + right;
+  const gpu = gpuFor(x);
+  if (gpu) {
+    const y = new Tensor(gpuOps.window(gpu, x, x.shape, [N, C, OH, OW], [0, 0, -top, -left]), [N, C, OH, OW]);
+    return record(y, 'pad2d', [x], (dy) => [gpuOps.windowToHost(gpu, dy, [N, C, OH, OW], x.shape, [0, 0, top, left])]);
+  }
   const xd = x.data;
   const y = alloc(x.dtype, N * C * OH * OW);
   const rowPairs = (fn: (src: number, dst: number) => void): void => {
@@ -59,6 +68,19 @@ export function concat(tensors: readonly Tensor[], axis = 1): Tensor {
   const total = lens.reduce((a, b) => a + b, 0);
   const outShape = first.shape.map((d, i) => (i === ax ? total : d));
   const { outer, inner } = splitAtAxis(outShape, ax);
+  const gpu = gpuFor(...tensors);
+  if (gpu && tensors.length > 1) {
+    const y = gpuOps.concat(gpu, tensors, outer, inner, lens, outShape);
+    return record(y, 'concat', tensors, (dy, needs) => {
+      let start = 0;
+      return tensors.map((t, i) => {
+        const offset = start;
+        start += lens[i]!;
+        // Tensor i's block of dy: [outer, lens[i], inner] at `offset` along the axis.
+        return needs[i] ? gpuOps.windowToHost(gpu, dy, [1, outer, total, inner], [1, outer, lens[i]!, inner], [0, 0, offset, 0]) : null;
+      });
+    });
+  }
   const y = alloc(dtype, sizeOf(outShape));
   // Block b of tensor t, of length lens[t]*inner, sits at (o*total + start_t)*inner in the output.
   const blocks = (fn: (t: number, src: number, dst: number, len: number) => void): void => {
@@ -85,6 +107,11 @@ export function slice(x: Tensor, begin: readonly number[], size: readonly number
       throw new ShapeError('slice', `begin+size within ${formatShape(x.shape)}`, x.shape, `dimension ${i}: begin ${begin[i]}, size ${e}`);
     }
   });
+  const gpu = x.rank <= 4 ? gpuFor(x) : null;
+  if (gpu) {
+    const y = new Tensor(gpuOps.window(gpu, x, x.shape, extent, begin), extent);
+    return record(y, 'slice', [x], (dy) => [gpuOps.windowToHost(gpu, dy, extent, x.shape, begin.map((b) => -b))]);
+  }
   // Copy row by row along the last dimension.
   const rank = x.rank, last = rank - 1;
   const inStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));

@@ -8,6 +8,8 @@
 import { ArgumentError, ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export interface LrnOptions {
   /** Window length across channels (odd). */
@@ -28,6 +30,11 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
   const [N, C] = [x.shape[0]!, x.shape[1]!];
   const P = x.shape[2]! * x.shape[3]!;
   const r = (size - 1) / 2;
+  const gpu = gpuFor(x);
+  if (gpu) {
+    const out = gpuOps.lrn(gpu, x, r, k, scale, beta);
+    return record(out, 'lrn', [x], (dy) => [gpuOps.lrnBackward(gpu, dy, x, r, k, scale, beta)]);
+  }
   const xd = x.data;
   const s = alloc(x.dtype, x.size); // the denominators' bases, kept for backward
   const y = alloc(x.dtype, x.size);

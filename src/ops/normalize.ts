@@ -6,11 +6,18 @@
 import { record } from '../autograd/tape.js';
 import { normAxis, splitAtAxis } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export function l2Normalize(x: Tensor, options: { axis?: number; eps?: number } = {}): Tensor {
   const axis = normAxis('l2Normalize', options.axis ?? 1, x.rank);
   const eps = options.eps ?? 1e-12;
   const { outer, axisLen, inner } = splitAtAxis(x.shape, axis);
+  const gpu = gpuFor(x);
+  if (gpu) {
+    const out = gpuOps.l2Normalize(gpu, x, axisLen, inner, eps);
+    return record(out, 'l2Normalize', [x], (dy) => [gpuOps.l2NormalizeBackward(gpu, dy, x, axisLen, inner, eps)]);
+  }
   const xd = x.data;
   const y = alloc(x.dtype, x.size);
   const norms = new Float64Array(outer * inner);

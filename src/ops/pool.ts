@@ -9,6 +9,8 @@ import { needsGrad, record } from '../autograd/tape.js';
 import { avgPoolBackward, avgPoolForward, l2PoolBackward, l2PoolForward, maxPoolBackward, maxPoolForward, type PoolGeometry } from '../backends/cpu/pool.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
+import { gpuFor } from '../backends/backend.js';
+import * as gpuOps from '../backends/gpu/ops.js';
 
 export interface PoolOptions {
   kernel: number | [number, number];
@@ -35,8 +37,18 @@ export function poolGeometry(op: string, xShape: readonly number[], options: Poo
 
 const outShape = (g: PoolGeometry): number[] => [g.N, g.C, g.OH, g.OW];
 
+/** Pooling on the GPU: the forward stays on the device, the backward gathers per input pixel. */
+function gpuPool(name: string, x: Tensor, g: PoolGeometry, mode: number, includePad: boolean): Tensor | null {
+  const gpu = gpuFor(x);
+  if (!gpu) return null;
+  const y = gpuOps.pool2d(gpu, x, g, mode, includePad);
+  return record(y, name, [x], (dy) => [gpuOps.pool2dBackward(gpu, dy, x, y, g, mode, includePad)]);
+}
+
 export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   const g = poolGeometry('maxPool2d', x.shape, options);
+  const onGpu = gpuPool('maxPool2d', x, g, gpuOps.POOL_MODE.max, false);
+  if (onGpu) return onGpu;
   const { y, argmax } = maxPoolForward(x.data, g);
   return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, x.size)]);
 }
@@ -44,12 +56,16 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
 export function avgPool2d(x: Tensor, options: PoolOptions & { countIncludePad?: boolean }): Tensor {
   const g = poolGeometry('avgPool2d', x.shape, options);
   const includePad = options.countIncludePad ?? true;
+  const onGpu = gpuPool('avgPool2d', x, g, gpuOps.POOL_MODE.avg, includePad);
+  if (onGpu) return onGpu;
   const y = avgPoolForward(x.data, g, includePad);
   return record(new Tensor(y, outShape(g)), 'avgPool2d', [x], (dy) => [avgPoolBackward(dy, g, includePad)]);
 }
 
 export function l2Pool2d(x: Tensor, options: PoolOptions): Tensor {
   const g = poolGeometry('l2Pool2d', x.shape, options);
+  const onGpu = gpuPool('l2Pool2d', x, g, gpuOps.POOL_MODE.l2, false);
+  if (onGpu) return onGpu;
   const xd = x.data;
   const y = l2PoolForward(xd, g);
   if (!needsGrad(x)) return new Tensor(y, outShape(g));
@@ -59,6 +75,7 @@ export function l2Pool2d(x: Tensor, options: PoolOptions): Tensor {
 /** Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */
 export function globalAvgPool(x: Tensor): Tensor {
   const [N, C, H, W] = dims4('globalAvgPool', x.shape);
+  if (gpuFor(x)) return avgPool2d(x, { kernel: [H, W] }); // one H x W window per plane
   const P = H * W, xd = x.data;
   const y = alloc(x.dtype, N * C);
   for (let p = 0; p < N * C; p++) {

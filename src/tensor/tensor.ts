@@ -20,6 +20,25 @@ export function dtypeOf(data: TypedArray): DType {
 
 let nextId = 1;
 
+/**
+ * Tensor values that live on a device (a GPU texture or buffer). They are copied to the host the first
+ * time `.data` is read; device ops pass `value` straight to the next kernel. Reference counted, because
+ * a reshape shares its input's values.
+ */
+export interface DeviceData {
+  /** Which backend owns it, e.g. 'gpu:headlessgl'. */
+  readonly backend: string;
+  /** What the backend's kernels take as an argument (a texture, or a typed array on webasm). */
+  readonly value: unknown;
+  read(): Float32Array;
+  retain(): void;
+  release(): void;
+}
+
+function isDeviceData(v: TypedArray | DeviceData): v is DeviceData {
+  return !(v instanceof Float32Array || v instanceof Float64Array);
+}
+
 export interface TensorOptions {
   requiresGrad?: boolean;
   /** false for tensors that must outlive the current tidy() scope (gradients, running statistics). */
@@ -38,22 +57,42 @@ export class Tensor {
   /** How this tensor was computed; null for leaves and for tensors made with grad disabled. */
   node: GradNode | null = null;
   private storage: TypedArray | null;
+  private deviceData: DeviceData | null;
+  private disposed = false;
 
-  constructor(data: TypedArray, shape: Shape, options: TensorOptions = {}) {
+  /**
+   * Values on the host (a typed array the tensor takes ownership of) or on a device (float32; the tensor
+   * takes over one reference). A tensor's values never change after creation, except leaves'
+   * (parameters, running statistics) updated in place on the host.
+   */
+  constructor(data: TypedArray | DeviceData, shape: Shape, options: TensorOptions = {}) {
     assertValidShape('tensor', shape);
     const size = sizeOf(shape);
-    if (data.length !== size) throw new ShapeError('tensor', `${data.length} elements`, shape, `shape holds ${size} elements`);
-    this.storage = data;
+    this.storage = isDeviceData(data) ? null : data;
+    this.deviceData = isDeviceData(data) ? data : null;
+    if (this.storage && this.storage.length !== size) throw new ShapeError('tensor', `${this.storage.length} elements`, shape, `shape holds ${size} elements`);
     this.shape = Object.freeze([...shape]);
     this.size = size;
-    this.dtype = dtypeOf(data);
+    this.dtype = this.storage ? dtypeOf(this.storage) : 'float32';
     this.requiresGrad = options.requiresGrad ?? false;
     onCreate(this, options.tracked ?? true);
   }
 
+  /** The values on the host; a device tensor is read back once, on first access. */
   get data(): TypedArray {
-    if (this.storage === null) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}]`);
+    if (this.disposed) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}]`);
+    if (this.storage === null) {
+      const values = this.deviceData!.read();
+      if (values.length !== this.size) throw new ShapeError('tensor', `${values.length} elements read back from ${this.deviceData!.backend}`, this.shape);
+      this.storage = values;
+    }
     return this.storage;
+  }
+
+  /** The values on a device, or null for a host tensor. */
+  get device(): DeviceData | null {
+    if (this.disposed) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}]`);
+    return this.deviceData;
   }
 
   get rank(): number {
@@ -61,7 +100,7 @@ export class Tensor {
   }
 
   get isDisposed(): boolean {
-    return this.storage === null;
+    return this.disposed;
   }
 
   /**
@@ -89,8 +128,11 @@ export class Tensor {
   }
 
   dispose(): void {
-    if (this.storage === null) return;
+    if (this.disposed) return;
+    this.disposed = true;
     this.storage = null;
+    this.deviceData?.release();
+    this.deviceData = null;
     this.node = null;
     this.zeroGrad();
     onDispose(this);

@@ -1,0 +1,212 @@
+/**
+ * The GPU device: one gpu.js instance, the mode it runs in, an LRU cache of compiled kernels, and the
+ * device buffers (textures on GL, typed arrays on webasm) that tensors hold between ops.
+ *
+ * Kernels are compiled per (kernel, mode, constants, argument kinds): gpu.js bakes constants into the
+ * shader and ignores setConstants() after the first call, so every shape gets its own kernel. Each
+ * compiled kernel costs device memory (~8 MB on headless-gl), hence the LRU bound. Outputs are
+ * immutable textures that must be deleted by hand; DeviceBuffer counts references and deletes the
+ * texture when the last tensor holding it is disposed.
+ */
+import { FacenetError } from '../../errors.js';
+import type { DeviceData } from '../../tensor/tensor.js';
+import { KERNELS, type KernelName } from '../../../kernels/index.js';
+
+/** The gpu.js modes this backend runs on. webgpu is left out: its kernels are asynchronous, our ops are not. */
+export type GpuMode = 'headlessgl' | 'webgl2' | 'webgl' | 'webasm' | 'cpu';
+export const GPU_MODES: readonly GpuMode[] = ['headlessgl', 'webgl2', 'webgl', 'webasm', 'cpu'];
+
+/** The class gpu.js must have compiled for each mode: webasm can fall back to cpu without failing. */
+const KERNEL_CLASS: Record<GpuMode, string> = {
+  headlessgl: 'HeadlessGLKernel', webgl2: 'WebGL2Kernel', webgl: 'WebGLKernel', webasm: 'WebAssemblyKernel', cpu: 'CPUKernel',
+};
+
+export class GpuError extends FacenetError {}
+
+/** The slice of gpu.js's API used here. */
+interface GpuJsTexture { toArray(): Float32Array; delete(): void }
+interface GpuJsKernel {
+  (...args: unknown[]): unknown;
+  kernel?: { constructor: { name: string }; fallbackReason?: string };
+  destroy(removeCanvasReferences?: boolean): void;
+}
+interface GpuJsInstance {
+  createKernel(fn: (...args: never[]) => number, settings: Record<string, unknown>): GpuJsKernel;
+  destroy(): void;
+}
+interface GpuJsClass {
+  new (settings: { mode: string }): GpuJsInstance;
+  isHeadlessGLSupported: boolean;
+  isWebGL2Supported: boolean;
+  isWebGLSupported: boolean;
+  isWebAssemblySupported: boolean;
+}
+
+export interface DeviceCounters {
+  /** Device buffers (textures) held by live tensors. */
+  liveBuffers: number;
+  /** Compiled kernels in the cache. */
+  kernels: number;
+  /** Kernels compiled since the device was opened (cache misses). */
+  compiled: number;
+  /** Kernel launches since the device was opened. */
+  launches: number;
+}
+
+export interface OpenOptions {
+  /** A gpu.js mode, or 'auto': headlessgl, else webasm in Node; webgl2, else webgl, else webasm in a browser. */
+  mode?: GpuMode | 'auto';
+  /** Compiled kernels kept (least recently used ones are destroyed). */
+  maxKernels?: number;
+  /** Told why 'auto' did not pick the first choice. */
+  log?: (message: string) => void;
+}
+
+/** Chooses a mode; explains a fallback through `log`. */
+export function chooseMode(GPU: GpuJsClass, requested: GpuMode | 'auto', inBrowser: boolean, log: (m: string) => void): GpuMode {
+  const supported: Record<GpuMode, boolean> = {
+    headlessgl: GPU.isHeadlessGLSupported, webgl2: GPU.isWebGL2Supported, webgl: GPU.isWebGLSupported,
+    webasm: GPU.isWebAssemblySupported, cpu: true,
+  };
+  if (requested !== 'auto') {
+    if (!supported[requested]) {
+      const hint = requested === 'headlessgl'
+        ? ' (it needs the optional `gl` package built and an X display: run under `xvfb-run -a`)'
+        : '';
+      throw new GpuError('GPU_UNAVAILABLE', `gpu.js mode '${requested}' is not available here${hint}; use --backend gpu to pick the best available mode`);
+    }
+    return requested;
+  }
+  const order: GpuMode[] = inBrowser ? ['webgl2', 'webgl', 'webasm'] : ['headlessgl', 'webasm'];
+  const mode = order.find((m) => supported[m]) ?? 'cpu';
+  if (mode !== order[0]) {
+    const why = inBrowser ? 'WebGL2 is not available in this browser' : 'headless-gl is not available (the optional `gl` package did not build, or there is no X display: run under `xvfb-run -a`)';
+    log(`gpu: ${why}; using gpu.js '${mode}'`);
+  }
+  return mode;
+}
+
+class DeviceBuffer implements DeviceData {
+  private refs = 1;
+  constructor(private readonly device: GpuDevice, readonly value: GpuJsTexture | Float32Array, readonly length: number) {}
+  get backend(): string {
+    return `gpu:${this.device.mode}`;
+  }
+  read(): Float32Array {
+    if (this.refs <= 0) throw new GpuError('INTERNAL', 'read of a released device buffer');
+    if (this.value instanceof Float32Array) return this.value.slice();
+    const values = this.value.toArray();
+    // A 1-D output texture may be padded to its 2-D texture size.
+    return values.length === this.length ? values : values.slice(0, this.length);
+  }
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs > 0) return;
+    if (!(this.value instanceof Float32Array)) this.value.delete();
+    this.device.bufferReleased();
+  }
+}
+
+/** A kernel argument: a device buffer's value, or host values gpu.js uploads on the call. */
+export type KernelArg = DeviceData | Float32Array;
+
+export class GpuDevice {
+  private readonly cache = new Map<string, GpuJsKernel>();
+  private counters: DeviceCounters = { liveBuffers: 0, kernels: 0, compiled: 0, launches: 0 };
+  private constructor(private readonly gpu: GpuJsInstance, readonly mode: GpuMode, private readonly maxKernels: number) {}
+
+  static async open(options: OpenOptions = {}): Promise<GpuDevice> {
+    let GPU: GpuJsClass;
+    try {
+      const mod = (await import('gpu.js')) as unknown as { GPU?: GpuJsClass; default?: { GPU: GpuJsClass } };
+      GPU = (mod.GPU ?? mod.default?.GPU)!;
+    } catch (e) {
+      throw new GpuError('GPU_UNAVAILABLE', `gpu.js could not be loaded (${(e as Error).message}); reinstall with \`npm ci\``);
+    }
+    const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+    const mode = chooseMode(GPU, options.mode ?? 'auto', inBrowser, options.log ?? ((m) => console.warn(m)));
+    const maxKernels = options.maxKernels ?? (mode === 'headlessgl' || mode.startsWith('webgl') ? 48 : 256);
+    return new GpuDevice(new GPU({ mode }), mode, maxKernels);
+  }
+
+  get name(): string {
+    return `gpu:${this.mode}`;
+  }
+
+  stats(): DeviceCounters {
+    return { ...this.counters, kernels: this.cache.size };
+  }
+
+  /** Runs a registered kernel; the result stays on the device. */
+  run(name: KernelName, constants: Record<string, number>, args: readonly KernelArg[]): DeviceData {
+    const def = KERNELS[name];
+    const size = (def.outputSize as unknown as (c: Record<string, number>) => number)(constants);
+    if (!(size >= 1 && Number.isSafeInteger(size))) throw new GpuError('INTERNAL', `${name}: output size ${size}`);
+    // webasm computes indices in float32: beyond 2^24 they are no longer exact.
+    if (size > 2 ** 24 || args.some((a) => length(a) > 2 ** 24)) {
+      throw new GpuError('GPU_LIMIT', `${name}: tensors above 2^24 = 16,777,216 elements are not supported on the GPU backend (float32 indices); use a smaller batch`);
+    }
+    const values = args.map((a) => (a instanceof Float32Array ? a : (a.value as GpuJsTexture | Float32Array)));
+    const kinds = values.map((v) => (v instanceof Float32Array ? 'a' : 't')).join('');
+    const key = `${name}|${kinds}|${JSON.stringify(constants)}`;
+    const cached = this.cache.get(key);
+    if (cached) {
+      this.cache.delete(key); // re-inserted: Map order is the LRU order
+      this.cache.set(key, cached);
+    }
+    const kernel = cached ?? this.compile(key, name, size, constants);
+    this.counters.launches++;
+    const out = kernel(...values) as GpuJsTexture | Float32Array;
+    if (!cached) this.assertMode(name, kernel);
+    this.counters.liveBuffers++;
+    return new DeviceBuffer(this, out, size);
+  }
+
+  /** Runs a kernel and reads its result back (for small results and gradients that go back to the tape). */
+  runToHost(name: KernelName, constants: Record<string, number>, args: readonly KernelArg[]): Float32Array {
+    const buffer = this.run(name, constants, args);
+    try {
+      return buffer.read();
+    } finally {
+      buffer.release();
+    }
+  }
+
+  bufferReleased(): void {
+    this.counters.liveBuffers--;
+  }
+
+  destroy(): void {
+    for (const k of this.cache.values()) k.destroy();
+    this.cache.clear();
+    this.gpu.destroy();
+  }
+
+  private compile(key: string, name: KernelName, size: number, constants: Record<string, number>): GpuJsKernel {
+    const kernel = this.gpu.createKernel(KERNELS[name].fn as (...args: never[]) => number, {
+      output: [size], constants, precision: 'single', tactic: 'precision', pipeline: true, immutable: true,
+    });
+    this.counters.compiled++;
+    this.cache.set(key, kernel);
+    if (this.cache.size > this.maxKernels) {
+      const [oldestKey, oldest] = this.cache.entries().next().value!;
+      this.cache.delete(oldestKey);
+      oldest.destroy();
+    }
+    return kernel;
+  }
+
+  /** After a kernel's first run: it must have compiled for our mode, not fallen back to another. */
+  private assertMode(name: string, kernel: GpuJsKernel): void {
+    const ran = kernel.kernel?.constructor.name;
+    if (ran !== undefined && ran !== KERNEL_CLASS[this.mode]) {
+      throw new GpuError('GPU_FALLBACK', `${name}: gpu.js ran ${ran} instead of ${KERNEL_CLASS[this.mode]}${kernel.kernel?.fallbackReason ? ` (${kernel.kernel.fallbackReason})` : ''}`);
+    }
+  }
+}
+
+function length(a: KernelArg): number {
+  return a instanceof Float32Array ? a.length : (a as DeviceBuffer).length;
+}
