@@ -106,19 +106,25 @@ function conv2dBackwardFilter(this: KernelThis<ConvConstants>, dy: Values, x: Va
   const o = Math.floor((q2 + 0.5) / this.constants.CG);
   const cig = q2 - o * this.constants.CG;
   const ch = Math.floor((o + 0.5) / this.constants.OG) * this.constants.CG + cig;
+  // Summed per image row, then per image, then over images: partial sums keep float32 rounding small
+  // (this gradient is a small difference of large terms when a training-mode batchnorm follows).
   let acc = 0.0;
   for (let n = 0; n < this.constants.N; n++) {
+    let image = 0.0;
     for (let oh = 0; oh < this.constants.OH; oh++) {
       const ih = oh * this.constants.SH - this.constants.PT + kh * this.constants.DH;
       if (ih >= 0 && ih < this.constants.H) {
+        let row = 0.0;
         for (let ow = 0; ow < this.constants.OW; ow++) {
           const iw = ow * this.constants.SW - this.constants.PL + kw * this.constants.DW;
           if (iw >= 0 && iw < this.constants.W) {
-            acc += dy[((n * this.constants.O + o) * this.constants.OH + oh) * this.constants.OW + ow]! * x[((n * this.constants.C + ch) * this.constants.H + ih) * this.constants.W + iw]!;
+            row += dy[((n * this.constants.O + o) * this.constants.OH + oh) * this.constants.OW + ow]! * x[((n * this.constants.C + ch) * this.constants.H + ih) * this.constants.W + iw]!;
           }
         }
+        image += row;
       }
     }
+    acc += image;
   }
   return acc;
 }

@@ -4,16 +4,26 @@
  */
 import type { KernelThis, Values } from './types.js';
 
-export interface ChannelConstants { N: number; C: number; P: number; RELU: number; M: number }
+/** PB = ceil(P / 32): reductions sum blocks of 32 pixels, then blocks, then images (small float32 rounding). */
+export interface ChannelConstants { N: number; C: number; P: number; PB: number; RELU: number; M: number }
 
 /** sum over n and p of a[n, c, p]!, one thread per channel (bias gradients, BN sums, dense bias gradient). */
 function channelSum(this: KernelThis<ChannelConstants>, a: Values): number {
   const ch = this.thread.x;
   let acc = 0.0;
   for (let n = 0; n < this.constants.N; n++) {
-    for (let p = 0; p < this.constants.P; p++) {
-      acc += a[(n * this.constants.C + ch) * this.constants.P + p]!;
+    let plane = 0.0;
+    for (let b = 0; b < this.constants.PB; b++) {
+      let block = 0.0;
+      for (let q = 0; q < 32; q++) {
+        const p = b * 32 + q;
+        if (p < this.constants.P) {
+          block += a[(n * this.constants.C + ch) * this.constants.P + p]!;
+        }
+      }
+      plane += block;
     }
+    acc += plane;
   }
   return acc;
 }
@@ -24,10 +34,19 @@ function channelSquaredDeviation(this: KernelThis<ChannelConstants>, x: Values, 
   const m = mean[ch]!;
   let acc = 0.0;
   for (let n = 0; n < this.constants.N; n++) {
-    for (let p = 0; p < this.constants.P; p++) {
-      const d = x[(n * this.constants.C + ch) * this.constants.P + p]! - m;
-      acc += d * d;
+    let plane = 0.0;
+    for (let b = 0; b < this.constants.PB; b++) {
+      let block = 0.0;
+      for (let q = 0; q < 32; q++) {
+        const p = b * 32 + q;
+        if (p < this.constants.P) {
+          const d = x[(n * this.constants.C + ch) * this.constants.P + p]! - m;
+          block += d * d;
+        }
+      }
+      plane += block;
     }
+    acc += plane;
   }
   return acc;
 }
@@ -39,12 +58,21 @@ function channelSumDyXhat(this: KernelThis<ChannelConstants>, dy: Values, x: Val
   const s = invstd[ch]!;
   let acc = 0.0;
   for (let n = 0; n < this.constants.N; n++) {
-    for (let p = 0; p < this.constants.P; p++) {
-      const k = (n * this.constants.C + ch) * this.constants.P + p;
-      acc += dy[k]! * (x[k]! - m) * s;
+    let plane = 0.0;
+    for (let b = 0; b < this.constants.PB; b++) {
+      let block = 0.0;
+      for (let q = 0; q < 32; q++) {
+        const p = b * 32 + q;
+        if (p < this.constants.P) {
+          const k = (n * this.constants.C + ch) * this.constants.P + p;
+          block += dy[k]! * (x[k]! - m);
+        }
+      }
+      plane += block;
     }
+    acc += plane;
   }
-  return acc;
+  return acc * s;
 }
 
 /** y = act(x * scale[c]! + shift[c]!): eval batchnorm, a training batchnorm's output, per-channel bias. */

@@ -5,12 +5,14 @@
  */
 import { FacenetError } from '../errors.js';
 import { createPipeline, type FacePipeline, type Pick } from '../face/pipeline.js';
+import { GPU_MODES } from '../backends/gpu/device.js';
+import type { BackendName } from '../backends/backend.js';
 import { numberOption, UsageError, type OptionSpec, type ParsedArgs } from './args.js';
 
 export const FACE_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', description: 'registry id (see `facenet models`) or a .safetensors file (default dlib-resnet34)' },
   detector: { type: 'string', description: 'tiny (default; 68 landmarks) or mtcnn (5 landmarks)' },
-  backend: { type: 'string', description: 'cpu (default) or gpu' },
+  backend: { type: 'string', description: 'cpu (default), gpu (gpu.js: headlessgl if available, else webasm) or gpu:MODE' },
   'min-face': { type: 'string', description: 'smallest face side in pixels for MTCNN (default 20)' },
   'score-threshold': { type: 'string', description: 'detection score threshold of the tiny detector (default 0.5)' },
   from: { type: 'string', description: 'mirror directory of source weights (default FACENET_WEIGHTS_MIRROR)' },
@@ -29,8 +31,9 @@ export type Out = (line: string) => void;
 
 export async function pipelineFrom(args: ParsedArgs, log: Out): Promise<FacePipeline> {
   const backend = (args.options.backend as string | undefined) ?? 'cpu';
-  if (backend === 'gpu') throw new FacenetError('BACKEND_UNAVAILABLE', 'the gpu backend is not part of this build yet; use --backend cpu');
-  if (backend !== 'cpu') throw new UsageError(`--backend must be cpu or gpu, got ${backend}`);
+  if (backend !== 'cpu' && backend !== 'gpu' && !GPU_MODES.some((m) => backend === `gpu:${m}`)) {
+    throw new UsageError(`--backend must be cpu, gpu or gpu:MODE (MODE: ${GPU_MODES.join(', ')}), got ${backend}`);
+  }
   const detector = (args.options.detector as string | undefined) ?? 'tiny';
   if (detector !== 'tiny' && detector !== 'mtcnn') throw new UsageError(`--detector must be tiny or mtcnn, got ${detector}`);
   return createPipeline({
@@ -41,6 +44,7 @@ export async function pipelineFrom(args: ParsedArgs, log: Out): Promise<FacePipe
     from: args.options.from as string | undefined,
     limits: args.options['max-pixels'] === undefined ? undefined : { maxPixels: numberOption(args, 'max-pixels', 5e7, (v) => v >= 1) },
     timeoutMs: args.options['timeout-ms'] === undefined ? undefined : numberOption(args, 'timeout-ms', 0, (v) => v > 0),
+    backend: backend as BackendName,
     log: (line) => log(line),
   });
 }

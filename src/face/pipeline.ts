@@ -6,6 +6,7 @@
  * Models come from the registry (fetched, verified and converted on first use) or a .safetensors file.
  * Detectors: 'tiny' (face-api's tiny face detector + 68-point landmarks; npm only) or 'mtcnn' (5 points).
  */
+import { useBackend, type BackendName } from '../backends/backend.js';
 import { FacenetError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../autograd/memory.js';
@@ -42,6 +43,11 @@ export interface PipelineOptions {
   limits?: ImageLimits;
   /** Per-image time budget in ms (checked between stages); over it, the image fails with code TIMEOUT. */
   timeoutMs?: number;
+  /**
+   * 'cpu' (default), 'gpu' (the best gpu.js mode here) or 'gpu:MODE'. The backend is process-wide:
+   * creating a pipeline switches every op in the process to it.
+   */
+  backend?: BackendName;
   log?: (line: string) => void;
 }
 
@@ -114,7 +120,8 @@ function specFor(id: string, loaded: LoadedModel): ModelSpec {
 }
 
 export class FacePipeline {
-  readonly backend = 'cpu';
+  /** What runs the networks: 'cpu', 'gpu:headlessgl', 'gpu:webasm', ... */
+  backend = 'cpu';
   private constructor(
     readonly model: string,
     readonly spec: ModelSpec,
@@ -218,5 +225,8 @@ export class FacePipeline {
 }
 
 export async function createPipeline(options: PipelineOptions = {}): Promise<FacePipeline> {
-  return FacePipeline.create(options);
+  const backend = await useBackend(options.backend ?? 'cpu', { log: options.log });
+  const pipeline = FacePipeline.create(options);
+  pipeline.backend = backend;
+  return pipeline;
 }

@@ -117,6 +117,15 @@ describe('facenet face commands (CLI)', function () {
     expect(r.status).to.equal(2);
     expect(r.stderr).to.match(/compare needs exactly two images, got 1/);
     expect(run('embed', '--pick', 'biggest', bbt('amy', 1)).stderr).to.match(/--pick must be largest, center or all/);
-    expect(run('compare', '--backend', 'gpu', bbt('amy', 1), bbt('amy', 2)).stderr).to.match(/gpu backend is not part of this build/);
+    expect(run('compare', '--backend', 'tpu', bbt('amy', 1), bbt('amy', 2)).stderr).to.match(/--backend must be cpu, gpu or gpu:MODE/);
+  });
+
+  it('--backend gpu:webasm: the same distance as the CPU, and the JSON says what ran', () => {
+    const cpu = run('compare', bbt('amy', 1), bbt('amy', 2));
+    const gpu = run('compare', '--backend', 'gpu:webasm', bbt('amy', 1), bbt('amy', 2));
+    expect(gpu.status, gpu.stderr).to.equal(0);
+    expect(gpu.lines[0]!.backend).to.equal('gpu:webasm');
+    expect(cpu.lines[0]!.backend).to.equal('cpu');
+    expect(Math.abs((gpu.lines[0]!.distance as number) - (cpu.lines[0]!.distance as number))).to.be.at.most(1e-4);
   });
 });

@@ -14,6 +14,12 @@ import { convertWeights } from '../../src/io/convert/index.js';
 import { loadModelFile } from '../../src/models/load.js';
 import type { InceptionNet } from '../../src/models/inception_net.js';
 import { liveTensors, noGrad, ops, tensor, tidy, type Tensor } from '../../src/index.js';
+import { buildModel } from '../../src/models/factory.js';
+import { SmallInception } from '../../src/models/small_inception.js';
+import type { Module } from '../../src/nn/module.js';
+import { tripletLoss } from '../../src/losses/triplet.js';
+import { SGD } from '../../src/train/optim.js';
+import { randn } from '../../src/tensor/creation.js';
 import { goldenSet, sharedPath } from '../shared.js';
 import { tempDir } from '../tmp.js';
 import { GPU_OPS, parity } from './parity.js';
@@ -102,6 +108,68 @@ for (const mode of ['webasm', 'headlessgl'] as const) {
         emb.dispose();
       }
       console.log(`      ${mode}: embedding max abs error vs goldens`, JSON.stringify(report));
+    });
+
+    it('one nn4.small2 triplet training step (forward, batch-all mining, backward, SGD) equals the CPU step', async function () {
+      const step = async (name: BackendName): Promise<{ loss: number; params: Float32Array[]; initial: Float32Array[] }> => {
+        await useBackend(name);
+        const model = buildModel('nn4.small2', { seed: 3 }) as Module & { forward(x: Tensor): Tensor };
+        model.train();
+        const initial = model.parameters().map((p) => Float32Array.from(p.data));
+        const x = randn([6, 3, 96, 96], { seed: 11 });
+        const loss = tidy(() => {
+          const { loss: l } = tripletLoss(model.forward(x), [0, 0, 1, 1, 2, 2], { mining: 'batch-all', margin: 0.5 });
+          l.backward();
+          return l.item();
+        });
+        new SGD(model.parameters(), 0.05, { momentum: 0.9 }).update();
+        return { loss, initial, params: model.parameters().map((p) => Float32Array.from(p.data)) };
+      };
+      const cpu = await step('cpu');
+      const gpu = await step(backend);
+      expect(Math.abs(gpu.loss - cpu.loss), `loss ${gpu.loss} vs ${cpu.loss}`).to.be.at.most(1e-5);
+      // Each parameter tensor's update (new - initial), GPU against CPU, as a relative L2 difference. Not
+      // bit-level: the GPU accumulates in float32 while the CPU's accumulators are JS doubles, and rounding
+      // is amplified through 20 training-mode batchnorms (measured worst: 6e-3, on a BN bias; an indexing
+      // bug shows up as O(1)). Conv biases before a training-mode BN have a zero gradient in exact
+      // arithmetic, so only their rounding noise would be compared: they are left out.
+      let worst = 0, worstAt = '';
+      const names = buildModel('nn4.small2', { seed: 3 }).namedParameters().map(([n]) => n);
+      cpu.params.forEach((p, i) => {
+        if (names[i]!.endsWith('conv.bias')) return;
+        const q = gpu.params[i]!, p0 = cpu.initial[i]!;
+        let diff = 0, norm = 0;
+        for (let k = 0; k < p.length; k++) {
+          diff += (p[k]! - q[k]!) ** 2;
+          norm += (p[k]! - p0[k]!) ** 2;
+        }
+        const rel = Math.sqrt(diff / Math.max(norm, 1e-30));
+        if (rel > worst) { worst = rel; worstAt = names[i]!; }
+      });
+      console.log(`      ${mode}: loss ${gpu.loss.toFixed(6)} (cpu ${cpu.loss.toFixed(6)}); worst relative L2 difference of a parameter update ${worst.toExponential(2)} (${worstAt})`);
+      expect(worst).to.be.at.most(2e-2);
+    });
+
+    it('device buffers, compiled kernels and live tensors stay flat over 200 embeddings', async function () {
+      await useBackend(backend);
+      const dev = gpuDevice()!;
+      const model = new SmallInception({ seed: 5 });
+      model.eval();
+      const embedOnce = (i: number): void => {
+        const e = tidy(() => noGrad(() => model.forward(randn([1, 1, 28, 28], { seed: i }))));
+        e.data; // read back, as a caller would
+        e.dispose();
+      };
+      for (let i = 0; i < 10; i++) embedOnce(i);
+      const warm = { ...dev.stats(), tensors: liveTensors() };
+      for (let i = 10; i < 200; i++) embedOnce(i);
+      const end = { ...dev.stats(), tensors: liveTensors() };
+      console.log(`      ${mode}: after 10 / 200 embeddings: buffers ${warm.liveBuffers} / ${end.liveBuffers}, kernels ${warm.kernels} / ${end.kernels} (compiled ${warm.compiled} / ${end.compiled}), live tensors ${warm.tensors} / ${end.tensors}`);
+      expect(end.compiled, "no recompilation once warm").to.equal(warm.compiled);
+      expect(end.liveBuffers).to.equal(warm.liveBuffers);
+      expect(end.kernels).to.equal(warm.kernels);
+      expect(end.tensors).to.equal(warm.tensors);
+      expect(end.launches).to.be.greaterThan(warm.launches);
     });
   });
 }

@@ -86,9 +86,14 @@ export function chooseMode(GPU: GpuJsClass, requested: GpuMode | 'auto', inBrows
   return mode;
 }
 
+/** A compiled kernel and how many of its output buffers are alive: GL reads a texture through its kernel. */
+interface CachedKernel { run: GpuJsKernel; liveOutputs: number }
+
 class DeviceBuffer implements DeviceData {
   private refs = 1;
-  constructor(private readonly device: GpuDevice, readonly value: GpuJsTexture | Float32Array, readonly length: number) {}
+  constructor(private readonly device: GpuDevice, private readonly kernel: CachedKernel, readonly value: GpuJsTexture | Float32Array, readonly length: number) {
+    kernel.liveOutputs++;
+  }
   get backend(): string {
     return `gpu:${this.device.mode}`;
   }
@@ -105,6 +110,7 @@ class DeviceBuffer implements DeviceData {
   release(): void {
     if (--this.refs > 0) return;
     if (!(this.value instanceof Float32Array)) this.value.delete();
+    this.kernel.liveOutputs--;
     this.device.bufferReleased();
   }
 }
@@ -113,7 +119,7 @@ class DeviceBuffer implements DeviceData {
 export type KernelArg = DeviceData | Float32Array;
 
 export class GpuDevice {
-  private readonly cache = new Map<string, GpuJsKernel>();
+  private readonly cache = new Map<string, CachedKernel>();
   private counters: DeviceCounters = { liveBuffers: 0, kernels: 0, compiled: 0, launches: 0 };
   private constructor(private readonly gpu: GpuJsInstance, readonly mode: GpuMode, private readonly maxKernels: number) {}
 
@@ -127,7 +133,7 @@ export class GpuDevice {
     }
     const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
     const mode = chooseMode(GPU, options.mode ?? 'auto', inBrowser, options.log ?? ((m) => console.warn(m)));
-    const maxKernels = options.maxKernels ?? (mode === 'headlessgl' || mode.startsWith('webgl') ? 48 : 256);
+    const maxKernels = options.maxKernels ?? (mode === 'headlessgl' || mode.startsWith('webgl') ? 160 : 400);
     return new GpuDevice(new GPU({ mode }), mode, maxKernels);
   }
 
@@ -158,10 +164,10 @@ export class GpuDevice {
     }
     const kernel = cached ?? this.compile(key, name, size, constants);
     this.counters.launches++;
-    const out = kernel(...values) as GpuJsTexture | Float32Array;
-    if (!cached) this.assertMode(name, kernel);
+    const out = kernel.run(...values) as GpuJsTexture | Float32Array;
+    if (!cached) this.assertMode(name, kernel.run);
     this.counters.liveBuffers++;
-    return new DeviceBuffer(this, out, size);
+    return new DeviceBuffer(this, kernel, out, size);
   }
 
   /** Runs a kernel and reads its result back (for small results and gradients that go back to the tape). */
@@ -179,23 +185,30 @@ export class GpuDevice {
   }
 
   destroy(): void {
-    for (const k of this.cache.values()) k.destroy();
+    for (const k of this.cache.values()) k.run.destroy();
     this.cache.clear();
     this.gpu.destroy();
   }
 
-  private compile(key: string, name: KernelName, size: number, constants: Record<string, number>): GpuJsKernel {
-    const kernel = this.gpu.createKernel(KERNELS[name].fn as (...args: never[]) => number, {
+  private compile(key: string, name: KernelName, size: number, constants: Record<string, number>): CachedKernel {
+    this.evict();
+    const run = this.gpu.createKernel(KERNELS[name].fn as (...args: never[]) => number, {
       output: [size], constants, precision: 'single', tactic: 'precision', pipeline: true, immutable: true,
     });
     this.counters.compiled++;
+    const kernel = { run, liveOutputs: 0 };
     this.cache.set(key, kernel);
-    if (this.cache.size > this.maxKernels) {
-      const [oldestKey, oldest] = this.cache.entries().next().value!;
-      this.cache.delete(oldestKey);
-      oldest.destroy();
-    }
     return kernel;
+  }
+
+  /** Destroys least recently used kernels down to the bound, skipping any whose outputs are still alive. */
+  private evict(): void {
+    for (const [key, k] of this.cache) {
+      if (this.cache.size < this.maxKernels) return;
+      if (k.liveOutputs > 0) continue;
+      this.cache.delete(key);
+      k.run.destroy();
+    }
   }
 
   /** After a kernel's first run: it must have compiled for our mode, not fallen back to another. */

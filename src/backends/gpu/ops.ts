@@ -40,7 +40,7 @@ export function conv2dBackward(dev: GpuDevice, dy: TypedArray, x: Tensor, w: Ten
   return [
     needs[0] ? dev.runToHost('conv2dBackwardInput', c, [host(dy), arg(w)]) : null,
     needs[1] ? dev.runToHost('conv2dBackwardFilter', c, [host(dy), arg(x)]) : null,
-    needs[2] ? dev.runToHost('channelSum', { N: g.N, C: g.O, P: g.OH * g.OW, RELU: 0, M: 0 }, [host(dy)]) : null,
+    needs[2] ? dev.runToHost('channelSum', channelConstants(g.N, g.O, g.OH * g.OW), [host(dy)]) : null,
   ];
 }
 
@@ -65,7 +65,7 @@ export function pool2dBackward(dev: GpuDevice, dy: TypedArray, x: Tensor, y: Ten
 
 // --- normalization -----------------------------------------------------------------------------
 
-const channelConstants = (N: number, C: number, P: number, relu = false): Record<string, number> => ({ N, C, P, RELU: relu ? 1 : 0, M: N * P });
+const channelConstants = (N: number, C: number, P: number, relu = false): Record<string, number> => ({ N, C, P, PB: Math.ceil(P / 32), RELU: relu ? 1 : 0, M: N * P });
 
 /** y = act(x * scale[c] + shift[c]) over channel axis 1. */
 export function channelAffine(dev: GpuDevice, x: Tensor, scale: Float32Array, shift: Float32Array, relu: boolean): Tensor {
