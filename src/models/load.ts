@@ -30,6 +30,13 @@ export function loadModelFile(path: string): LoadedModel {
     const id = metadata.model_id;
     return { model, architecture, variant, metadata, spec: id ? MODEL_SPECS[id] : undefined };
   }
+  // Parameters are floating point; an integer or boolean tensor here is a wrong or corrupt file, never
+  // something to convert silently (F16/BF16/F64 are widened or kept exactly).
+  for (const [name, t] of tensors) {
+    if (!['F32', 'F64', 'F16', 'BF16'].includes(t.dtype)) {
+      throw new WeightFileError(path, `tensor ${name} is stored as ${t.dtype}, but ${architecture} weights are floating point (F32, F16, BF16 or F64); re-convert the source weights with \`facenet convert\``, 'BAD_DTYPE');
+    }
+  }
   const model = buildModel(architecture, { variant });
   try {
     model.loadStateDict(tensors, { source: path });

@@ -7,6 +7,7 @@ import { readTorchStateDict } from '../../src/io/convert/torch_pt.js';
 import { readTfjsManifestFile } from '../../src/io/convert/tfjs_manifest.js';
 import { convertWeights } from '../../src/io/convert/index.js';
 import { loadModelFile } from '../../src/models/load.js';
+import { buildModel } from '../../src/models/factory.js';
 import { floatBytes, PickleWriter, zipStored } from '../fixtures/torch_files.js';
 import { sharedPath } from '../shared.js';
 import { tempDir } from '../tmp.js';
@@ -72,6 +73,23 @@ describe('safetensors', () => {
   it('reports a missing file as NOT_FOUND', () => {
     expect(() => readSafetensors(join(tmp, 'nope.safetensors'))).to.throw(WeightFileError).with.property('code', 'NOT_FOUND');
   });
+  it('refuses a model file with an integer weight tensor (BAD_DTYPE), and converts F64 weights', () => {
+    const model = buildModel('mtcnn-pnet');
+    const file = join(tmp, 'pnet.safetensors');
+    const buf = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { architecture: 'mtcnn-pnet' });
+    writeFileSync(file, buf);
+    expect(() => loadModelFile(file)).to.not.throw();
+    // Same byte size per element, so only the header's dtype changes.
+    const headerLength = Number(buf.readBigUInt64LE(0));
+    const header = buf.subarray(8, 8 + headerLength).toString('utf8').replace('"dtype":"F32"', '"dtype":"I32"');
+    writeFileSync(file, Buffer.concat([buf.subarray(0, 8), Buffer.from(header, 'utf8'), buf.subarray(8 + headerLength)]));
+    expect(() => loadModelFile(file)).to.throw(WeightFileError, /is stored as I32.*floating point/).with.property('code', 'BAD_DTYPE');
+    const f64 = new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: Float64Array.from(t.data) }]));
+    writeFileSync(file, encodeSafetensors(f64, { architecture: 'mtcnn-pnet' }));
+    const loaded = loadModelFile(file).model.stateDict();
+    for (const [k, t] of model.stateDict()) expect(Array.from(loaded.get(k)!.data)).to.deep.equal(Array.from(t.data));
+  });
+
   it('encodes a model file that loads back into the same architecture', () => {
     const file = join(tmp, 'enc.safetensors');
     writeFileSync(file, encodeSafetensors(new Map([['x', { shape: [1], data: new Float32Array([1]) }]])));
