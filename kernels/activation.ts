@@ -65,6 +65,7 @@ function unaryBackward(this: KernelThis<UnaryConstants>, dy: Values, x: Values, 
   return g * (1.0 - out * out);
 }
 
+// PReLU's slope gradient is a per-channel sum: channelReduce (norm.ts), mode dotNegative.
 export interface PreluConstants { C: number; INNER: number; N: number }
 
 function preluForward(this: KernelThis<PreluConstants>, x: Values, alpha: Values): number {
@@ -86,25 +87,9 @@ function preluBackwardInput(this: KernelThis<PreluConstants>, dy: Values, x: Val
   return alpha[q - Math.floor((q + 0.5) / this.constants.C) * this.constants.C]! * dy[i]!;
 }
 
-/** dalpha[c] = sum of x * dy where x <= 0, one thread per channel. */
-function preluBackwardAlpha(this: KernelThis<PreluConstants>, dy: Values, x: Values): number {
-  const ch = this.thread.x;
-  let acc = 0.0;
-  for (let n = 0; n < this.constants.N; n++) {
-    for (let p = 0; p < this.constants.INNER; p++) {
-      const k = (n * this.constants.C + ch) * this.constants.INNER + p;
-      if (x[k]! <= 0) {
-        acc += x[k]! * dy[k]!;
-      }
-    }
-  }
-  return acc;
-}
-
 export const ACTIVATION_KERNELS = {
   unaryForward: { fn: unaryForward, outputSize: (c: UnaryConstants & { SIZE: number }) => c.SIZE },
   unaryBackward: { fn: unaryBackward, outputSize: (c: UnaryConstants & { SIZE: number }) => c.SIZE },
   preluForward: { fn: preluForward, outputSize: (c: PreluConstants) => c.N * c.C * c.INNER },
   preluBackwardInput: { fn: preluBackwardInput, outputSize: (c: PreluConstants) => c.N * c.C * c.INNER },
-  preluBackwardAlpha: { fn: preluBackwardAlpha, outputSize: (c: PreluConstants) => c.C },
 };

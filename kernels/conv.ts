@@ -13,7 +13,7 @@ export interface ConvConstants {
   RELU: number;
 }
 
-/** y = act(scale[o]! * sum(x * w) + shift[o]!): a plain conv with bias has scale 1, shift = bias; eval BN folds in. */
+/** y = act(scale[o] * sum(x * w) + shift[o]): a plain conv with bias has scale 1, shift = bias; eval BN folds in. */
 function conv2dForward(this: KernelThis<ConvConstants>, x: Values, w: Values, scale: Values, shift: Values): number {
   const i = this.thread.x;
   const q1 = Math.floor((i + 0.5) / this.constants.OW);

@@ -1,6 +1,6 @@
 /**
- * Matrix product with optional transposes and a bias row: out[i, j] = sum_k A(i, k) * B(k, j) + bias[j]!,
- * where A(i, k) is a[i*K + k]! (TA 0) or a[k*M + i]! (TA 1), likewise B. Serves matmul, dense and their
+ * Matrix product with optional transposes and a bias row: out[i, j] = sum_k A(i, k) * B(k, j) + bias[j],
+ * where A(i, k) is a[i*K + k] (TA 0) or a[k*M + i] (TA 1), likewise B. Serves matmul, dense and their
  * gradients.
  */
 import type { KernelThis, Values } from './types.js';

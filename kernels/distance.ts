@@ -18,7 +18,7 @@ function squaredDistances(this: KernelThis<DistanceConstants>, a: Values, b: Val
   return acc;
 }
 
-/** da[i, k] = sum_j 2 dy[i, j]! (a[i, k]! - b[j, k]!). */
+/** da[i, k] = sum_j 2 dy[i, j] (a[i, k] - b[j, k]). */
 function squaredDistancesGradA(this: KernelThis<DistanceConstants>, dy: Values, a: Values, b: Values): number {
   const t = this.thread.x;
   const i = Math.floor((t + 0.5) / this.constants.D);
@@ -30,7 +30,7 @@ function squaredDistancesGradA(this: KernelThis<DistanceConstants>, dy: Values, 
   return acc;
 }
 
-/** db[j, k] = -sum_i 2 dy[i, j]! (a[i, k]! - b[j, k]!). */
+/** db[j, k] = -sum_i 2 dy[i, j] (a[i, k] - b[j, k]). */
 function squaredDistancesGradB(this: KernelThis<DistanceConstants>, dy: Values, a: Values, b: Values): number {
   const t = this.thread.x;
   const j = Math.floor((t + 0.5) / this.constants.D);

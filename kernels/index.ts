@@ -13,6 +13,7 @@ import { POOL_KERNELS } from './pool.js';
 
 export { UNARY_OPS } from './activation.js';
 export { BINARY_OPS } from './elementwise.js';
+export { CHANNEL_REDUCE } from './norm.js';
 export type { KernelThis, Values } from './types.js';
 
 export const KERNELS = {

@@ -4,78 +4,71 @@
  */
 import type { KernelThis, Values } from './types.js';
 
-/** PB = ceil(P / 32): reductions sum blocks of 32 pixels, then blocks, then images (small float32 rounding). */
-export interface ChannelConstants { N: number; C: number; P: number; PB: number; RELU: number; M: number }
-
-/** sum over n and p of a[n, c, p]!, one thread per channel (bias gradients, BN sums, dense bias gradient). */
-function channelSum(this: KernelThis<ChannelConstants>, a: Values): number {
-  const ch = this.thread.x;
-  let acc = 0.0;
-  for (let n = 0; n < this.constants.N; n++) {
-    let plane = 0.0;
-    for (let b = 0; b < this.constants.PB; b++) {
-      let block = 0.0;
-      for (let q = 0; q < 32; q++) {
-        const p = b * 32 + q;
-        if (p < this.constants.P) {
-          block += a[(n * this.constants.C + ch) * this.constants.P + p]!;
-        }
-      }
-      plane += block;
-    }
-    acc += plane;
-  }
-  return acc;
+export interface ChannelConstants {
+  N: number; C: number; P: number;
+  /** ceil(P / 32): the number of 32-pixel blocks per plane. */
+  PB: number;
+  RELU: number; M: number;
+  /** channelReduce's term: see CHANNEL_REDUCE. */
+  MODE: number;
 }
 
-/** sum over n and p of (x - mean[c]!)² (the biased variance times M, two-pass for accuracy). */
-function channelSquaredDeviation(this: KernelThis<ChannelConstants>, x: Values, mean: Values): number {
-  const ch = this.thread.x;
-  const m = mean[ch]!;
-  let acc = 0.0;
-  for (let n = 0; n < this.constants.N; n++) {
-    let plane = 0.0;
-    for (let b = 0; b < this.constants.PB; b++) {
-      let block = 0.0;
-      for (let q = 0; q < 32; q++) {
-        const p = b * 32 + q;
-        if (p < this.constants.P) {
-          const d = x[(n * this.constants.C + ch) * this.constants.P + p]! - m;
-          block += d * d;
-        }
-      }
-      plane += block;
-    }
-    acc += plane;
-  }
-  return acc;
-}
+/** channelReduce's MODE: the term summed per channel. */
+export const CHANNEL_REDUCE = {
+  /** a: bias gradients, BN sums, the batch mean. */
+  sum: 0,
+  /** (a - mean[c])²: the variance times M (two passes, for accuracy). */
+  squaredDeviation: 1,
+  /** b * (a - mean[c]) * scale[c]: BN's gamma gradient with a = x, b = dy, scale = invstd. */
+  dotCentered: 2,
+  /** a * b where a <= 0: PReLU's slope gradient with a = x, b = dy. */
+  dotNegative: 3,
+} as const;
 
-/** sum over n and p of dy * xhat with xhat = (x - mean) * invstd: BN's gamma gradient. */
-function channelSumDyXhat(this: KernelThis<ChannelConstants>, dy: Values, x: Values, mean: Values, invstd: Values): number {
+/**
+ * One thread per channel c: the sum over images n and pixels p of a term of a[n, c, p] (and b, mean[c],
+ * scale[c]; unused operands are passed as one-element arrays). Blocks of 32 pixels are summed, then the
+ * blocks, then the images: partial sums keep float32 rounding small, which matters because these sums
+ * are often small differences of large terms (gradients before a training-mode batchnorm).
+ */
+function channelReduce(this: KernelThis<ChannelConstants>, a: Values, b: Values, mean: Values, scale: Values): number {
   const ch = this.thread.x;
-  const m = mean[ch]!;
-  const s = invstd[ch]!;
+  let m = 0.0;
+  if (this.constants.MODE === 1 || this.constants.MODE === 2) {
+    m = mean[ch]!;
+  }
   let acc = 0.0;
   for (let n = 0; n < this.constants.N; n++) {
     let plane = 0.0;
-    for (let b = 0; b < this.constants.PB; b++) {
+    for (let blk = 0; blk < this.constants.PB; blk++) {
       let block = 0.0;
       for (let q = 0; q < 32; q++) {
-        const p = b * 32 + q;
+        const p = blk * 32 + q;
         if (p < this.constants.P) {
           const k = (n * this.constants.C + ch) * this.constants.P + p;
-          block += dy[k]! * (x[k]! - m);
+          const v = a[k]!;
+          if (this.constants.MODE === 0) {
+            block += v;
+          } else if (this.constants.MODE === 1) {
+            block += (v - m) * (v - m);
+          } else if (this.constants.MODE === 2) {
+            block += b[k]! * (v - m);
+          } else if (v <= 0) {
+            block += v * b[k]!;
+          }
         }
       }
       plane += block;
     }
     acc += plane;
   }
-  return acc * s;
+  if (this.constants.MODE === 2) {
+    return acc * scale[ch]!;
+  }
+  return acc;
 }
 
-/** y = act(x * scale[c]! + shift[c]!): eval batchnorm, a training batchnorm's output, per-channel bias. */
+/** y = act(x * scale[c] + shift[c]): eval batchnorm, a training batchnorm's output, per-channel bias. */
 function channelAffine(this: KernelThis<ChannelConstants>, x: Values, scale: Values, shift: Values): number {
   const i = this.thread.x;
   const q = Math.floor((i + 0.5) / this.constants.P);
@@ -190,9 +183,7 @@ function l2NormalizeBackward(this: KernelThis<L2NormConstants>, dy: Values, x: V
 }
 
 export const NORM_KERNELS = {
-  channelSum: { fn: channelSum, outputSize: (c: ChannelConstants) => c.C },
-  channelSquaredDeviation: { fn: channelSquaredDeviation, outputSize: (c: ChannelConstants) => c.C },
-  channelSumDyXhat: { fn: channelSumDyXhat, outputSize: (c: ChannelConstants) => c.C },
+  channelReduce: { fn: channelReduce, outputSize: (c: ChannelConstants) => c.C },
   channelAffine: { fn: channelAffine, outputSize: (c: ChannelConstants) => c.N * c.C * c.P },
   batchNormTrainBackward: { fn: batchNormTrainBackward, outputSize: (c: ChannelConstants) => c.N * c.C * c.P },
   lrnForward: { fn: lrnForward, outputSize: (c: LrnConstants & { N: number }) => c.N * c.C * c.P },

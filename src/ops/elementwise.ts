@@ -29,17 +29,11 @@ const RULES = {
 
 function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor {
   const rule: BinaryRule = RULES[name];
-  const gpu = gpuFor(a, typeof b === 'number' ? null : b);
-  if (typeof b === 'number' && !gpu) return binaryScalar(name, rule, a, b);
-  if (typeof b !== 'number') commonDType(name, a, b);
-  const shape = typeof b === 'number' ? a.shape : broadcastShapes(name, a.shape, b.shape);
-  if (gpu && shape.length <= 4) {
-    const y = gpuOps.binary(gpu, name, a, b, shape);
-    return record(y, typeof b === 'number' ? `${name}Scalar` : name, typeof b === 'number' ? [a] : [a, b], (dy, needs) =>
-      gpuOps.binaryBackward(gpu, name, dy, a, b, shape, needs));
-  }
+  const viaGpu = binaryOnGpu(name, a, b);
+  if (viaGpu) return viaGpu;
   if (typeof b === 'number') return binaryScalar(name, rule, a, b);
   const dtype = commonDType(name, a, b);
+  const shape = broadcastShapes(name, a.shape, b.shape);
   const n = sizeOf(shape);
   const ad = a.data, bd = b.data;
   const same = shapesEqual(a.shape, b.shape);
@@ -63,6 +57,18 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
     }
     return [ga, gb];
   });
+}
+
+/** The op as one kernel when the GPU backend is active (a number b is a broadcast operand); null otherwise. */
+function binaryOnGpu(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor | null {
+  const scalar = typeof b === 'number';
+  const gpu = gpuFor(a, scalar ? null : b);
+  if (!gpu) return null;
+  if (!scalar) commonDType(name, a, b);
+  const shape = scalar ? a.shape : broadcastShapes(name, a.shape, b.shape);
+  if (shape.length > 4) return null; // the kernel indexes rank <= 4
+  const y = gpuOps.binary(gpu, name, a, b, shape);
+  return record(y, scalar ? `${name}Scalar` : name, scalar ? [a] : [a, b], (dy, needs) => gpuOps.binaryBackward(gpu, name, dy, a, b, shape, needs));
 }
 
 /** b is [1, C, 1, ...] against a = [N, C, ...]: a per-channel constant (biases, BN, PReLU in TF graphs). */

@@ -172,7 +172,11 @@ export class GpuDevice {
 
   /** Runs a kernel and reads its result back (for small results and gradients that go back to the tape). */
   runToHost(name: KernelName, constants: Record<string, number>, args: readonly KernelArg[]): Float32Array {
-    const buffer = this.run(name, constants, args);
+    return this.toHost(this.run(name, constants, args));
+  }
+
+  /** Reads a buffer back and releases it. */
+  toHost(buffer: DeviceData): Float32Array {
     try {
       return buffer.read();
     } finally {

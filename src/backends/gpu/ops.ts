@@ -6,8 +6,8 @@
  */
 import type { ConvGeometry } from '../cpu/conv.js';
 import type { PoolGeometry } from '../cpu/pool.js';
-import { Tensor, type TypedArray } from '../../tensor/tensor.js';
-import { BINARY_OPS, UNARY_OPS } from '../../../kernels/index.js';
+import { Tensor, type DeviceData, type TypedArray } from '../../tensor/tensor.js';
+import { BINARY_OPS, CHANNEL_REDUCE, UNARY_OPS } from '../../../kernels/index.js';
 import type { GpuDevice, KernelArg } from './device.js';
 
 /** A tensor as a kernel argument: its device buffer, or its host values. */
@@ -40,7 +40,7 @@ export function conv2dBackward(dev: GpuDevice, dy: TypedArray, x: Tensor, w: Ten
   return [
     needs[0] ? dev.runToHost('conv2dBackwardInput', c, [host(dy), arg(w)]) : null,
     needs[1] ? dev.runToHost('conv2dBackwardFilter', c, [host(dy), arg(x)]) : null,
-    needs[2] ? dev.runToHost('channelSum', channelConstants(g.N, g.O, g.OH * g.OW), [host(dy)]) : null,
+    needs[2] ? channelSum(dev, dy, g.N, g.O, g.OH * g.OW) : null,
   ];
 }
 
@@ -65,7 +65,20 @@ export function pool2dBackward(dev: GpuDevice, dy: TypedArray, x: Tensor, y: Ten
 
 // --- normalization -----------------------------------------------------------------------------
 
-const channelConstants = (N: number, C: number, P: number, relu = false): Record<string, number> => ({ N, C, P, PB: Math.ceil(P / 32), RELU: relu ? 1 : 0, M: N * P });
+const channelConstants = (N: number, C: number, P: number, relu = false, mode = 0): Record<string, number> =>
+  ({ N, C, P, PB: Math.ceil(P / 32), RELU: relu ? 1 : 0, M: N * P, MODE: mode });
+
+const unused = new Float32Array(1);
+
+/** Per-channel sums over [N, C, P] values (read back: C numbers); see CHANNEL_REDUCE for the terms. */
+function reduceChannels(dev: GpuDevice, mode: keyof typeof CHANNEL_REDUCE, N: number, C: number, P: number, a: KernelArg, b: KernelArg = unused, mean: KernelArg = unused, scale: KernelArg = unused): Float32Array {
+  return dev.runToHost('channelReduce', channelConstants(N, C, P, false, CHANNEL_REDUCE[mode]), [a, b, mean, scale]);
+}
+
+/** Sums over axis 0 and the pixels of [N, C, P] values, per channel (bias gradients). */
+export function channelSum(dev: GpuDevice, values: TypedArray, N: number, C: number, P: number): Float32Array {
+  return reduceChannels(dev, 'sum', N, C, P, host(values));
+}
 
 /** y = act(x * scale[c] + shift[c]) over channel axis 1. */
 export function channelAffine(dev: GpuDevice, x: Tensor, scale: Float32Array, shift: Float32Array, relu: boolean): Tensor {
@@ -76,9 +89,8 @@ export function channelAffine(dev: GpuDevice, x: Tensor, scale: Float32Array, sh
 /** Per-channel mean and biased variance of x (two passes), read back for the running statistics. */
 export function channelMoments(dev: GpuDevice, x: Tensor): { mean: Float32Array; variance: Float32Array } {
   const N = x.shape[0]!, C = x.shape[1]!, P = x.size / (N * C), M = N * P;
-  const c = channelConstants(N, C, P);
-  const mean = dev.runToHost('channelSum', c, [arg(x)]).map((s) => s / M);
-  const variance = dev.runToHost('channelSquaredDeviation', c, [arg(x), mean]).map((s) => s / M);
+  const mean = reduceChannels(dev, 'sum', N, C, P, arg(x)).map((s) => s / M);
+  const variance = reduceChannels(dev, 'squaredDeviation', N, C, P, arg(x), unused, mean).map((s) => s / M);
   return { mean, variance };
 }
 
@@ -88,8 +100,8 @@ export function batchNormBackward(
 ): { dx: Float32Array | null; sumDy: Float32Array; sumDyXhat: Float32Array } {
   const N = x.shape[0]!, C = x.shape[1]!, P = x.size / (N * C);
   const c = channelConstants(N, C, P);
-  const sumDy = dev.runToHost('channelSum', c, [host(dy)]);
-  const sumDyXhat = dev.runToHost('channelSumDyXhat', c, [host(dy), arg(x), mean, invstd]);
+  const sumDy = reduceChannels(dev, 'sum', N, C, P, host(dy));
+  const sumDyXhat = reduceChannels(dev, 'dotCentered', N, C, P, arg(x), host(dy), mean, invstd);
   let dx: Float32Array | null = null;
   if (needX && training) dx = dev.runToHost('batchNormTrainBackward', c, [host(dy), arg(x), mean, invstd, gain, sumDy, sumDyXhat]);
   else if (needX) dx = dev.runToHost('channelAffine', c, [host(dy), gain, new Float32Array(C)]);
@@ -136,7 +148,7 @@ export function preluBackward(dev: GpuDevice, dy: TypedArray, x: Tensor, alpha: 
   const c = preluConstants(x);
   return [
     needs[0] ? dev.runToHost('preluBackwardInput', c, [host(dy), arg(x), arg(alpha)]) : null,
-    needs[1] ? dev.runToHost('preluBackwardAlpha', c, [host(dy), arg(x)]) : null,
+    needs[1] ? reduceChannels(dev, 'dotNegative', c.N!, c.C!, c.INNER!, arg(x), host(dy)) : null,
   ];
 }
 
@@ -199,10 +211,6 @@ export function gemmToHost(dev: GpuDevice, a: Tensor | TypedArray, b: Tensor | T
   return dev.runToHost('gemm', ...gemmCall(a, b, null, s));
 }
 
-export function channelSum(dev: GpuDevice, values: TypedArray, N: number, C: number, P: number): Float32Array {
-  return dev.runToHost('channelSum', channelConstants(N, C, P), [host(values)]);
-}
-
 // --- layout ------------------------------------------------------------------------------------
 
 /** The rank-4 window of x at `offset` with shape `outShape` (zeros outside x): slice, pad, and their gradients. */
@@ -216,27 +224,21 @@ export function window(dev: GpuDevice, x: Tensor | TypedArray, xShape: readonly 
 }
 
 export function windowToHost(dev: GpuDevice, x: TypedArray, xShape: readonly number[], outShape: readonly number[], offset: readonly number[]): Float32Array {
-  const buffer = window(dev, x, xShape, outShape, offset);
-  try {
-    return buffer.read();
-  } finally {
-    buffer.release();
-  }
+  return dev.toHost(window(dev, x, xShape, outShape, offset));
 }
 
-/** Joins tensors along an axis by folding concat2 over them (the inputs seen as [outer, len*inner]). */
+/** Joins two or more tensors along an axis by folding concat2 over them (seen as [outer, len*inner] blocks). */
 export function concat(dev: GpuDevice, tensors: readonly Tensor[], outer: number, inner: number, lens: readonly number[], outShape: readonly number[]): Tensor {
-  let acc = tensors[0]!.device ?? (tensors[0]!.data as Float32Array);
+  let acc: KernelArg = arg(tensors[0]!);
+  let partial: DeviceData | null = null; // the previous fold's output, ours to release
   let accLen = lens[0]! * inner;
   for (let t = 1; t < tensors.length; t++) {
     const next = dev.run('concat2', { OUTER: outer, A_LEN: accLen, B_LEN: lens[t]! * inner }, [acc, arg(tensors[t]!)]);
-    if (t > 1) (acc as ReturnType<GpuDevice['run']>).release();
-    acc = next;
+    partial?.release();
+    acc = partial = next;
     accLen += lens[t]! * inner;
   }
-  if (acc instanceof Float32Array) return new Tensor(acc.slice(), outShape);
-  if (tensors.length === 1) acc.retain();
-  return new Tensor(acc, outShape);
+  return new Tensor(partial!, outShape);
 }
 
 // --- distances ---------------------------------------------------------------------------------
