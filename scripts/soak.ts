@@ -3,22 +3,41 @@
  * flat after warm-up. Two phases: the full pipeline (detect + landmarks + align + embed) on bbt faces
  * pasted at random positions/scales on random backgrounds, and the embedding model alone on generated
  * aligned crops (--aligned count). Prints a table of samples and, last, one JSON summary line.
- * Usage: npm run soak [-- --quick] [--aligned N] [--full N]
+ * On the GPU backend (--backend gpu:webasm, gpu:headlessgl...) each sample also records the device's live
+ * buffers (textures) and cached kernels.
+ * Usage: npm run soak [-- --quick] [--aligned N] [--full N] [--backend cpu|gpu|gpu:MODE] [--model ID | --random-weights ARCH]
+ * --random-weights writes a randomly initialized model of that architecture (e.g. nn4.small2, whose real
+ * weights are incomplete) to a temporary file and soaks it: weights do not matter for memory.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createPipeline } from '../src/face/pipeline.js';
 import { decodeImage, type RgbImage } from '../src/io/image.js';
 import { warpAffine } from '../src/io/transform.js';
 import { liveTensors } from '../src/autograd/memory.js';
 import { Rng } from '../src/util/random.js';
+import { buildModel } from '../src/models/factory.js';
+import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { gpuDevice, type BackendName } from '../src/backends/backend.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: number): number => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback; };
 const quick = argv.includes('--quick');
 const alignedCount = arg('aligned', quick ? 300 : 10000);
 const fullCount = arg('full', quick ? 20 : 300);
+const backendIndex = argv.indexOf('--backend');
+const backend = (backendIndex >= 0 ? argv[backendIndex + 1] : 'cpu') as BackendName;
+const option = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
+const randomArchitecture = option('random-weights');
+const model = randomArchitecture ? randomModelFile(randomArchitecture) : option('model');
 const shared = resolve(process.env.FACENET_SHARED ?? join(process.cwd(), '..', 'shared'));
+
+function randomModelFile(architecture: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'facenet-soak-')), `${architecture}-random.safetensors`);
+  saveCheckpoint(file, buildModel(architecture), null, { step: 0 }, { architecture });
+  return file;
+}
 
 const faces: RgbImage[] = [];
 for (const id of readdirSync(join(shared, 'faces', 'bbt')).filter((d) => d !== 'LICENSE')) {
@@ -37,20 +56,28 @@ function scene(): RgbImage {
   return img;
 }
 
-function crop(): RgbImage {
-  const data = new Uint8Array(150 * 150 * 3);
+function crop(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < data.length; i++) data[i] = Math.floor(rng.next() * 256);
-  return { data, width: 150, height: 150 };
+  return { data, width, height };
 }
 
-const samples: { phase: string; done: number; rssMB: number; heapMB: number; liveTensors: number }[] = [];
+const started = performance.now();
+interface Sample { phase: string; done: number; rssMB: number; heapMB: number; liveTensors: number; liveBuffers?: number; kernels?: number }
+const samples: Sample[] = [];
 const sample = (phase: string, done: number): void => {
   const m = process.memoryUsage();
-  samples.push({ phase, done, rssMB: Math.round(m.rss / 2 ** 20), heapMB: Math.round(m.heapUsed / 2 ** 20), liveTensors: liveTensors() });
-  console.log(`${phase.padEnd(8)} ${String(done).padStart(6)}  rss ${String(samples.at(-1)!.rssMB).padStart(5)} MB  heap ${String(samples.at(-1)!.heapMB).padStart(5)} MB  live tensors ${liveTensors()}`);
+  const device = gpuDevice()?.stats();
+  const s: Sample = { phase, done, rssMB: Math.round(m.rss / 2 ** 20), heapMB: Math.round(m.heapUsed / 2 ** 20), liveTensors: liveTensors() };
+  if (device) Object.assign(s, { liveBuffers: device.liveBuffers, kernels: device.kernels });
+  samples.push(s);
+  const gpu = device ? `  live buffers ${device.liveBuffers}  kernels ${device.kernels}` : '';
+  const elapsed = ((performance.now() - started) / 1000).toFixed(0).padStart(6);
+  console.log(`${phase.padEnd(8)} ${String(done).padStart(6)} ${elapsed} s  rss ${String(s.rssMB).padStart(5)} MB  heap ${String(s.heapMB).padStart(5)} MB  live tensors ${s.liveTensors}${gpu}`);
 };
 
-const pipeline = await createPipeline({ from: join(shared, 'weights') });
+const pipeline = await createPipeline({ from: join(shared, 'weights'), backend, ...(model ? { model } : {}), log: (m) => console.log(m) });
+console.log(`backend: ${pipeline.backend}, model: ${pipeline.model}`);
 const t0 = performance.now();
 let found = 0;
 for (let i = 0; i < fullCount; i++) {
@@ -59,7 +86,7 @@ for (let i = 0; i < fullCount; i++) {
   if (i % Math.max(1, Math.floor(fullCount / 10)) === 0 || i === fullCount - 1) sample('pipeline', i + 1);
 }
 for (let i = 0; i < alignedCount; i += 16) {
-  const batch = Array.from({ length: Math.min(16, alignedCount - i) }, crop);
+  const batch = Array.from({ length: Math.min(16, alignedCount - i) }, () => crop(pipeline.spec.inputSize[1], pipeline.spec.inputSize[0]));
   pipeline.run(batch);
   if ((i / 16) % Math.max(1, Math.floor(alignedCount / 16 / 20)) === 0 || i + 16 >= alignedCount) sample('aligned', Math.min(i + 16, alignedCount));
 }
@@ -67,7 +94,10 @@ const after = samples.filter((s) => s.phase === 'aligned');
 const warm = after[Math.min(2, after.length - 1)]!;
 const last = after.at(-1)!;
 console.log(JSON.stringify({
-  full_pipeline_images: fullCount, faces_found: found, aligned_images: alignedCount, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+  backend: pipeline.backend, model: pipeline.model, full_pipeline_images: fullCount, faces_found: found, aligned_images: alignedCount, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
   live_tensors_first: samples[0]!.liveTensors, live_tensors_last: last.liveTensors,
   rss_mb_after_warmup: warm.rssMB, rss_mb_last: last.rssMB, rss_growth_mb: last.rssMB - warm.rssMB,
+  ...(last.liveBuffers === undefined ? {} : {
+    live_buffers_after_warmup: warm.liveBuffers, live_buffers_last: last.liveBuffers, kernels_after_warmup: warm.kernels, kernels_last: last.kernels,
+  }),
 }));

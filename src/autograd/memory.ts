@@ -6,6 +6,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 
 let liveCount = 0;
+let liveBytes = 0;
+let peakBytes = 0;
 const scopes: Set<Tensor>[] = [];
 
 /** Tensors constructed and not yet disposed: tests assert this stays flat across long loops. */
@@ -13,13 +15,30 @@ export function liveTensors(): number {
   return liveCount;
 }
 
+/**
+ * Bytes held by live tensors (host or device; each tensor counted once, whatever shares its values),
+ * and the most held since resetPeakBytes(): what a forward pass costs in tensor memory.
+ */
+export function tensorBytes(): { live: number; peak: number } {
+  return { live: liveBytes, peak: peakBytes };
+}
+
+export function resetPeakBytes(): void {
+  peakBytes = liveBytes;
+}
+
+const bytesOf = (t: Tensor): number => t.size * (t.dtype === 'float64' ? 8 : 4);
+
 export function onCreate(t: Tensor, tracked: boolean): void {
   liveCount++;
+  liveBytes += bytesOf(t);
+  if (liveBytes > peakBytes) peakBytes = liveBytes;
   if (tracked) scopes[scopes.length - 1]?.add(t);
 }
 
 export function onDispose(t: Tensor): void {
   liveCount--;
+  liveBytes -= bytesOf(t);
   for (const s of scopes) s.delete(t);
 }
 

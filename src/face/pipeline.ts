@@ -9,7 +9,7 @@
 import { useBackend, type BackendName } from '../backends/backend.js';
 import { FacenetError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../autograd/memory.js';
+import { resetPeakBytes, tensorBytes, tidy } from '../autograd/memory.js';
 import { decodeImage, readImage, type ImageLimits, type RgbImage } from '../io/image.js';
 import { imagesToTensor, resizeBilinear } from '../io/transform.js';
 import { fetchModel, registry } from '../io/registry.js';
@@ -43,6 +43,12 @@ export interface PipelineOptions {
   limits?: ImageLimits;
   /** Per-image time budget in ms (checked between stages); over it, the image fails with code TIMEOUT. */
   timeoutMs?: number;
+  /**
+   * Most tensor memory one embedding batch may hold, in bytes (default 1 GiB). A larger batch (many faces
+   * in one photo, or run() with many crops) is embedded in chunks that fit; one crop over it is refused
+   * with code BATCH_MEMORY.
+   */
+  maxBatchBytes?: number;
   /**
    * 'cpu' (default), 'gpu' (the best gpu.js mode here) or 'gpu:MODE'. The backend is process-wide:
    * creating a pipeline switches every op in the process to it.
@@ -119,6 +125,8 @@ function specFor(id: string, loaded: LoadedModel): ModelSpec {
   return { ...base, id, ...(entry?.metric ? { metric: entry.metric as Metric } : {}), ...(entry?.threshold !== undefined ? { threshold: entry.threshold } : {}) };
 }
 
+const DEFAULT_MAX_BATCH_BYTES = 2 ** 30;
+
 export class FacePipeline {
   /** What runs the networks: 'cpu', 'gpu:headlessgl', 'gpu:webasm', ... */
   backend = 'cpu';
@@ -131,7 +139,15 @@ export class FacePipeline {
     private readonly landmarkNet: FaceLandmark68Net | null,
     private readonly limits: ImageLimits,
     private readonly timeoutMs: number | undefined,
+    private readonly maxBatchBytes: number,
   ) {}
+
+  private bytesPerCrop = 0;
+
+  /** Tensor bytes one crop takes through the embedding model (measured on the first batch; 0 before). */
+  get batchBytesPerCrop(): number {
+    return this.bytesPerCrop;
+  }
 
   static create(o: PipelineOptions = {}): FacePipeline {
     const { loaded, id } = loadModel(o.model ?? 'dlib-resnet34', o);
@@ -142,7 +158,7 @@ export class FacePipeline {
       ? new MtcnnDetector(net('mtcnn-pnet') as PNet, net('mtcnn-rnet') as RNet, net('mtcnn-onet') as ONet, { minFaceSize: o.minFaceSize })
       : new TinyDetector(net('tiny-face-detector') as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
     const landmarkNet = detectorName === 'tiny' ? (net('landmarks68') as FaceLandmark68Net) : null;
-    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs);
+    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs, o.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
   }
 
   loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
@@ -201,8 +217,37 @@ export class FacePipeline {
     return this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)])[0]!;
   }
 
-  /** Embeds aligned crops in one batch. */
+  /**
+   * Embeds aligned crops (each exactly the model's input size), in as few batches as the batch memory
+   * limit allows. The first crop goes alone, to measure what one crop costs. How crops are batched changes
+   * the embeddings only by float32 rounding (the GEMM blocking follows the batch size).
+   */
   run(images: RgbImage[]): Float32Array[] {
+    const [H, W] = this.spec.inputSize;
+    images.forEach((img, i) => {
+      if (img.width !== W || img.height !== H) {
+        throw new FacenetError('BAD_IMAGE', `aligned crop ${i} is ${img.width}x${img.height}; ${this.model} takes ${W}x${H} crops (align them, or use embedAligned to resize)`);
+      }
+    });
+    const out: Float32Array[] = [];
+    let next = 0;
+    if (this.bytesPerCrop === 0 && images.length > 0) {
+      const before = tensorBytes().live;
+      resetPeakBytes();
+      out.push(...this.embedBatch(images.slice(0, 1)));
+      this.bytesPerCrop = Math.max(1, tensorBytes().peak - before);
+      next = 1;
+    }
+    if (this.bytesPerCrop > this.maxBatchBytes) {
+      const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
+      throw new FacenetError('BATCH_MEMORY', `${this.model} needs ${mb(this.bytesPerCrop)} MB of tensors per face, over the batch memory limit of ${mb(this.maxBatchBytes)} MB (raise maxBatchBytes / --max-batch-mb)`);
+    }
+    const chunk = Math.floor(this.maxBatchBytes / this.bytesPerCrop);
+    for (; next < images.length; next += chunk) out.push(...this.embedBatch(images.slice(next, next + chunk)));
+    return out;
+  }
+
+  private embedBatch(images: RgbImage[]): Float32Array[] {
     return noGrad(() => tidy(() => {
       const out = this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor;
       const d = this.spec.embeddingDim;

@@ -116,6 +116,10 @@ function decodeJpeg(buf: Uint8Array, file: string, maxPixels: number): { data: U
     const img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: 2048 });
     return { data: img.data, width: img.width, height: img.height };
   } catch (err) {
+    // jpeg-js decodes CMYK and YCCK only with Adobe's APP14 segment, which says how the inks are stored.
+    if (/4 components/.test((err as Error).message)) {
+      throw new ImageError('UNSUPPORTED_FORMAT', file, 'a 4-component JPEG without an Adobe segment (CMYK of unknown convention); convert it to RGB');
+    }
     throw new ImageError('CORRUPT_IMAGE', file, `cannot decode JPEG (${(err as Error).message})`);
   }
 }

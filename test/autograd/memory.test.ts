@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { add, keep, liveTensors, mul, Rng, randn, sum, tensor, tidy } from '../../src/index.js';
 import { tinyInception } from '../../src/autograd/inception_case.js';
+import { resetPeakBytes, tensorBytes } from '../../src/autograd/memory.js';
 
 describe('tensor lifetimes', () => {
   it('tidy disposes intermediates and keeps what it returns', () => {
@@ -18,6 +19,22 @@ describe('tensor lifetimes', () => {
     y.extra[0]!.dispose();
     x.dispose();
     expect(liveTensors()).to.equal(before);
+  });
+  it('tensorBytes counts live tensor bytes (float32 4, float64 8) and the peak since resetPeakBytes', () => {
+    const start = tensorBytes().live;
+    resetPeakBytes();
+    tidy(() => {
+      const a = tensor(new Float32Array(100), [100]);
+      const b = tensor(new Float64Array(10), [10]);
+      expect(tensorBytes().live - start).to.equal(400 + 80);
+      a.dispose();
+      b.dispose();
+      expect(tensorBytes().live).to.equal(start);
+      tensor(new Float32Array(25), [25]);
+      return null;
+    });
+    expect(tensorBytes().live).to.equal(start);
+    expect(tensorBytes().peak - start).to.equal(480);
   });
   it('nested tidy moves returned tensors to the outer scope; keep() exempts a tensor', () => {
     const before = liveTensors();

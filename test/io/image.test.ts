@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { decodeImage, applyOrientation, ImageError, readImage } from '../../src/io/image.js';
 import { resizeBilinear, similarityTransform, applyAffine, warpAffine, invertAffine } from '../../src/io/transform.js';
-import { encodeJpeg, encodePng, jpegWithDeclaredSize, pngHeaderOnly, rawPng, testCard, withExifOrientation } from '../fixtures/images.js';
+import { cmykJpeg, encodeJpeg, encodePng, jpegWithDeclaredSize, pngHeaderOnly, rawPng, testCard, withExifOrientation } from '../fixtures/images.js';
 
 const card = testCard(8, 6);
 const pixel = (img: { data: Uint8Array; width: number }, x: number, y: number): number[] => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
@@ -40,6 +40,20 @@ describe('image decoding', () => {
     expect(r).to.be.closeTo(220, 8);
     expect(g).to.be.closeTo(30, 8);
     expect(b).to.be.closeTo(30, 8);
+  });
+  it('CMYK JPEG (Adobe, inverted as Photoshop writes it) decodes to RGB = (255 - C)(255 - K) / 255 per channel', () => {
+    const inks = [[0, 0, 0, 0], [255, 0, 0, 0], [0, 200, 255, 0], [40, 80, 120, 100]];
+    const img = decodeImage(cmykJpeg(2, 2, (bx, by) => inks[by * 2 + bx]!), 'cmyk.jpg');
+    expect([img.width, img.height]).to.deep.equal([16, 16]);
+    inks.forEach((ink, i) => {
+      const expected = ink.slice(0, 3).map((v) => ((255 - v) * (255 - ink[3]!)) / 255);
+      const got = pixel(img, (i % 2) * 8 + 3, Math.floor(i / 2) * 8 + 5);
+      got.forEach((v, c) => expect(v, `block ${i} channel ${c}`).to.be.closeTo(expected[c]!, 1));
+    });
+  });
+  it('a 4-component JPEG without the Adobe segment (ambiguous CMYK) is UNSUPPORTED_FORMAT', () => {
+    const buf = cmykJpeg(1, 1, () => [10, 20, 30, 40], false);
+    expect(() => decodeImage(buf, 'cmyk.jpg')).to.throw(ImageError, /4-component JPEG without an Adobe segment.*convert it to RGB/).with.property('code', 'UNSUPPORTED_FORMAT');
   });
   for (let o = 1; o <= 8; o++) {
     it(`JPEG EXIF orientation ${o} is applied (top-left red quadrant lands where a viewer sees it)`, () => {
