@@ -112,17 +112,26 @@ function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, op
   });
 }
 
-function forEachChannel(N: number, C: number, P: number, fn: (c: number, i: number) => void): void {
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let p = 0, i = (n * C + c) * P; p < P; p++, i++) fn(c, i);
-}
-
-/** Per-channel mean and biased variance (two passes, for accuracy). */
+/** Per-channel mean and biased variance (two passes, for accuracy; channel planes are contiguous runs of P). */
 function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean: TypedArray; variance: TypedArray } {
   const M = N * P;
   const mean = new Float64Array(C), variance = new Float64Array(C);
-  forEachChannel(N, C, P, (c, i) => { mean[c]! += x[i]!; });
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) s += x[i]!;
+      mean[c]! += s;
+    }
+  }
   for (let c = 0; c < C; c++) mean[c]! /= M;
-  forEachChannel(N, C, P, (c, i) => { variance[c]! += (x[i]! - mean[c]!) ** 2; });
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const m = mean[c]!;
+      let s = 0;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) s += (x[i]! - m) * (x[i]! - m);
+      variance[c]! += s;
+    }
+  }
   for (let c = 0; c < C; c++) variance[c]! /= M;
   return { mean, variance };
 }

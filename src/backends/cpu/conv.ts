@@ -29,6 +29,10 @@ function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, 
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
         const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
+        // Output columns [lo, hi) read inside the image; the rest are padding.
+        const shift = kj * g.dilationW - g.padLeft;
+        const lo = Math.min(g.OW, Math.max(0, Math.ceil(-shift / g.strideW)));
+        const hi = Math.max(lo, Math.min(g.OW, Math.ceil((g.W - shift) / g.strideW)));
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
           const dst = row + oh * g.OW;
@@ -36,11 +40,11 @@ function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, 
             cols.fill(0, dst, dst + g.OW);
             continue;
           }
-          const src = xOff + (c * g.H + ih) * g.W;
-          for (let ow = 0; ow < g.OW; ow++) {
-            const iw = ow * g.strideW - g.padLeft + kj * g.dilationW;
-            cols[dst + ow] = iw >= 0 && iw < g.W ? x[src + iw]! : 0;
-          }
+          const src = xOff + (c * g.H + ih) * g.W + shift;
+          for (let ow = 0; ow < lo; ow++) cols[dst + ow] = 0;
+          if (g.strideW === 1) for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow]!;
+          else for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow * g.strideW]!;
+          for (let ow = hi; ow < g.OW; ow++) cols[dst + ow] = 0;
         }
       }
     }
@@ -75,6 +79,22 @@ function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, 
  */
 const MAX_COLS = 1 << 22; // floats of cols per chunk (16 MB)
 
+/**
+ * Scratch matrices (cols, dY as a matrix, ...) are reused from call to call instead of allocated: they are
+ * tens of MB for early layers, and fresh memory costs a page fault per 4 KB. Each slot only grows; nothing
+ * outside this file sees them, and every user writes a slot fully before reading it.
+ */
+const scratchSlots = new Map<string, TypedArray>();
+function scratch(slot: 'cols' | 'out' | 'dy' | 'dcols', like: TypedArray, n: number): TypedArray {
+  const key = `${slot}:${dtypeOf(like)}`;
+  let buf = scratchSlots.get(key);
+  if (!buf || buf.length < n) {
+    buf = alloc(dtypeOf(like), n);
+    scratchSlots.set(key, buf);
+  }
+  return buf;
+}
+
 function chunkSize(g: ConvGeometry, K: number): number {
   return Math.max(1, Math.min(g.N, Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW))));
 }
@@ -100,7 +120,7 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
-    const cols = alloc(dtypeOf(x), K * chunk * P), out = alloc(dtypeOf(x), g.O * chunk * P);
+    const cols = scratch('cols', x, K * chunk * P), out = scratch('out', x, g.O * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       chunkCols(x, g, n0, nc, K, cols);
@@ -109,7 +129,7 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
-    const cols = alloc(dtypeOf(x), K * P);
+    const cols = scratch('cols', x, K * P);
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
         im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
@@ -140,7 +160,7 @@ export function conv2dBackwardInput(dy: TypedArray, w: TypedArray, g: ConvGeomet
   }
   if (g.groups === 1) {
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
-    const dyc = alloc(dtypeOf(dy), g.O * chunk * P), dcols = alloc(dtypeOf(dy), K * chunk * P);
+    const dyc = scratch('dy', dy, g.O * chunk * P), dcols = scratch('dcols', dy, K * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
@@ -151,7 +171,7 @@ export function conv2dBackwardInput(dy: TypedArray, w: TypedArray, g: ConvGeomet
     return dx;
   }
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
-  const dcols = alloc(dtypeOf(dy), K * P);
+  const dcols = scratch('dcols', dy, K * P);
   for (let n = 0; n < g.N; n++) {
     for (let gi = 0; gi < g.groups; gi++) {
       gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), mat(dy, (n * g.O + gi * Og) * P, P), mat(dcols, 0, P), false);
@@ -171,7 +191,7 @@ export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeome
   }
   if (g.groups === 1) {
     const chunk = chunkSize(g, K);
-    const cols = alloc(dtypeOf(x), K * chunk * P), dyc = alloc(dtypeOf(dy), g.O * chunk * P);
+    const cols = scratch('cols', x, K * chunk * P), dyc = scratch('dy', dy, g.O * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       chunkCols(x, g, n0, nc, K, cols);
@@ -180,7 +200,7 @@ export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeome
     }
     return dw;
   }
-  const cols = alloc(dtypeOf(x), K * P);
+  const cols = scratch('cols', x, K * P);
   for (let n = 0; n < g.N; n++) {
     for (let gi = 0; gi < g.groups; gi++) {
       im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);

@@ -7,6 +7,22 @@
  */
 import type { TypedArray } from '../../tensor/tensor.js';
 import type { Matrix } from './gemm.js';
+import { gemmWasm, wasmGemmAvailable } from './wasm_gemm.js';
+
+export type GemmKernel = 'wasm' | 'js';
+
+/** float32 products use the WebAssembly SIMD kernel where it runs (FACENET_GEMM=js turns it off). */
+let kernel: GemmKernel = globalThis.process?.env?.FACENET_GEMM === 'js' ? 'js' : 'wasm';
+
+/** Chooses the kernel of float32 GEMMs: 'wasm' (default, where WebAssembly SIMD exists) or 'js'. */
+export function setGemmKernel(k: GemmKernel): void {
+  kernel = k;
+}
+
+/** The kernel float32 GEMMs use now. */
+export function gemmKernel(): GemmKernel {
+  return kernel === 'wasm' && wasmGemmAvailable() ? 'wasm' : 'js';
+}
 
 const MR = 4, NR = 4, KC = 256, NC = 512;
 
@@ -85,7 +101,8 @@ function macroKernel(pa: Float64Array, pb: Float64Array, mc: number, nc: number,
   }
 }
 
-export function gemmBlocked(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
+export function gemmBlocked(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, use: GemmKernel = kernel): void {
+  if (use === 'wasm' && gemmWasm(transA, transB, M, N, K, A, B, C)) return;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = Math.min(NC, N - j0);
     for (let k0 = 0; k0 < K; k0 += KC) {

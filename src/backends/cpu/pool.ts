@@ -11,37 +11,48 @@ export interface PoolGeometry {
   padTop: number; padBottom: number; padLeft: number; padRight: number;
 }
 
-/** Calls fn(plane, outIndex, h0, h1, w0, w1, paddedCount) for every output pixel; plane = n*C + c. */
-function forEachWindow(g: PoolGeometry, fn: (plane: number, o: number, h0: number, h1: number, w0: number, w1: number, padded: number) => void): void {
-  for (let plane = 0; plane < g.N * g.C; plane++) {
-    for (let oh = 0; oh < g.OH; oh++) {
-      const hs = oh * g.strideH - g.padTop;
-      const he = Math.min(hs + g.KH, g.H + g.padBottom);
-      for (let ow = 0; ow < g.OW; ow++) {
-        const ws = ow * g.strideW - g.padLeft;
-        const we = Math.min(ws + g.KW, g.W + g.padRight);
-        const o = (plane * g.OH + oh) * g.OW + ow;
-        fn(plane, o, Math.max(hs, 0), Math.min(he, g.H), Math.max(ws, 0), Math.min(we, g.W), (he - hs) * (we - ws));
-      }
+/**
+ * The clipped window of every output row and column: rows [h0[oh], h1[oh]) and columns [w0[ow], w1[ow]),
+ * and the padded window's size (for averages that count padding). Computed once per call, so the loops
+ * below are plain nested loops that V8 compiles tightly (a callback per output pixel was a third slower).
+ */
+interface Windows { h0: Int32Array; h1: Int32Array; hSpan: Int32Array; w0: Int32Array; w1: Int32Array; wSpan: Int32Array }
+
+function windows(g: PoolGeometry): Windows {
+  const axis = (out: number, stride: number, pad: number, k: number, size: number, padEnd: number): [Int32Array, Int32Array, Int32Array] => {
+    const lo = new Int32Array(out), hi = new Int32Array(out), span = new Int32Array(out);
+    for (let o = 0; o < out; o++) {
+      const start = o * stride - pad, end = Math.min(start + k, size + padEnd);
+      lo[o] = Math.max(start, 0);
+      hi[o] = Math.min(end, size);
+      span[o] = end - start;
     }
-  }
+    return [lo, hi, span];
+  };
+  const [h0, h1, hSpan] = axis(g.OH, g.strideH, g.padTop, g.KH, g.H, g.padBottom);
+  const [w0, w1, wSpan] = axis(g.OW, g.strideW, g.padLeft, g.KW, g.W, g.padRight);
+  return { h0, h1, hSpan, w0, w1, wSpan };
 }
 
 /** Max pool; argmax[o] is the flat input index that won (the first one at ties), for the backward. */
 export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray; argmax: Int32Array } {
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
   const argmax = new Int32Array(y.length);
-  forEachWindow(g, (plane, o, h0, h1, w0, w1) => {
-    let best = -Infinity, at = -1;
-    for (let h = h0; h < h1; h++) {
-      for (let w = w0; w < w1; w++) {
-        const i = (plane * g.H + h) * g.W + w;
-        if (x[i]! > best || at < 0) { best = x[i]!; at = i; }
+  const { h0, h1, w0, w1 } = windows(g);
+  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+    for (let oh = 0; oh < g.OH; oh++) {
+      for (let ow = 0; ow < g.OW; ow++, o++) {
+        let best = -Infinity, at = -1;
+        for (let h = h0[oh]!; h < h1[oh]!; h++) {
+          for (let i = (plane * g.H + h) * g.W + w0[ow]!, end = i - w0[ow]! + w1[ow]!; i < end; i++) {
+            if (x[i]! > best || at < 0) { best = x[i]!; at = i; }
+          }
+        }
+        y[o] = best;
+        argmax[o] = at;
       }
     }
-    y[o] = best;
-    argmax[o] = at;
-  });
+  }
   return { y, argmax };
 }
 
@@ -51,48 +62,75 @@ export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, inputSize: n
   return dx;
 }
 
-export function avgPoolForward(x: TypedArray, g: PoolGeometry, countIncludePad: boolean): TypedArray {
+/** Sum of x (or of x², for L2 pooling) over each window. */
+function windowSums(x: TypedArray, g: PoolGeometry, win: Windows, squares: boolean): TypedArray {
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
-  forEachWindow(g, (plane, o, h0, h1, w0, w1, padded) => {
-    let s = 0;
-    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += x[(plane * g.H + h) * g.W + w]!;
-    y[o] = s / (countIncludePad ? padded : (h1 - h0) * (w1 - w0));
-  });
+  const { h0, h1, w0, w1 } = win;
+  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+    for (let oh = 0; oh < g.OH; oh++) {
+      for (let ow = 0; ow < g.OW; ow++, o++) {
+        let s = 0;
+        for (let h = h0[oh]!; h < h1[oh]!; h++) {
+          const row = (plane * g.H + h) * g.W;
+          if (squares) for (let w = w0[ow]!; w < w1[ow]!; w++) s += x[row + w]! * x[row + w]!;
+          else for (let w = w0[ow]!; w < w1[ow]!; w++) s += x[row + w]!;
+        }
+        y[o] = s;
+      }
+    }
+  }
   return y;
+}
+
+/** The divisor of each output pixel's average: the padded window, or only its part inside the image. */
+function divisor(win: Windows, oh: number, ow: number, countIncludePad: boolean): number {
+  return countIncludePad ? win.hSpan[oh]! * win.wSpan[ow]! : (win.h1[oh]! - win.h0[oh]!) * (win.w1[ow]! - win.w0[ow]!);
+}
+
+export function avgPoolForward(x: TypedArray, g: PoolGeometry, countIncludePad: boolean): TypedArray {
+  const win = windows(g);
+  const y = windowSums(x, g, win, false);
+  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+    for (let oh = 0; oh < g.OH; oh++) for (let ow = 0; ow < g.OW; ow++, o++) y[o] = y[o]! / divisor(win, oh, ow, countIncludePad);
+  }
+  return y;
+}
+
+/** Spreads share(o, plane, oh, ow) times `weight(i)` (1 when null) over the window of each output pixel. */
+function spread(dx: TypedArray, g: PoolGeometry, win: Windows, share: (o: number, oh: number, ow: number) => number, weight: TypedArray | null): void {
+  const { h0, h1, w0, w1 } = win;
+  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+    for (let oh = 0; oh < g.OH; oh++) {
+      for (let ow = 0; ow < g.OW; ow++, o++) {
+        const v = share(o, oh, ow);
+        if (v === 0) continue;
+        for (let h = h0[oh]!; h < h1[oh]!; h++) {
+          const row = (plane * g.H + h) * g.W;
+          if (weight) for (let w = w0[ow]!; w < w1[ow]!; w++) dx[row + w]! += v * weight[row + w]!;
+          else for (let w = w0[ow]!; w < w1[ow]!; w++) dx[row + w]! += v;
+        }
+      }
+    }
+  }
 }
 
 export function avgPoolBackward(dy: TypedArray, g: PoolGeometry, countIncludePad: boolean): TypedArray {
   const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
-  forEachWindow(g, (plane, o, h0, h1, w0, w1, padded) => {
-    const share = dy[o]! / (countIncludePad ? padded : (h1 - h0) * (w1 - w0));
-    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) dx[(plane * g.H + h) * g.W + w]! += share;
-  });
+  const win = windows(g);
+  spread(dx, g, win, (o, oh, ow) => dy[o]! / divisor(win, oh, ow, countIncludePad), null);
   return dx;
 }
 
 /** L2 pool (FaceNet): y = sqrt(sum of x² over the window); padding adds nothing. */
 export function l2PoolForward(x: TypedArray, g: PoolGeometry): TypedArray {
-  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
-  forEachWindow(g, (plane, o, h0, h1, w0, w1) => {
-    let s = 0;
-    for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += x[(plane * g.H + h) * g.W + w]! ** 2;
-    y[o] = Math.sqrt(s);
-  });
+  const y = windowSums(x, g, windows(g), true);
+  for (let o = 0; o < y.length; o++) y[o] = Math.sqrt(y[o]!);
   return y;
 }
 
 /** dy/dx_i = x_i / y for each x_i in the window (0 where the window is all zeros: a subgradient). */
 export function l2PoolBackward(dy: TypedArray, x: TypedArray, y: TypedArray, g: PoolGeometry): TypedArray {
   const dx = alloc(dtypeOf(dy), x.length);
-  forEachWindow(g, (plane, o, h0, h1, w0, w1) => {
-    if (y[o] === 0) return;
-    const scale = dy[o]! / y[o]!;
-    for (let h = h0; h < h1; h++) {
-      for (let w = w0; w < w1; w++) {
-        const i = (plane * g.H + h) * g.W + w;
-        dx[i]! += scale * x[i]!;
-      }
-    }
-  });
+  spread(dx, g, windows(g), (o) => (y[o] === 0 ? 0 : dy[o]! / y[o]!), x);
   return dx;
 }

@@ -1,17 +1,18 @@
 /**
  * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded).
- * The calling thread copies op(A), op(B) and C into a shared buffer, every thread (the caller included)
- * computes a disjoint block of C's columns with the same blocked kernel, and the caller copies C back.
+ * The calling thread copies A, B (as stored: a transposed operand stays transposed, so each copy is a
+ * memcpy of rows) and C into a shared buffer, every thread (the caller included) computes a disjoint block
+ * of C's columns with the same blocked kernel, and the caller copies C back.
  * Each element of C is summed in the same order whatever the thread count, so results are bit-identical
  * across thread counts. The caller blocks in Atomics.wait until all slices are done.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Matrix } from './gemm.js';
-import { gemmBlocked } from './gemm_fast.js';
+import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, SIZE: 8 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, SIZE: 10 } as const;
 
 interface Pool { workers: Worker[]; ctrl: Int32Array; data: Float32Array; }
 
@@ -54,18 +55,16 @@ function ensurePool(floats: number): Pool {
   return pool;
 }
 
-/** Columns [from, to) of C for thread t of T, aligned to the 4-wide microkernel. */
+/** Columns [from, to) of C for thread t of T, aligned to the 8-wide microkernel. */
 export function columnSlice(N: number, t: number, T: number): [number, number] {
-  const chunk = Math.ceil(N / T / 4) * 4;
+  const chunk = Math.ceil(N / T / 8) * 8;
   return [Math.min(N, t * chunk), Math.min(N, (t + 1) * chunk)];
 }
 
-/** Copies op(X) (rows x cols) into dst as a plain row-major matrix. */
-function copyOp(X: Matrix, trans: boolean, rows: number, cols: number, dst: Float32Array, at: number): void {
-  const x = X.data;
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) dst[at + i * cols + j] = trans ? x[X.offset + j * X.ld + i]! : x[X.offset + i * X.ld + j]!;
-  }
+/** Copies the stored matrix X (rows x cols, row stride X.ld) into dst, packed (row stride cols). */
+function copyRows(X: Matrix, rows: number, cols: number, dst: Float32Array, at: number): void {
+  if (X.ld === cols) dst.set(X.data.subarray(X.offset, X.offset + rows * cols), at);
+  else for (let i = 0; i < rows; i++) dst.set(X.data.subarray(X.offset + i * X.ld, X.offset + i * X.ld + cols), at + i * cols);
 }
 
 /** Whether a product is worth the copies and the synchronization. */
@@ -77,20 +76,24 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
   const p = ensurePool(M * K + K * N + M * N);
   const d = p.data;
-  copyOp(A, transA, M, K, d, 0);
-  copyOp(B, transB, K, N, d, M * K);
+  copyRows(A, transA ? K : M, transA ? M : K, d, 0);
+  copyRows(B, transB ? N : K, transB ? K : N, d, M * K);
   const cAt = M * K + K * N;
-  for (let i = 0; i < M; i++) d.set(C.data.subarray(C.offset + i * C.ld, C.offset + i * C.ld + N), cAt + i * N);
+  copyRows(C, M, N, d, cAt);
   const T = p.workers.length + 1;
   Atomics.store(p.ctrl, CTRL.M, M);
   Atomics.store(p.ctrl, CTRL.N, N);
   Atomics.store(p.ctrl, CTRL.K, K);
   Atomics.store(p.ctrl, CTRL.THREADS, T);
+  Atomics.store(p.ctrl, CTRL.TRANS_A, transA ? 1 : 0);
+  Atomics.store(p.ctrl, CTRL.TRANS_B, transB ? 1 : 0);
+  const kernel = gemmKernel(); // every thread runs the caller's kernel, so results do not depend on T
+  Atomics.store(p.ctrl, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.DONE, 0);
   Atomics.add(p.ctrl, CTRL.SEQ, 1);
   Atomics.notify(p.ctrl, CTRL.SEQ);
   const [j0, j1] = columnSlice(N, 0, T);
-  runSlice(d, M, N, K, j0, j1);
+  runSlice(d, transA, transB, M, N, K, j0, j1, kernel);
   const started = Date.now();
   for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
     Atomics.wait(p.ctrl, CTRL.DONE, done, 1000);
@@ -103,10 +106,12 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   for (let i = 0; i < M; i++) C.data.set(d.subarray(cAt + i * N, cAt + (i + 1) * N), C.offset + i * C.ld);
 }
 
-/** One thread's share: columns [j0, j1) of the shared C. */
-export function runSlice(d: Float32Array, M: number, N: number, K: number, j0: number, j1: number): void {
+/** One thread's share: columns [j0, j1) of the shared C (A, B and C packed one after another in d). */
+export function runSlice(d: Float32Array, transA: boolean, transB: boolean, M: number, N: number, K: number, j0: number, j1: number, kernel: GemmKernel): void {
   if (j1 <= j0) return;
-  const cAt = M * K + K * N;
-  gemmBlocked(false, false, M, j1 - j0, K, { data: d, offset: 0, ld: K }, { data: d, offset: M * K + j0, ld: N }, { data: d, offset: cAt + j0, ld: N });
+  const A = { data: d, offset: 0, ld: transA ? M : K };
+  // Column j of op(B) starts at B[0, j], or at row j of the stored B when it is transposed.
+  const B = { data: d, offset: M * K + (transB ? j0 * K : j0), ld: transB ? K : N };
+  const C = { data: d, offset: M * K + K * N + j0, ld: N };
+  gemmBlocked(transA, transB, M, j1 - j0, K, A, B, C, kernel);
 }
-
