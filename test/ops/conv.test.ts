@@ -27,6 +27,9 @@ const CASES: ConvCase[] = [
   { name: 'depthwise 3x3 s2', x: [2, 4, 7, 7], w: [4, 1, 3, 3], groups: 4, stride: [2, 2], pad: [1, 1, 1, 1] },
   { name: 'depthwise with channel multiplier 2', x: [1, 3, 5, 4], w: [6, 1, 3, 3], groups: 3, pad: [1, 1, 1, 1] },
   { name: 'non-square kernel 1x7', x: [1, 2, 6, 9], w: [3, 2, 1, 7], pad: [0, 0, 3, 3] },
+  // Output planes of 256+ pixels: one GEMM per image, reading and writing the NCHW planes in place.
+  { name: '1x1 on 16x17 planes, batch 2 (GEMMs in place)', x: [2, 5, 16, 17], w: [3, 5, 1, 1] },
+  { name: '3x3 on 18x16 planes, batch 2 (one GEMM per image)', x: [2, 3, 18, 16], w: [4, 3, 3, 3], pad: [1, 1, 1, 1] },
 ];
 
 describe('conv2d forward vs naive reference', () => {

@@ -5,7 +5,7 @@
  * [C, H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
-import { gemm, mat } from './gemm.js';
+import { gemm, mat, type Matrix } from './gemm.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -73,11 +73,14 @@ function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, 
 }
 
 /*
- * Ungrouped convolutions process a chunk of images at once: their cols side by side form one
- * [K, chunk*P] matrix, so one large GEMM (which the worker threads split well) replaces one small GEMM
- * per image. Outputs are [O, chunk*P] and are scattered back to NCHW. Grouped ones run image by image.
+ * Ungrouped convolutions with small output planes process a chunk of images at once: their cols side by
+ * side form one [K, chunk*P] matrix, so one large GEMM (which the worker threads split well) replaces one
+ * small GEMM per image; outputs are [O, chunk*P] and are scattered back to NCHW. With planes of at least
+ * DIRECT_MIN_P pixels a GEMM per image is large enough, and then it reads and writes the NCHW planes in
+ * place (a 1x1 convolution's input already is its cols matrix): no copies. Grouped ones run image by image.
  */
 const MAX_COLS = 1 << 22; // floats of cols per chunk (16 MB)
+const DIRECT_MIN_P = 1024;
 
 /**
  * Scratch matrices (cols, dY as a matrix, ...) are reused from call to call instead of allocated: they are
@@ -96,7 +99,26 @@ function scratch(slot: 'cols' | 'out' | 'dy' | 'dcols', like: TypedArray, n: num
 }
 
 function chunkSize(g: ConvGeometry, K: number): number {
+  if (g.OH * g.OW >= DIRECT_MIN_P) return 1;
   return Math.max(1, Math.min(g.N, Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW))));
+}
+
+/** op(B) of a forward or filter-gradient GEMM: the cols of images n0..n0+nc, or a 1x1 input plane in place. */
+function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number): Matrix {
+  const P = g.OH * g.OW;
+  if (nc === 1 && isPointwise(g)) return mat(x, n0 * g.C * g.H * g.W, P);
+  const cols = scratch('cols', x, K * nc * P);
+  chunkCols(x, g, n0, nc, K, cols);
+  return mat(cols, 0, nc * P);
+}
+
+/** dY of images n0..n0+nc as an [O, nc*P] matrix: in place for one image. */
+function dyMatrix(dy: TypedArray, g: ConvGeometry, n0: number, nc: number): Matrix {
+  const P = g.OH * g.OW;
+  if (nc === 1) return mat(dy, n0 * g.O * P, P);
+  const dyc = scratch('dy', dy, g.O * nc * P);
+  planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
+  return mat(dyc, 0, nc * P);
 }
 
 /** Copies [rows, P] planes of images n0..n0+nc (image stride imgStride) into/out of a [rows, nc*P] matrix. */
@@ -120,12 +142,11 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
-    const cols = scratch('cols', x, K * chunk * P), out = scratch('out', x, g.O * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      chunkCols(x, g, n0, nc, K, cols);
-      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), mat(cols, 0, nc * P), mat(out, 0, nc * P), false);
-      matrixToPlanes(out, n0, nc, g.O, P, g.O * P, y);
+      const out = nc === 1 ? mat(y, n0 * g.O * P, P) : mat(scratch('out', x, g.O * nc * P), 0, nc * P);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc, K), out, false);
+      if (nc > 1) matrixToPlanes(out.data, n0, nc, g.O, P, g.O * P, y);
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
@@ -160,13 +181,14 @@ export function conv2dBackwardInput(dy: TypedArray, w: TypedArray, g: ConvGeomet
   }
   if (g.groups === 1) {
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
-    const dyc = scratch('dy', dy, g.O * chunk * P), dcols = scratch('dcols', dy, K * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
-      gemm(true, false, K, nc * P, g.O, mat(w, 0, K), mat(dyc, 0, nc * P), mat(dcols, 0, nc * P), false);
-      if (isPointwise(g)) matrixToPlanes(dcols, n0, nc, g.C, P, g.C * g.H * g.W, dx);
-      else for (let n = 0; n < nc; n++) col2im(dcols, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
+      const inPlace = nc === 1 && isPointwise(g); // a 1x1 convolution's dcols are dx's planes
+      const dcols = inPlace ? mat(dx, n0 * g.C * g.H * g.W, P) : mat(scratch('dcols', dy, K * nc * P), 0, nc * P);
+      gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyMatrix(dy, g, n0, nc), dcols, false);
+      if (inPlace) continue;
+      if (isPointwise(g)) matrixToPlanes(dcols.data, n0, nc, g.C, P, g.C * g.H * g.W, dx);
+      else for (let n = 0; n < nc; n++) col2im(dcols.data, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
     }
     return dx;
   }
@@ -191,12 +213,9 @@ export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeome
   }
   if (g.groups === 1) {
     const chunk = chunkSize(g, K);
-    const cols = scratch('cols', x, K * chunk * P), dyc = scratch('dy', dy, g.O * chunk * P);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      chunkCols(x, g, n0, nc, K, cols);
-      planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
-      gemm(false, true, g.O, K, nc * P, mat(dyc, 0, nc * P), mat(cols, 0, nc * P), mat(dw, 0, K), true);
+      gemm(false, true, g.O, K, nc * P, dyMatrix(dy, g, n0, nc), colsMatrix(x, g, n0, nc, K), mat(dw, 0, K), true);
     }
     return dw;
   }

@@ -20,15 +20,19 @@ export function mat(data: TypedArray, offset: number, ld: number): Matrix {
   return { data, offset, ld };
 }
 
+/** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */
+export function zeroMatrix(C: Matrix, M: number, N: number): void {
+  for (let i = 0; i < M; i++) C.data.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
+}
+
 /** Below this many multiply-adds the simple loops beat packing. */
 const BLOCKED_MIN_WORK = 32 * 32 * 32;
 
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
-  const c = C.data;
-  if (!accumulate) for (let i = 0; i < M; i++) c.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
-  if (useThreads(M, N, K, c)) gemmThreaded(transA, transB, M, N, K, A, B, C);
-  else if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) gemmBlocked(transA, transB, M, N, K, A, B, C);
-  else if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
+  if (useThreads(M, N, K, C.data)) return gemmThreaded(transA, transB, M, N, K, A, B, C, accumulate);
+  if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
+  if (!accumulate) zeroMatrix(C, M, N);
+  if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
   else if (!transA) gemmDotRows(M, N, K, A, B, C);
   else gemmBothTransposed(M, N, K, A, B, C);
 }

@@ -12,7 +12,7 @@ import type { Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, SIZE: 10 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, SIZE: 11 } as const;
 
 interface Pool { workers: Worker[]; ctrl: Int32Array; data: Float32Array; }
 
@@ -72,14 +72,14 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
   return threads > 1 && data instanceof Float32Array && M * N * K >= 1 << 18 && N >= 8 * threads;
 }
 
-/** C (+)= op(A) op(B) on all threads; C is accumulated into (the caller zeroes it when needed). */
-export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): void {
+/** C (+)= op(A) op(B) on all threads. */
+export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   const p = ensurePool(M * K + K * N + M * N);
   const d = p.data;
   copyRows(A, transA ? K : M, transA ? M : K, d, 0);
   copyRows(B, transB ? N : K, transB ? K : N, d, M * K);
   const cAt = M * K + K * N;
-  copyRows(C, M, N, d, cAt);
+  if (accumulate) copyRows(C, M, N, d, cAt);
   const T = p.workers.length + 1;
   Atomics.store(p.ctrl, CTRL.M, M);
   Atomics.store(p.ctrl, CTRL.N, N);
@@ -87,13 +87,14 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.THREADS, T);
   Atomics.store(p.ctrl, CTRL.TRANS_A, transA ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.TRANS_B, transB ? 1 : 0);
+  Atomics.store(p.ctrl, CTRL.ACCUMULATE, accumulate ? 1 : 0);
   const kernel = gemmKernel(); // every thread runs the caller's kernel, so results do not depend on T
   Atomics.store(p.ctrl, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.DONE, 0);
   Atomics.add(p.ctrl, CTRL.SEQ, 1);
   Atomics.notify(p.ctrl, CTRL.SEQ);
   const [j0, j1] = columnSlice(N, 0, T);
-  runSlice(d, transA, transB, M, N, K, j0, j1, kernel);
+  runSlice(d, transA, transB, accumulate, M, N, K, j0, j1, kernel);
   const started = Date.now();
   for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
     Atomics.wait(p.ctrl, CTRL.DONE, done, 1000);
@@ -107,11 +108,11 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
 }
 
 /** One thread's share: columns [j0, j1) of the shared C (A, B and C packed one after another in d). */
-export function runSlice(d: Float32Array, transA: boolean, transB: boolean, M: number, N: number, K: number, j0: number, j1: number, kernel: GemmKernel): void {
+export function runSlice(d: Float32Array, transA: boolean, transB: boolean, accumulate: boolean, M: number, N: number, K: number, j0: number, j1: number, kernel: GemmKernel): void {
   if (j1 <= j0) return;
   const A = { data: d, offset: 0, ld: transA ? M : K };
   // Column j of op(B) starts at B[0, j], or at row j of the stored B when it is transposed.
   const B = { data: d, offset: M * K + (transB ? j0 * K : j0), ld: transB ? K : N };
   const C = { data: d, offset: M * K + K * N + j0, ld: N };
-  gemmBlocked(transA, transB, M, j1 - j0, K, A, B, C, kernel);
+  gemmBlocked(transA, transB, M, j1 - j0, K, A, B, C, accumulate, kernel);
 }

@@ -207,13 +207,14 @@ function packB(B: Matrix, transB: boolean, k0: number, kc: number, j0: number, n
 }
 
 /**
- * C += op(A) · op(B) for float32 C, blocked like gemm_fast.ts. op(A) is packed once, one KC-deep slab
+ * C (+)= op(A) · op(B) for float32 C, blocked like gemm_fast.ts. op(A) is packed once, one KC-deep slab
  * after another; then for each block of NC columns a zeroed tile accumulates every slab in the module's
- * memory (the first slab overwrites it) and is added into C once. Returns false (doing nothing) where the kernel is unavailable.
+ * memory (the first slab overwrites it) and is then added into C, or copied when not accumulating. Returns false (doing nothing) where the kernel is unavailable.
  */
-export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix): boolean {
+export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): boolean {
   const k = kernel();
   if (!k || !(C.data instanceof Float32Array)) return false;
+  if (K === 0 && !accumulate) for (let i = 0; i < M; i++) C.data.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
   if (M === 0 || N === 0 || K === 0) return true;
   const mPad = Math.ceil(M / MR) * MR;
   const ncMax = Math.min(NC, Math.ceil(N / NR) * NR), kcMax = Math.min(KC, K);
@@ -231,7 +232,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     }
     for (let i = 0; i < M; i++) {
       const row = C.offset + i * C.ld + j0, t = pc + i * ncPad;
-      for (let j = 0; j < nc; j++) c[row + j]! += heap[t + j]!;
+      if (accumulate) for (let j = 0; j < nc; j++) c[row + j]! += heap[t + j]!;
+      else c.set(heap.subarray(t, t + nc), row);
     }
   }
   return true;
