@@ -52,10 +52,11 @@ export class BatchNorm extends Module {
   get eps(): number {
     return this.options.eps ?? 1e-5;
   }
-  forward(x: Tensor): Tensor {
+  /** options.relu: max(0, .) in the same pass (see ops.batchNorm). */
+  forward(x: Tensor, options: { relu?: boolean } = {}): Tensor {
     return ops.batchNorm(x, {
       gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
-      training: this.training, momentum: this.options.momentum ?? 0.1, eps: this.eps,
+      training: this.training, momentum: this.options.momentum ?? 0.1, eps: this.eps, relu: options.relu ?? false,
     });
   }
 }
@@ -103,8 +104,8 @@ export class ConvBnAct extends Module {
   forward(x: Tensor): Tensor {
     const act = this.options.activation ?? 'relu';
     if (!this.training && act !== 'prelu' && !needsGrad(x, ...this.parameters())) return this.inferenceForward(x, act === 'relu');
-    const y = this.bn.forward(this.conv.forward(x));
-    return act === 'relu' ? ops.relu(y) : this.prelu ? this.prelu.forward(y) : y;
+    const y = this.bn.forward(this.conv.forward(x), { relu: act === 'relu' });
+    return this.prelu ? this.prelu.forward(y) : y;
   }
 
   /**

@@ -11,6 +11,7 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
+import { relu as reluOp } from './activation.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
 
@@ -22,6 +23,11 @@ export interface BatchNormOptions {
   training?: boolean;
   momentum?: number;
   eps?: number;
+  /**
+   * Apply max(0, .) to the output in the same pass (conv -> BN -> ReLU in training): one output array and
+   * one backward pass instead of two, with exactly the values and gradients of relu(batchNorm(x)).
+   */
+  relu?: boolean;
 }
 
 export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
@@ -35,8 +41,12 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   }
   const eps = options.eps ?? 1e-5;
   const training = options.training ?? false;
+  const relu = options.relu ?? false;
   const gpu = gpuFor(x, gamma, beta);
-  if (gpu) return batchNormGpu(gpu, x, options, training, eps);
+  if (gpu) {
+    const y = batchNormGpu(gpu, x, options, training, eps);
+    return relu ? reluOp(y) : y;
+  }
   const xd = x.data;
   let mean: TypedArray, variance: TypedArray;
   if (training) {
@@ -58,12 +68,16 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
       for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
         const h = (xd[i]! - m) * s;
         xhat[i] = h;
-        y[i] = gc * h + bc;
+        const v = gc * h + bc;
+        y[i] = relu && !(v > 0) ? 0 : v;
       }
     }
   }
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  return record(new Tensor(y, x.shape), training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
+  const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
+  return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
+    // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0).
+    const dy = relu ? dyOut.map((d, i) => (y[i]! > 0 ? d : 0)) : dyOut;
     const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ArgumentError, batchNorm, conv2d, foldBatchNorm, gradcheck, l2Normalize, lrn, ones, ShapeError, tensor, zeros } from '../../src/index.js';
+import { ArgumentError, batchNorm, conv2d, foldBatchNorm, gradcheck, l2Normalize, lrn, mul, ones, relu, ShapeError, sum, tensor, zeros } from '../../src/index.js';
 import { refBatchNorm, refConv2d, refL2NormalizeRows, refLrn } from '../reference.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -30,6 +30,22 @@ describe('lrn', () => {
 });
 
 describe('batchNorm', () => {
+  it('relu: true gives exactly relu(batchNorm(x)), values and gradients (training mode, float32); gradcheck', () => {
+    const run = (fused: boolean): Float32Array[] => {
+      const x = randomTensor([4, 3, 5, 6], 7), g = randomTensor([3], 8), b = randomTensor([3], 9), up = randomTensor([4, 3, 5, 6], 10);
+      for (const t of [x, g, b]) t.requiresGrad = true;
+      const stats = { runningMean: zeros([3]), runningVar: ones([3]), training: true };
+      const y = fused ? batchNorm(x, { gamma: g, beta: b, ...stats, relu: true }) : relu(batchNorm(x, { gamma: g, beta: b, ...stats }));
+      sum(mul(y, up)).backward();
+      return [y.data, x.grad!.data, g.grad!.data, b.grad!.data].map((d) => Float32Array.from(d));
+    };
+    const [fused, plain] = [run(true), run(false)];
+    fused.forEach((v, i) => expect(Array.from(v), ['y', 'dx', 'dgamma', 'dbeta'][i]).to.deep.equal(Array.from(plain[i]!)));
+    expect(fused[0]!.some((v) => v === 0) && fused[0]!.some((v) => v > 0), 'some outputs clipped, some not').to.equal(true);
+    const x = randomTensor([3, 2, 3, 4], 11, 'float64'), g = randomTensor([2], 12, 'float64'), b = randomTensor([2], 13, 'float64');
+    const report = gradcheck((xi, gi, bi) => batchNorm(xi!, { gamma: gi, beta: bi, runningMean: zeros([2], { dtype: 'float64' }), runningVar: ones([2], { dtype: 'float64' }), training: true, relu: true }), [x, g, b]);
+    expect(report.maxRelError).to.be.at.most(1e-6);
+  });
   it('training mode: normalizes with batch statistics (biased variance)', () => {
     const x = randomTensor([3, 4, 2, 5], 1, 'float64'), g = randomTensor([4], 2, 'float64'), b = randomTensor([4], 3, 'float64');
     const y = batchNorm(x, { gamma: g, beta: b, runningMean: zeros([4], { dtype: 'float64' }), runningVar: ones([4], { dtype: 'float64' }), training: true, eps: 1e-5 });
