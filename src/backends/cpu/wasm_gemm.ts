@@ -220,7 +220,12 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   const ncMax = Math.min(NC, Math.ceil(N / NR) * NR), kcMax = Math.min(KC, K);
   // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile]; every region starts on 16 bytes.
   const pa = 0, pb = pa + mPad * K, pc = pb + ncMax * kcMax;
-  const heap = reserve(k, pc + mPad * ncMax);
+  let heap: Float32Array;
+  try {
+    heap = reserve(k, pc + mPad * ncMax);
+  } catch {
+    return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
+  }
   for (let k0 = 0; k0 < K; k0 += KC) packA(A, transA, M, k0, Math.min(KC, K - k0), heap, pa + mPad * k0);
   const c = C.data;
   for (let j0 = 0; j0 < N; j0 += NC) {
