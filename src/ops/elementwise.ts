@@ -37,16 +37,28 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   const n = sizeOf(shape);
   const ad = a.data, bd = b.data;
   const same = shapesEqual(a.shape, b.shape);
-  const ai = same ? null : broadcastIndex(a.shape, shape);
-  const bi = same ? null : broadcastIndex(b.shape, shape);
+  // Index maps of the broadcast operands: built only where a loop needs them (never for the fast paths
+  // of inference; they cost more than the arithmetic).
+  let ai: Int32Array | null = null, bi: Int32Array | null = null;
+  const indexMaps = (): void => {
+    if (same || ai) return;
+    ai = broadcastIndex(a.shape, shape);
+    bi = broadcastIndex(b.shape, shape);
+  };
   const y = alloc(dtype, n);
   const perChannel = !same && perChannelOperand(a.shape, b.shape);
   if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
   else if (same && name === 'mul') for (let k = 0; k < n; k++) y[k] = ad[k]! * bd[k]!;
+  else if (same && name === 'sub') for (let k = 0; k < n; k++) y[k] = ad[k]! - bd[k]!; // TF graphs' PReLU
   else if (perChannel && (name === 'add' || name === 'mul' || name === 'sub')) channelLoop(name, ad, bd, y, a.shape);
-  else for (let k = 0; k < n; k++) y[k] = rule.f(ad[ai ? ai[k]! : k]!, bd[bi ? bi[k]! : k]!);
+  else {
+    indexMaps();
+    const [ia, ib] = [ai as Int32Array | null, bi as Int32Array | null];
+    for (let k = 0; k < n; k++) y[k] = rule.f(ad[ia ? ia[k]! : k]!, bd[ib ? ib[k]! : k]!);
+  }
   return record(new Tensor(y, shape), name, [a, b], (dy, needs) => {
     if (same && name === 'add') return [needs[0] ? dy : null, needs[1] ? dy : null];
+    indexMaps();
     const ga = needs[0] ? alloc(dtype, a.size) : null;
     const gb = needs[1] ? alloc(dtype, b.size) : null;
     for (let k = 0; k < n; k++) {
@@ -125,8 +137,17 @@ export const exp = (x: Tensor): Tensor => unary('exp', x, Math.exp, (_v, y) => y
 export const log = (x: Tensor): Tensor => unary('log', x, Math.log, (v) => 1 / v);
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, Math.sqrt, (_v, y) => 0.5 / y);
 export const square = (x: Tensor): Tensor => unary('square', x, (v) => v * v, (v) => 2 * v);
-/** |x|, with gradient sign(x) (0 at 0). */
-export const abs = (x: Tensor): Tensor => unary('abs', x, Math.abs, (v) => Math.sign(v));
+/** |x|, with gradient sign(x) (0 at 0). Plain loops: TF graphs' PReLU runs it on every activation. */
+export function abs(x: Tensor): Tensor {
+  const xd = x.data;
+  const y = alloc(x.dtype, x.size);
+  for (let k = 0; k < y.length; k++) y[k] = Math.abs(xd[k]!);
+  return record(new Tensor(y, x.shape), 'abs', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    for (let k = 0; k < dx.length; k++) dx[k] = xd[k]! > 0 ? dy[k]! : xd[k]! < 0 ? -dy[k]! : 0;
+    return [dx];
+  });
+}
 /** x^p for a constant exponent p. */
 export const pow = (x: Tensor, p: number): Tensor => unary('pow', x, (v) => v ** p, (v) => p * v ** (p - 1));
 /** Casts to another dtype; the gradient is cast back. */

@@ -246,54 +246,64 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
 /*
  * Depthwise: group c holds input channel c and the M = O/C output channels c*M .. c*M+M-1.
  * For each output plane and each kernel tap (ki, kj), the tap adds a shifted, strided copy of the input
- * plane: forEachTapRow yields, per output row, the input row and the range of output columns whose input
- * column is inside the image, so the three kernels below are plain strided loops without bounds checks.
+ * plane. tapRows lists, for one image, every (output row, input row, tap) with the range of output columns
+ * whose input column is inside the image, so the three kernels below are plain strided loops without
+ * bounds checks (and without a callback per row, which V8 could not inline across three kernels).
  */
-function forEachTapRow(g: ConvGeometry, fn: (yBase: number, xBase: number, wi: number, owLo: number, owHi: number, xOff: number) => void): void {
+const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, input column shift]
+
+function tapRows(g: ConvGeometry): Int32Array {
   const M = g.O / g.C;
-  for (let n = 0; n < g.N; n++) {
-    for (let o = 0; o < g.O; o++) {
-      const xPlane = (n * g.C + Math.floor(o / M)) * g.H * g.W;
-      const yPlane = (n * g.O + o) * g.OH * g.OW;
-      for (let ki = 0; ki < g.KH; ki++) {
-        for (let kj = 0; kj < g.KW; kj++) {
-          const shift = kj * g.dilationW - g.padLeft; // iw = ow * strideW + shift
-          const owLo = Math.max(0, Math.ceil(-shift / g.strideW));
-          const owHi = Math.min(g.OW, Math.floor((g.W - 1 - shift) / g.strideW) + 1);
-          if (owHi <= owLo) continue;
-          const wi = (o * g.KH + ki) * g.KW + kj;
-          for (let oh = 0; oh < g.OH; oh++) {
-            const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
-            if (ih < 0 || ih >= g.H) continue;
-            fn(yPlane + oh * g.OW, xPlane + ih * g.W, wi, owLo, owHi, shift);
-          }
+  const rows: number[] = [];
+  for (let o = 0; o < g.O; o++) {
+    const xPlane = Math.floor(o / M) * g.H * g.W, yPlane = o * g.OH * g.OW;
+    for (let ki = 0; ki < g.KH; ki++) {
+      for (let kj = 0; kj < g.KW; kj++) {
+        const shift = kj * g.dilationW - g.padLeft; // iw = ow * strideW + shift
+        const owLo = Math.max(0, Math.ceil(-shift / g.strideW));
+        const owHi = Math.min(g.OW, Math.floor((g.W - 1 - shift) / g.strideW) + 1);
+        if (owHi <= owLo) continue;
+        for (let oh = 0; oh < g.OH; oh++) {
+          const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
+          if (ih >= 0 && ih < g.H) rows.push(yPlane + oh * g.OW, xPlane + ih * g.W, (o * g.KH + ki) * g.KW + kj, owLo, owHi, shift);
         }
       }
     }
   }
+  return Int32Array.from(rows);
 }
 
 function depthwiseForward(x: TypedArray, w: TypedArray, y: TypedArray, g: ConvGeometry): void {
-  const sw = g.strideW;
-  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
-    const wv = w[wi]!;
-    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) y[yRow + ow]! += wv * x[xi]!;
-  });
+  const rows = tapRows(g), sw = g.strideW;
+  for (let n = 0; n < g.N; n++) {
+    const yOff = n * g.O * g.OH * g.OW, xOff = n * g.C * g.H * g.W;
+    for (let r = 0; r < rows.length; r += TAP) {
+      const yRow = yOff + rows[r]!, wv = w[rows[r + 2]!]!, hi = rows[r + 4]!;
+      for (let ow = rows[r + 3]!, xi = xOff + rows[r + 1]! + ow * sw + rows[r + 5]!; ow < hi; ow++, xi += sw) y[yRow + ow]! += wv * x[xi]!;
+    }
+  }
 }
 
 function depthwiseBackwardInput(dy: TypedArray, w: TypedArray, dx: TypedArray, g: ConvGeometry): void {
-  const sw = g.strideW;
-  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
-    const wv = w[wi]!;
-    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) dx[xi]! += wv * dy[yRow + ow]!;
-  });
+  const rows = tapRows(g), sw = g.strideW;
+  for (let n = 0; n < g.N; n++) {
+    const yOff = n * g.O * g.OH * g.OW, xOff = n * g.C * g.H * g.W;
+    for (let r = 0; r < rows.length; r += TAP) {
+      const yRow = yOff + rows[r]!, wv = w[rows[r + 2]!]!, hi = rows[r + 4]!;
+      for (let ow = rows[r + 3]!, xi = xOff + rows[r + 1]! + ow * sw + rows[r + 5]!; ow < hi; ow++, xi += sw) dx[xi]! += wv * dy[yRow + ow]!;
+    }
+  }
 }
 
 function depthwiseBackwardFilter(dy: TypedArray, x: TypedArray, dw: TypedArray, g: ConvGeometry): void {
-  const sw = g.strideW;
-  forEachTapRow(g, (yRow, xRow, wi, lo, hi, shift) => {
-    let acc = 0;
-    for (let ow = lo, xi = xRow + lo * sw + shift; ow < hi; ow++, xi += sw) acc += x[xi]! * dy[yRow + ow]!;
-    dw[wi]! += acc;
-  });
+  const rows = tapRows(g), sw = g.strideW;
+  for (let n = 0; n < g.N; n++) {
+    const yOff = n * g.O * g.OH * g.OW, xOff = n * g.C * g.H * g.W;
+    for (let r = 0; r < rows.length; r += TAP) {
+      const yRow = yOff + rows[r]!, hi = rows[r + 4]!;
+      let acc = 0;
+      for (let ow = rows[r + 3]!, xi = xOff + rows[r + 1]! + ow * sw + rows[r + 5]!; ow < hi; ow++, xi += sw) acc += x[xi]! * dy[yRow + ow]!;
+      dw[rows[r + 2]!]! += acc;
+    }
+  }
 }
