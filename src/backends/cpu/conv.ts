@@ -21,6 +21,17 @@ const isPointwise = (g: ConvGeometry): boolean =>
 const isDepthwise = (g: ConvGeometry): boolean => g.groups === g.C && g.groups > 1;
 
 /**
+ * For kernel column kj: input column iw = ow * strideW + shift, and the output columns [lo, hi) whose input
+ * column lies inside the image (the others read padding).
+ */
+function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; hi: number } {
+  const shift = kj * g.dilationW - g.padLeft;
+  const lo = Math.min(g.OW, Math.max(0, Math.ceil(-shift / g.strideW)));
+  const hi = Math.max(lo, Math.min(g.OW, Math.ceil((g.W - shift) / g.strideW)));
+  return { shift, lo, hi };
+}
+
+/**
  * cols[(c*KH + ki)*KW + kj, colOff + oh*OW + ow] = x[c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw] (0 outside),
  * in a matrix with row stride ld (several images side by side share one cols matrix).
  */
@@ -29,10 +40,7 @@ function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, 
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
         const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
-        // Output columns [lo, hi) read inside the image; the rest are padding.
-        const shift = kj * g.dilationW - g.padLeft;
-        const lo = Math.min(g.OW, Math.max(0, Math.ceil(-shift / g.strideW)));
-        const hi = Math.max(lo, Math.min(g.OW, Math.ceil((g.W - shift) / g.strideW)));
+        const { shift, lo, hi } = columnRange(g, kj);
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
           const dst = row + oh * g.OW;
@@ -57,15 +65,14 @@ function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, 
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
         const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
+        const { shift, lo, hi } = columnRange(g, kj);
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
           if (ih < 0 || ih >= g.H) continue;
-          const dst = dxOff + (c * g.H + ih) * g.W;
+          const dst = dxOff + (c * g.H + ih) * g.W + shift;
           const src = row + oh * g.OW;
-          for (let ow = 0; ow < g.OW; ow++) {
-            const iw = ow * g.strideW - g.padLeft + kj * g.dilationW;
-            if (iw >= 0 && iw < g.W) dx[dst + iw]! += cols[src + ow]!;
-          }
+          if (g.strideW === 1) for (let ow = lo; ow < hi; ow++) dx[dst + ow]! += cols[src + ow]!;
+          else for (let ow = lo; ow < hi; ow++) dx[dst + ow * g.strideW]! += cols[src + ow]!;
         }
       }
     }
@@ -259,9 +266,7 @@ function tapRows(g: ConvGeometry): Int32Array {
     const xPlane = Math.floor(o / M) * g.H * g.W, yPlane = o * g.OH * g.OW;
     for (let ki = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {
-        const shift = kj * g.dilationW - g.padLeft; // iw = ow * strideW + shift
-        const owLo = Math.max(0, Math.ceil(-shift / g.strideW));
-        const owHi = Math.min(g.OW, Math.floor((g.W - 1 - shift) / g.strideW) + 1);
+        const { shift, lo: owLo, hi: owHi } = columnRange(g, kj);
         if (owHi <= owLo) continue;
         for (let oh = 0; oh < g.OH; oh++) {
           const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
