@@ -77,7 +77,11 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
     // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0).
-    const dy = relu ? dyOut.map((d, i) => (y[i]! > 0 ? d : 0)) : dyOut;
+    let dy = dyOut;
+    if (relu) {
+      dy = alloc(dtype, x.size);
+      for (let i = 0; i < dy.length; i++) dy[i] = y[i]! > 0 ? dyOut[i]! : 0;
+    }
     const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {
