@@ -6,7 +6,7 @@
  */
 import { record } from '../autograd/tape.js';
 import { broadcastIndex, broadcastShapes, shapesEqual, sizeOf } from '../tensor/shape.js';
-import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, dtypeOf as dtypeOfArray, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -58,6 +58,7 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   }
   return record(new Tensor(y, shape), name, [a, b], (dy, needs) => {
     if (same && name === 'add') return [needs[0] ? dy : null, needs[1] ? dy : null];
+    if (perChannel && (name === 'add' || name === 'mul' || name === 'sub')) return channelLoopBackward(name, dy, ad, bd, a.shape, needs);
     indexMaps();
     const ga = needs[0] ? alloc(dtype, a.size) : null;
     const gb = needs[1] ? alloc(dtype, b.size) : null;
@@ -96,6 +97,25 @@ function channelLoop(name: 'add' | 'mul' | 'sub', a: TypedArray, c: TypedArray, 
     else if (name === 'mul') for (let i = base; i < base + inner; i++) y[i] = a[i]! * v;
     else for (let i = base; i < base + inner; i++) y[i] = a[i]! - v;
   }
+}
+
+/** Gradients of channelLoop: da is dy (times c for mul); dc sums dy (times a for mul; negated for sub) per channel. */
+function channelLoopBackward(name: 'add' | 'mul' | 'sub', dy: TypedArray, a: TypedArray, c: TypedArray, shape: readonly number[], needs: readonly boolean[]): [TypedArray | null, TypedArray | null] {
+  const C = shape[1]!, inner = sizeOf(shape.slice(2)), planes = sizeOf(shape) / inner;
+  const da = needs[0] ? (name === 'mul' ? alloc(dtypeOfArray(dy), dy.length) : dy) : null;
+  const dc = needs[1] ? alloc(dtypeOfArray(dy), C) : null;
+  for (let p = 0; p < planes; p++) {
+    const v = c[p % C]!, base = p * inner;
+    let s = 0;
+    if (name === 'mul') {
+      for (let i = base; i < base + inner; i++) {
+        if (da) da[i] = dy[i]! * v;
+        s += dy[i]! * a[i]!;
+      }
+    } else if (dc) for (let i = base; i < base + inner; i++) s += dy[i]!;
+    if (dc) dc[p % C]! += name === 'sub' ? -s : s;
+  }
+  return [da, dc];
 }
 
 function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
