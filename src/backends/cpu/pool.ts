@@ -13,8 +13,9 @@ export interface PoolGeometry {
 
 /**
  * The clipped window of every output row and column: rows [h0[oh], h1[oh]) and columns [w0[ow], w1[ow]),
- * and the padded window's size (for averages that count padding). Computed once per call, so the loops
- * below are plain nested loops that V8 compiles tightly (a callback per output pixel was a third slower).
+ * and the padded window's size (for averages that count padding). Computed once per call, so the forward
+ * loops below are plain nested loops (a callback per output pixel, shared by several kernels, is one V8
+ * cannot inline).
  */
 interface Windows { h0: Int32Array; h1: Int32Array; hSpan: Int32Array; w0: Int32Array; w1: Int32Array; wSpan: Int32Array }
 
