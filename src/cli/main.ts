@@ -15,6 +15,7 @@ import { runEvalPairs } from './eval_pairs.js';
 import { runModels } from './models.js';
 import { runConvert } from './convert.js';
 import { runTrain } from './train.js';
+import { runBench } from './bench.js';
 
 type Out = (line: string) => void;
 type Command = { summary: string; run: (argv: readonly string[], out: Out, err: Out) => number | Promise<number> };
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   convert: { summary: 'convert CSV / .pt / TF.js weights to safetensors', run: (argv, out) => runConvert(argv, out) },
   train: { summary: 'train an embedding on aligned face crops (triplet / SphereFace / ArcFace / CosFace)', run: runTrain },
   gradcheck: { summary: "check an op's gradients against finite differences", run: (argv, out) => runGradcheckCommand(argv, out) },
+  bench: { summary: 'time the networks on our CPU (and GPU) backends: ms/image, images/s, GFLOP/s', run: runBench },
 };
 
 function version(): string {

@@ -1,0 +1,150 @@
+/**
+ * Whole-model timing shared by `facenet bench` and `npm run bench` (which adds TF.js rows): the median of
+ * timed runs after a warm-up, reported per image as ms, images/s and GFLOP/s (2 x MACs x images/s, MACs
+ * counted by our ops). Slow rows get fewer runs (about 60 s each at most); every row says how many.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { noGrad } from '../autograd/tape.js';
+import { tidy } from '../autograd/memory.js';
+import { closeGpu, useBackend } from '../backends/backend.js';
+import type { GpuMode } from '../backends/gpu/device.js';
+import { setNumThreads } from '../backends/cpu/threads.js';
+import { buildModel, type AnyModel } from '../models/factory.js';
+import { loadModelFile } from '../models/load.js';
+import { fetchModel } from '../io/registry.js';
+import { randn } from '../tensor/creation.js';
+import { sum } from '../ops/reduce.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { countMacs } from './flops.js';
+
+export interface BenchRow {
+  model: string;
+  batch: number;
+  /** facenet-cpu, facenet-cpu-train, facenet-gpu-MODE, tfjs-cpu, tfjs-wasm */
+  backend: string;
+  threads: number;
+  ms_per_image: number;
+  img_per_s: number;
+  gflops: number;
+  runs: number;
+  /** headless-gl on Mesa's CPU rasterizer: a CPU emulating a GPU. */
+  software_gl?: boolean;
+}
+
+/** The models the benchmark knows, with their input sides. */
+export const BENCH_MODELS: Record<string, [number, number]> = { 'nn4.small2': [96, 96], mobilefacenet: [112, 112], 'dlib-resnet34': [150, 150], 'inception-resnet-v1': [160, 160] };
+
+export function formatHeader(): string {
+  return `${'model'.padEnd(20)} ${'batch'.padStart(5)}  ${'backend'.padEnd(23)} ${'threads'.padStart(7)} ${'ms/image'.padStart(10)} ${'images/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'runs'.padStart(5)}`;
+}
+
+export function formatRow(r: BenchRow): string {
+  const backend = r.backend + (r.software_gl ? '*' : '');
+  return `${r.model.padEnd(20)} ${String(r.batch).padStart(5)}  ${backend.padEnd(23)} ${String(r.threads).padStart(7)} ${r.ms_per_image.toFixed(1).padStart(10)} ${r.img_per_s.toFixed(2).padStart(9)} ${r.gflops.toFixed(2).padStart(8)} ${String(r.runs).padStart(5)}`;
+}
+
+export const SOFTWARE_GL_NOTE = "* software GL: headless-gl on Mesa's CPU rasterizer (no GPU device under /dev/dri), not a GPU";
+
+/** Median seconds of fn after one warm-up; fewer runs when one run is slow (about 60 s per row). */
+export async function timeRuns(fn: () => Promise<void> | void, runs: number): Promise<{ seconds: number; runs: number }> {
+  const warmStart = performance.now();
+  await fn();
+  const warm = (performance.now() - warmStart) / 1000;
+  const n = Math.max(1, Math.min(runs, Math.floor(60 / Math.max(warm, 1e-3))));
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    await fn();
+    times.push((performance.now() - start) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return { seconds: times[Math.floor(times.length / 2)]!, runs: n };
+}
+
+/** A model ready to time: random weights (speed does not depend on them), MobileFaceNet's real graph. */
+export interface BenchModel {
+  name: string;
+  model: AnyModel;
+  height: number;
+  width: number;
+  /** Multiply-adds of one image's forward pass. */
+  macs: number;
+}
+
+export function benchModel(name: string): BenchModel {
+  const size = BENCH_MODELS[name];
+  if (!size) throw new Error(`unknown model ${name}; known: ${Object.keys(BENCH_MODELS).join(', ')}`);
+  const [height, width] = size;
+  const model = name === 'mobilefacenet' ? loadModelFile(fetchModel('mobilefacenet')).model : buildModel(name, { seed: 1 });
+  model.eval();
+  const macs = countMacs(() => tidy(() => { noGrad(() => model.forward(randn([1, 3, height, width], { seed: 1 }))); })).macs;
+  return { name, model, height, width, macs };
+}
+
+export function benchRow(m: BenchModel, batch: number, backend: string, threads: number, t: { seconds: number; runs: number }, flopsPerMac = 2): BenchRow {
+  return {
+    model: m.name, batch, backend, threads, ms_per_image: (t.seconds * 1000) / batch, img_per_s: batch / t.seconds,
+    gflops: (flopsPerMac * m.macs * batch) / t.seconds / 1e9, runs: t.runs,
+  };
+}
+
+/** Without a render node, Mesa can only rasterize in software. */
+export function softwareGl(): boolean {
+  return !existsSync('/dev/dri') || !readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+}
+
+/** The gpu.js modes that open here (headlessgl needs the optional gl package and a display, e.g. xvfb-run). */
+export async function availableGpuModes(log: (line: string) => void): Promise<GpuMode[]> {
+  const modes: GpuMode[] = [];
+  for (const mode of ['headlessgl', 'webasm'] as const) {
+    try {
+      await useBackend(`gpu:${mode}`, { log: () => {} });
+      modes.push(mode);
+    } catch (e) {
+      log(`(no facenet-gpu-${mode} rows: ${(e as Error).message})`);
+    }
+  }
+  await useBackend('cpu');
+  return modes;
+}
+
+export interface OurBackends {
+  runs: number;
+  /** CPU thread counts to time (e.g. [1, 2]); empty for no CPU rows. */
+  threads: number[];
+  gpuModes: GpuMode[];
+}
+
+/** Inference rows of our backends for one batch size. */
+export async function benchInference(m: BenchModel, batch: number, o: OurBackends, report: (r: BenchRow) => void): Promise<void> {
+  const x = randn([batch, 3, m.height, m.width], { seed: 2 });
+  // Read the output back: on the GPU that is when the work is known to be done.
+  const forward = (): void => { tidy(() => { noGrad(() => (m.model.forward(x) as Tensor).data); }); };
+  for (const threads of o.threads) {
+    setNumThreads(threads);
+    report(benchRow(m, batch, 'facenet-cpu', threads, await timeRuns(forward, o.runs)));
+  }
+  for (const mode of o.gpuModes) {
+    await useBackend(`gpu:${mode}`);
+    const row = benchRow(m, batch, `facenet-gpu-${mode}`, 1, await timeRuns(forward, o.runs));
+    report(mode === 'headlessgl' && softwareGl() ? { ...row, software_gl: true } : row);
+    await useBackend('cpu');
+  }
+  x.dispose();
+}
+
+/** A training step (forward + backward, training mode, batch 16) per image on the CPU; GFLOP/s counted as 3x the forward. */
+export async function benchTraining(m: BenchModel, threads: number, runs: number, report: (r: BenchRow) => void): Promise<void> {
+  setNumThreads(threads);
+  m.model.train();
+  const x = randn([16, 3, m.height, m.width], { seed: 3 });
+  const t = await timeRuns(() => { tidy(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }); }, runs);
+  report({ ...benchRow(m, 16, 'facenet-cpu-train', threads, t, 6) });
+  m.model.zeroGrad();
+  m.model.eval();
+  x.dispose();
+}
+
+export function closeBenchBackends(): void {
+  closeGpu();
+}
