@@ -5,7 +5,7 @@
  */
 import { ArgumentError, ShapeError } from '../errors.js';
 import { needsGrad, noGrad, record } from '../autograd/tape.js';
-import { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
+import { conv2dBackward, conv2dBackwardBias, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
@@ -52,8 +52,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   if (!needsGrad(x, w, bias)) return y;
   const xd = x.data, wd = w.data;
   return record(y, 'conv2d', inputs, (dy, needs) => [
-    needs[0] ? conv2dBackwardInput(dy, wd, g) : null,
-    needs[1] ? conv2dBackwardFilter(dy, xd, g) : null,
+    ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!),
     needs[2] ? conv2dBackwardBias(dy, g) : null,
   ]);
 }

@@ -178,62 +178,54 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
   }
 }
 
-/** dL/dx = the convolution's transpose applied to dy: Wᵀ·dY, then col2im. */
-export function conv2dBackwardInput(dy: TypedArray, w: TypedArray, g: ConvGeometry): TypedArray {
-  const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
-  const P = g.OH * g.OW;
-  if (isDepthwise(g)) {
-    depthwiseBackwardInput(dy, w, dx, g);
-    return dx;
-  }
-  if (g.groups === 1) {
-    const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
-    for (let n0 = 0; n0 < g.N; n0 += chunk) {
-      const nc = Math.min(chunk, g.N - n0);
-      const inPlace = nc === 1 && isPointwise(g); // a 1x1 convolution's dcols are dx's planes
-      const dcols = inPlace ? mat(dx, n0 * g.C * g.H * g.W, P) : mat(scratch('dcols', dy, K * nc * P), 0, nc * P);
-      gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyMatrix(dy, g, n0, nc), dcols, false);
-      if (inPlace) continue;
-      if (isPointwise(g)) matrixToPlanes(dcols.data, n0, nc, g.C, P, g.C * g.H * g.W, dx);
-      else for (let n = 0; n < nc; n++) col2im(dcols.data, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
-    }
-    return dx;
-  }
-  const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
-  const dcols = scratch('dcols', dy, K * P);
-  for (let n = 0; n < g.N; n++) {
-    for (let gi = 0; gi < g.groups; gi++) {
-      gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), mat(dy, (n * g.O + gi * Og) * P, P), mat(dcols, 0, P), false);
-      col2im(dcols, 0, P, Cg, g, dx, (n * g.C + gi * Cg) * g.H * g.W);
-    }
-  }
-  return dx;
-}
-
-/** dL/dW = sum over images of dY·colsᵀ. */
-export function conv2dBackwardFilter(dy: TypedArray, x: TypedArray, g: ConvGeometry): TypedArray {
+/**
+ * dL/dx (the convolution's transpose applied to dy: Wᵀ·dY, then col2im) and dL/dW (sum over images of
+ * dY·colsᵀ), each only when asked for. They run together so that each chunk's dY matrix is gathered once
+ * for both GEMMs.
+ */
+export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
-  const dw = alloc(dtypeOf(dy), g.O * K);
+  const dx = needInput ? alloc(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
+  const dw = needFilter ? alloc(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
-    depthwiseBackwardFilter(dy, x, dw, g);
-    return dw;
-  }
-  if (g.groups === 1) {
+    if (dx) depthwiseBackwardInput(dy, w, dx, g);
+    if (dw) depthwiseBackwardFilter(dy, x, dw, g);
+  } else if (g.groups === 1) {
     const chunk = chunkSize(g, K);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      gemm(false, true, g.O, K, nc * P, dyMatrix(dy, g, n0, nc), colsMatrix(x, g, n0, nc, K), mat(dw, 0, K), true);
+      const dyM = dyMatrix(dy, g, n0, nc);
+      if (dx) inputGradientChunk(dyM, w, g, n0, nc, K, dx);
+      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc, K), mat(dw, 0, K), true);
     }
-    return dw;
-  }
-  const cols = scratch('cols', x, K * P);
-  for (let n = 0; n < g.N; n++) {
-    for (let gi = 0; gi < g.groups; gi++) {
-      im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
-      gemm(false, true, Og, K, P, mat(dy, (n * g.O + gi * Og) * P, P), mat(cols, 0, P), mat(dw, gi * Og * K, K), true);
+  } else {
+    const cols = scratch('cols', x, K * P), dcols = scratch('dcols', dy, K * P);
+    for (let n = 0; n < g.N; n++) {
+      for (let gi = 0; gi < g.groups; gi++) {
+        const dyG = mat(dy, (n * g.O + gi * Og) * P, P);
+        if (dx) {
+          gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, mat(dcols, 0, P), false);
+          col2im(dcols, 0, P, Cg, g, dx, (n * g.C + gi * Cg) * g.H * g.W);
+        }
+        if (dw) {
+          im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
+          gemm(false, true, Og, K, P, dyG, mat(cols, 0, P), mat(dw, gi * Og * K, K), true);
+        }
+      }
     }
   }
-  return dw;
+  return [dx, dw];
+}
+
+/** dx of images n0..n0+nc of an ungrouped convolution, from their dY matrix. */
+function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, dx: TypedArray): void {
+  const P = g.OH * g.OW;
+  const inPlace = nc === 1 && isPointwise(g); // a 1x1 convolution's dcols are dx's planes
+  const dcols = inPlace ? mat(dx, n0 * g.C * g.H * g.W, P) : mat(scratch('dcols', dyM.data, K * nc * P), 0, nc * P);
+  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, dcols, false);
+  if (inPlace) return;
+  if (isPointwise(g)) matrixToPlanes(dcols.data, n0, nc, g.C, P, g.C * g.H * g.W, dx);
+  else for (let n = 0; n < nc; n++) col2im(dcols.data, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
 }
 
 export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray {
