@@ -19,8 +19,9 @@ import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import type { Tensor } from '../src/index.js';
 import { fetchModel } from '../src/io/registry.js';
 import { getNumThreads, setNumThreads, shutdownThreads } from '../src/backends/cpu/threads.js';
+import { closeGpu } from '../src/backends/backend.js';
 import {
-  availableGpuModes, benchInference, benchModel, benchRow, benchTraining, BENCH_MODELS, closeBenchBackends, formatHeader, formatRow,
+  availableGpuModes, benchInference, benchModel, benchRow, benchTraining, BENCH_MODELS, formatHeader, formatRow,
   softwareGl, SOFTWARE_GL_NOTE, timeRuns, type BenchModel, type BenchRow,
 } from '../src/util/benchmark.js';
 import { irv1Tfjs, nn4Tfjs, resnet34Tfjs } from './tfjs_models.js';
@@ -82,5 +83,5 @@ if (!json) {
 }
 for (const name of models) await benchAll(name, gpuModes);
 if (!json && gpuModes.includes('headlessgl') && softwareGl()) console.log(SOFTWARE_GL_NOTE);
-closeBenchBackends();
+closeGpu();
 shutdownThreads();

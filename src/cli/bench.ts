@@ -6,8 +6,9 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import { getNumThreads, setNumThreads, shutdownThreads } from '../backends/cpu/threads.js';
+import { closeGpu } from '../backends/backend.js';
 import {
-  availableGpuModes, benchInference, benchModel, benchTraining, BENCH_MODELS, closeBenchBackends, formatHeader, formatRow,
+  availableGpuModes, benchInference, benchModel, benchTraining, BENCH_MODELS, formatHeader, formatRow,
   softwareGl, SOFTWARE_GL_NOTE, type BenchRow,
 } from '../util/benchmark.js';
 import { formatHelp, numberOption, parseArgs, UsageError, type OptionSpec } from './args.js';
@@ -60,7 +61,7 @@ export async function runBench(argv: readonly string[], out: Out, err: Out): Pro
       if (args.options.train && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report);
     }
   } finally {
-    closeBenchBackends();
+    closeGpu();
     shutdownThreads();
   }
   if (!json && gpuModes.includes('headlessgl') && softwareGl()) out(SOFTWARE_GL_NOTE);

@@ -6,7 +6,7 @@
  */
 import { record } from '../autograd/tape.js';
 import { broadcastIndex, broadcastShapes, shapesEqual, sizeOf } from '../tensor/shape.js';
-import { alloc, dtypeOf as dtypeOfArray, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, Tensor, type DType, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -38,28 +38,24 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   const ad = a.data, bd = b.data;
   const same = shapesEqual(a.shape, b.shape);
   // Index maps of the broadcast operands: built only where a loop needs them (never for the fast paths
-  // of inference; they cost more than the arithmetic).
-  let ai: Int32Array | null = null, bi: Int32Array | null = null;
-  const indexMaps = (): void => {
-    if (same || ai) return;
-    ai = broadcastIndex(a.shape, shape);
-    bi = broadcastIndex(b.shape, shape);
-  };
+  // of inference; they cost more than the arithmetic), and at most once.
+  let maps: [Int32Array, Int32Array] | null = null;
+  const indexMaps = (): [Int32Array | null, Int32Array | null] =>
+    (same ? [null, null] : (maps ??= [broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)]));
   const y = alloc(dtype, n);
-  const perChannel = !same && perChannelOperand(a.shape, b.shape);
+  const perChannel = !same && perChannelOperand(a.shape, b.shape) && (name === 'add' || name === 'mul' || name === 'sub');
   if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
   else if (same && name === 'mul') for (let k = 0; k < n; k++) y[k] = ad[k]! * bd[k]!;
   else if (same && name === 'sub') for (let k = 0; k < n; k++) y[k] = ad[k]! - bd[k]!; // TF graphs' PReLU
-  else if (perChannel && (name === 'add' || name === 'mul' || name === 'sub')) channelLoop(name, ad, bd, y, a.shape);
+  else if (perChannel) channelLoop(name as 'add' | 'mul' | 'sub', ad, bd, y, a.shape);
   else {
-    indexMaps();
-    const [ia, ib] = [ai as Int32Array | null, bi as Int32Array | null];
-    for (let k = 0; k < n; k++) y[k] = rule.f(ad[ia ? ia[k]! : k]!, bd[ib ? ib[k]! : k]!);
+    const [ai, bi] = indexMaps();
+    for (let k = 0; k < n; k++) y[k] = rule.f(ad[ai ? ai[k]! : k]!, bd[bi ? bi[k]! : k]!);
   }
   return record(new Tensor(y, shape), name, [a, b], (dy, needs) => {
     if (same && name === 'add') return [needs[0] ? dy : null, needs[1] ? dy : null];
-    if (perChannel && (name === 'add' || name === 'mul' || name === 'sub')) return channelLoopBackward(name, dy, ad, bd, a.shape, needs);
-    indexMaps();
+    if (perChannel) return channelLoopBackward(name as 'add' | 'mul' | 'sub', dtype, dy, ad, bd, a.shape, needs);
+    const [ai, bi] = indexMaps();
     const ga = needs[0] ? alloc(dtype, a.size) : null;
     const gb = needs[1] ? alloc(dtype, b.size) : null;
     for (let k = 0; k < n; k++) {
@@ -100,10 +96,10 @@ function channelLoop(name: 'add' | 'mul' | 'sub', a: TypedArray, c: TypedArray, 
 }
 
 /** Gradients of channelLoop: da is dy (times c for mul); dc sums dy (times a for mul; negated for sub) per channel. */
-function channelLoopBackward(name: 'add' | 'mul' | 'sub', dy: TypedArray, a: TypedArray, c: TypedArray, shape: readonly number[], needs: readonly boolean[]): [TypedArray | null, TypedArray | null] {
+function channelLoopBackward(name: 'add' | 'mul' | 'sub', dtype: DType, dy: TypedArray, a: TypedArray, c: TypedArray, shape: readonly number[], needs: readonly boolean[]): [TypedArray | null, TypedArray | null] {
   const C = shape[1]!, inner = sizeOf(shape.slice(2)), planes = sizeOf(shape) / inner;
-  const da = needs[0] ? (name === 'mul' ? alloc(dtypeOfArray(dy), dy.length) : dy) : null;
-  const dc = needs[1] ? alloc(dtypeOfArray(dy), C) : null;
+  const da = needs[0] ? (name === 'mul' ? alloc(dtype, dy.length) : dy) : null;
+  const dc = needs[1] ? alloc(dtype, C) : null;
   for (let p = 0; p < planes; p++) {
     const v = c[p % C]!, base = p * inner;
     let s = 0;

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../autograd/memory.js';
-import { closeGpu, useBackend } from '../backends/backend.js';
+import { useBackend } from '../backends/backend.js';
 import type { GpuMode } from '../backends/gpu/device.js';
 import { setNumThreads } from '../backends/cpu/threads.js';
 import { buildModel, type AnyModel } from '../models/factory.js';
@@ -139,12 +139,8 @@ export async function benchTraining(m: BenchModel, threads: number, runs: number
   m.model.train();
   const x = randn([16, 3, m.height, m.width], { seed: 3 });
   const t = await timeRuns(() => { tidy(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }); }, runs);
-  report({ ...benchRow(m, 16, 'facenet-cpu-train', threads, t, 6) });
+  report(benchRow(m, 16, 'facenet-cpu-train', threads, t, 6));
   m.model.zeroGrad();
   m.model.eval();
   x.dispose();
-}
-
-export function closeBenchBackends(): void {
-  closeGpu();
 }
