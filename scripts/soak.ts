@@ -22,13 +22,11 @@ import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { gpuDevice, type BackendName } from '../src/backends/backend.js';
 
 const argv = process.argv.slice(2);
-const arg = (name: string, fallback: number): number => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback; };
-const quick = argv.includes('--quick');
-const alignedCount = arg('aligned', quick ? 300 : 10000);
-const fullCount = arg('full', quick ? 20 : 300);
-const backendIndex = argv.indexOf('--backend');
-const backend = (backendIndex >= 0 ? argv[backendIndex + 1] : 'cpu') as BackendName;
 const option = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
+const quick = argv.includes('--quick');
+const alignedCount = Number(option('aligned') ?? (quick ? 300 : 10000));
+const fullCount = Number(option('full') ?? (quick ? 20 : 300));
+const backend = (option('backend') ?? 'cpu') as BackendName;
 const randomArchitecture = option('random-weights');
 const model = randomArchitecture ? randomModelFile(randomArchitecture) : option('model');
 const shared = resolve(process.env.FACENET_SHARED ?? join(process.cwd(), '..', 'shared'));
@@ -66,6 +64,8 @@ const started = performance.now();
 interface Sample { phase: string; done: number; rssMB: number; heapMB: number; liveTensors: number; liveBuffers?: number; kernels?: number }
 const samples: Sample[] = [];
 const sample = (phase: string, done: number): void => {
+  // With --expose-gc, collect first: the samples then show memory that is kept, not when V8 last collected.
+  (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   const device = gpuDevice()?.stats();
   const s: Sample = { phase, done, rssMB: Math.round(m.rss / 2 ** 20), heapMB: Math.round(m.heapUsed / 2 ** 20), liveTensors: liveTensors() };

@@ -32,7 +32,7 @@ describe('determinism and soak', function () {
   it('soak (shortened): live tensors and RSS stay flat while embedding', function () {
     sharedPath(this, 'faces/bbt');
     const script = fileURLToPath(new URL('../../scripts/soak.js', import.meta.url));
-    const r = spawnSync(process.execPath, [script, '--aligned', '320', '--full', '12'], { encoding: 'utf8', env: { ...process.env, FACENET_SHARED: SHARED } });
+    const r = spawnSync(process.execPath, ['--expose-gc', script, '--aligned', '320', '--full', '12'], { encoding: 'utf8', env: { ...process.env, FACENET_SHARED: SHARED } });
     expect(r.status, r.stderr).to.equal(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { live_tensors_first: number; live_tensors_last: number; rss_growth_mb: number; faces_found: number };
     console.log('      ', JSON.stringify(summary));
