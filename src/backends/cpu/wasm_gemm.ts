@@ -1,9 +1,11 @@
 /**
  * A WebAssembly SIMD kernel for float32 GEMM, written out byte by byte at load time: no toolchain, no
  * dependency, about a kilobyte of our own code. JavaScript cannot reach the CPU's vector units; WebAssembly's
- * 128-bit SIMD can, and the blocked GEMM spends nearly all its time in one small loop, so that loop is the
- * only thing written in WebAssembly. Packing stays in TypeScript (gemm_fast.ts's layout, with 8-column B
- * panels), writing straight into the module's memory.
+ * 128-bit SIMD can, and the blocked GEMM spends nearly all its time in one small loop, so that loop is
+ * written in WebAssembly, and so is packing (gemm_fast.ts's panel layout, with 8-column B panels): TypeScript
+ * copies the operand's rows into the module's memory (a memcpy per row), and a pack function deals them
+ * into panels with vector loads and stores, transposing 4x4 blocks with shuffles where the operand is
+ * stored the other way round. (Packing in scalar TypeScript cost half as much time as the kernel itself.)
  *
  * The microkernel keeps a 4x8 tile of C in eight f32x4 registers; each step of k broadcasts four values of
  * the A panel and multiplies them with two vectors of the B panel. Every element of C is summed over k in
@@ -57,11 +59,13 @@ const SIMD = 0xfd;
 const w = {
   loop: [0x03, 0x40], if: [0x04, 0x40], else: [0x05], end: [0x0b], brIf: (depth: number) => [0x0d, ...uleb(depth)],
   get: (local: number) => [0x20, ...uleb(local)], set: (local: number) => [0x21, ...uleb(local)], tee: (local: number) => [0x22, ...uleb(local)],
-  i32: (v: number) => [0x41, ...sleb(v)], add: [0x6a], sub: [0x6b], mul: [0x6c],
+  i32: (v: number) => [0x41, ...sleb(v)], add: [0x6a], sub: [0x6b], mul: [0x6c], gtS: [0x4a],
   // memarg = log2(alignment), offset
   load: (offset: number) => [SIMD, 0x00, 4, ...uleb(offset)],
   store: (offset: number) => [SIMD, 0x0b, 4, ...uleb(offset)],
   load32Splat: (offset: number) => [SIMD, 0x09, 2, ...uleb(offset)],
+  // i8x16.shuffle picking four f32 lanes of (a, b): lanes 0-3 are a's, 4-7 are b's.
+  shuffle: (lanes: number[]) => [SIMD, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])],
   f32x4Add: [SIMD, ...uleb(0xe4)], f32x4Mul: [SIMD, ...uleb(0xe6)],
   zero: [SIMD, 0x0c, ...new Array<number>(16).fill(0)],
 };
@@ -112,22 +116,93 @@ function kernelBody(): number[] {
   return code;
 }
 
-/** The module: one exported memory and one exported function, `tile`. */
+// Pack functions: (src, ld, dst, kc, panels), addresses and ld in bytes. They write R-wide panels, panel p
+// at dst + p*kc*R*4 holding kc rows of R floats.
+const PACK_PARAMS = 5;
+const [SRC, LD, DST, PKC, PANELS] = [0, 1, 2, 3, 4];
+const [P_LEFT, K_LEFT, S, D, S_ROW, D_ROW, PANEL_BYTES] = [5, 6, 7, 8, 9, 10, 11];
+const [R0, T0] = [12, 16]; // v128: four source rows, four half-transposed rows
+
+/**
+ * Source row k (at src + k*ld) holds row k of every panel side by side: copy R floats at a time.
+ */
+function packCopyBody(R: number): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  emit(w.get(PKC), w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
+  emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PKC), w.set(K_LEFT));
+  emit(w.loop); // over rows k
+  emit(w.get(S_ROW), w.set(S), w.get(D_ROW), w.set(D), w.get(PANELS), w.set(P_LEFT));
+  emit(w.loop); // over panels
+  for (let off = 0; off < 4 * R; off += 16) emit(w.get(D), w.get(S), w.load(off), w.store(off));
+  emit(w.get(S), w.i32(4 * R), w.add, w.set(S), w.get(D), w.get(PANEL_BYTES), w.add, w.set(D));
+  emit(w.get(P_LEFT), w.i32(1), w.sub, w.tee(P_LEFT), w.brIf(0), w.end);
+  emit(w.get(S_ROW), w.get(LD), w.add, w.set(S_ROW), w.get(D_ROW), w.i32(4 * R), w.add, w.set(D_ROW));
+  emit(w.get(K_LEFT), w.i32(1), w.sub, w.tee(K_LEFT), w.brIf(0), w.end);
+  return code;
+}
+
+/**
+ * Source row j (at src + j*ld) holds column j of the panels, kc values in a row: transpose 4x4 blocks (four
+ * k of four columns) into place. Depth is taken in steps of 4, so a panel may get up to 3 rows past kc:
+ * they fall on the next panel's first rows, which are written after it, or on the slack after the last.
+ */
+function packTransposeBody(R: number): number[] {
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  emit(w.get(PKC), w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
+  emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PANELS), w.set(P_LEFT));
+  emit(w.loop); // over panels
+  emit(w.get(S_ROW), w.set(S), w.get(D_ROW), w.set(D), w.get(PKC), w.set(K_LEFT));
+  emit(w.loop); // over blocks of 4 k
+  for (let quarter = 0; quarter < R / 4; quarter++) {
+    for (let i = 0; i < 4; i++) { // rows 4*quarter + i of the panel's source
+      emit(w.get(S), w.get(LD), w.i32(4 * quarter + i), w.mul, w.add, w.load(0), w.set(R0 + i));
+    }
+    emit(w.get(R0), w.get(R0 + 1), w.shuffle([0, 4, 1, 5]), w.set(T0));
+    emit(w.get(R0 + 2), w.get(R0 + 3), w.shuffle([0, 4, 1, 5]), w.set(T0 + 1));
+    emit(w.get(R0), w.get(R0 + 1), w.shuffle([2, 6, 3, 7]), w.set(T0 + 2));
+    emit(w.get(R0 + 2), w.get(R0 + 3), w.shuffle([2, 6, 3, 7]), w.set(T0 + 3));
+    for (let k = 0; k < 4; k++) { // row k of the block: lane k of each source row
+      const [a, b] = k < 2 ? [T0, T0 + 1] : [T0 + 2, T0 + 3];
+      emit(w.get(D), w.get(a), w.get(b), w.shuffle(k % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7]), w.store(16 * quarter + 4 * R * k));
+    }
+  }
+  emit(w.get(S), w.i32(16), w.add, w.set(S), w.get(D), w.i32(16 * R), w.add, w.set(D));
+  emit(w.get(K_LEFT), w.i32(4), w.sub, w.tee(K_LEFT), w.i32(0), w.gtS, w.brIf(0), w.end);
+  emit(w.get(S_ROW), w.get(LD), w.i32(R), w.mul, w.add, w.set(S_ROW), w.get(D_ROW), w.get(PANEL_BYTES), w.add, w.set(D_ROW));
+  emit(w.get(P_LEFT), w.i32(1), w.sub, w.tee(P_LEFT), w.brIf(0), w.end);
+  return code;
+}
+
+const PACKS = { packCopyA: packCopyBody(MR), packCopyB: packCopyBody(NR), packTransposeA: packTransposeBody(MR), packTransposeB: packTransposeBody(NR) };
+
+/** The module: one exported memory, the kernel `tile` and the four pack functions. */
 export function gemmModuleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec(new Array<number[]>(PARAMS).fill([I32])), ...vec([])]]));
-  const func = section(3, vec([uleb(0)]));
+  const i32s = (n: number): number[] => vec(new Array<number[]>(n).fill([I32]));
+  const type = section(1, vec([[0x60, ...i32s(PARAMS), ...vec([])], [0x60, ...i32s(PACK_PARAMS), ...vec([])]]));
+  const packNames = Object.keys(PACKS);
+  const func = section(3, vec([uleb(0), ...packNames.map(() => uleb(1))]));
   const memory = section(5, vec([[0x00, ...uleb(1)]]));
-  const exports = section(7, vec([[...name('memory'), 0x02, 0], [...name('tile'), 0x00, 0]]));
-  const body = [...vec([[...uleb(9), I32], [...uleb(11), V128]]), ...kernelBody(), ...w.end];
-  const code = section(10, vec([[...uleb(body.length), ...body]]));
+  const exports = section(7, vec([[...name('memory'), 0x02, 0], [...name('tile'), 0x00, 0], ...packNames.map((n, i) => [...name(n), 0x00, i + 1])]));
+  const functionCode = (locals: number[][], body: number[]): number[] => {
+    const all = [...vec(locals), ...body, ...w.end];
+    return [...uleb(all.length), ...all];
+  };
+  const code = section(10, vec([
+    functionCode([[...uleb(9), I32], [...uleb(11), V128]], kernelBody()),
+    ...Object.values(PACKS).map((body) => functionCode([[...uleb(7), I32], [...uleb(8), V128]], body)),
+  ]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...func, ...memory, ...exports, ...code]);
 }
 
 // ---- running it ----
 
+type PackFunction = (src: number, ld: number, dst: number, kc: number, panels: number) => void;
 interface Instance {
   memory: WasmMemory;
   tile: (pa: number, pb: number, pc: number, mPanels: number, nPanels: number, kc: number, ldc: number, overwrite: number) => void;
+  packCopyA: PackFunction; packCopyB: PackFunction; packTransposeA: PackFunction; packTransposeB: PackFunction;
   heap: Float32Array;
 }
 
@@ -154,92 +229,95 @@ export function wasmGemmAvailable(): boolean {
 }
 
 /** Makes the module's memory hold at least `floats` float32 values. */
-function reserve(k: Instance, floats: number): Float32Array {
+function reserve(k: Instance, floats: number): void {
   const bytes = floats * 4;
   if (k.memory.buffer.byteLength < bytes) {
     k.memory.grow(Math.ceil((bytes - k.memory.buffer.byteLength) / 65536));
     k.heap = new Float32Array(k.memory.buffer);
   }
-  return k.heap;
 }
 
 /**
- * Packs op(A) rows [0, M) x depth [k0, k0+kc) into MR-row panels at heap[at..]: panel-major, then k, then
- * the panel's MR rows. Rows past M are zeros.
+ * Copies rows [r0, r0+rows) x columns [c0, c0+cols) of a stored matrix into heap[at..] with row stride ld
+ * (a memcpy per row), zeroing the rest of each row and the rows up to rowsPad: zeros in the padding
+ * keep the kernel's unused lanes finite (and out of denormal slow paths).
  */
-function packA(A: Matrix, transA: boolean, M: number, k0: number, kc: number, heap: Float32Array, at: number): void {
-  const a = A.data, lda = A.ld, off = A.offset;
-  for (let i0 = 0, p = at; i0 < M; i0 += MR, p += MR * kc) {
-    const rows = Math.min(MR, M - i0);
-    if (rows < MR) heap.fill(0, p, p + MR * kc);
-    for (let i = 0; i < rows; i++) {
-      // op(A)[i0+i, k] is a[(i0+i)*lda + k], or a[k*lda + i0+i] when A is stored transposed.
-      const step = transA ? lda : 1;
-      for (let k = 0, src = off + (transA ? k0 * lda + i0 + i : (i0 + i) * lda + k0), dst = p + i; k < kc; k++, src += step, dst += MR) heap[dst] = a[src]!;
-    }
+function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, heap: Float32Array, at: number, ld: number, rowsPad: number): void {
+  const x = X.data;
+  for (let r = 0; r < rows; r++) {
+    const src = X.offset + (r0 + r) * X.ld + c0, dst = at + r * ld;
+    heap.set(x.subarray(src, src + cols), dst);
+    if (cols < ld) heap.fill(0, dst + cols, dst + ld);
+  }
+  if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
+}
+
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+
+/**
+ * Packs op(A) rows [0, M) x depth [k0, k0+kc) into MR-row panels at heap[at..] (panel-major, then k, then
+ * the panel's MR rows; rows past M are zeros), through the staging area at heap[stagingAt..].
+ */
+function packA(k: Instance, A: Matrix, transA: boolean, M: number, k0: number, kc: number, at: number, stagingAt: number): void {
+  const mPad = roundUp(M, MR);
+  if (transA) { // stored [K, M]: row k of the store is row k of every panel
+    stage(A, k0, kc, 0, M, k.heap, stagingAt, mPad, kc);
+    k.packCopyA(stagingAt * 4, mPad * 4, at * 4, kc, mPad / MR);
+  } else { // stored [M, K]: rows of op(A) are contiguous in k, so they are transposed into panels
+    const ld = roundUp(kc, 4);
+    stage(A, 0, M, k0, kc, k.heap, stagingAt, ld, mPad);
+    k.packTransposeA(stagingAt * 4, ld * 4, at * 4, kc, mPad / MR);
   }
 }
 
 /** Packs op(B) depth [k0, k0+kc) x columns [j0, j0+nc) into NR-column panels at heap[at..]; columns past nc are zeros. */
-function packB(B: Matrix, transB: boolean, k0: number, kc: number, j0: number, nc: number, heap: Float32Array, at: number): void {
-  const b = B.data, ldb = B.ld, off = B.offset;
-  const full = Math.floor(nc / NR) * NR;
-  if (full < nc) heap.fill(0, at + (full / NR) * NR * kc, at + Math.ceil(nc / NR) * NR * kc);
-  if (transB) {
-    // Column j of op(B) is row j of the stored matrix: read it contiguously, write with stride NR.
-    for (let j = 0; j < nc; j++) {
-      const panel = at + Math.floor(j / NR) * NR * kc + (j % NR);
-      for (let k = 0, src = off + (j0 + j) * ldb + k0, dst = panel; k < kc; k++, src++, dst += NR) heap[dst] = b[src]!;
-    }
-    return;
-  }
-  // Row k of op(B) is contiguous: read it once, dealing 8 columns into each panel (twice as fast as
-  // walking down one panel's column block, which strides over rows).
-  for (let k = 0; k < kc; k++) {
-    const src = off + (k0 + k) * ldb + j0;
-    let dst = at + k * NR;
-    for (let j = 0; j < full; j += NR, dst += NR * kc) {
-      heap[dst] = b[src + j]!; heap[dst + 1] = b[src + j + 1]!; heap[dst + 2] = b[src + j + 2]!; heap[dst + 3] = b[src + j + 3]!;
-      heap[dst + 4] = b[src + j + 4]!; heap[dst + 5] = b[src + j + 5]!; heap[dst + 6] = b[src + j + 6]!; heap[dst + 7] = b[src + j + 7]!;
-    }
-    for (let j = full; j < nc; j++) heap[dst + j - full] = b[src + j]!;
+function packB(k: Instance, B: Matrix, transB: boolean, k0: number, kc: number, j0: number, nc: number, at: number, stagingAt: number): void {
+  const ncPad = roundUp(nc, NR);
+  if (transB) { // stored [N, K]: column j of op(B) is a stored row
+    const ld = roundUp(kc, 4);
+    stage(B, j0, nc, k0, kc, k.heap, stagingAt, ld, ncPad);
+    k.packTransposeB(stagingAt * 4, ld * 4, at * 4, kc, ncPad / NR);
+  } else {
+    stage(B, k0, kc, j0, nc, k.heap, stagingAt, ncPad, kc);
+    k.packCopyB(stagingAt * 4, ncPad * 4, at * 4, kc, ncPad / NR);
   }
 }
 
 /**
  * C (+)= op(A) · op(B) for float32 C, blocked like gemm_fast.ts. op(A) is packed once, one KC-deep slab
- * after another; then for each block of NC columns a zeroed tile accumulates every slab in the module's
- * memory (the first slab overwrites it) and is then added into C, or copied when not accumulating. Returns false (doing nothing) where the kernel is unavailable.
+ * after another; then for each block of NC columns a tile in the module's memory accumulates every slab
+ * (the first slab overwrites it, or it starts as a copy of C when accumulating) and is copied into C.
+ * Returns false (doing nothing) where the kernel is unavailable.
  */
 export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): boolean {
   const k = kernel();
   if (!k || !(C.data instanceof Float32Array)) return false;
   if (K === 0 && !accumulate) for (let i = 0; i < M; i++) C.data.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
   if (M === 0 || N === 0 || K === 0) return true;
-  const mPad = Math.ceil(M / MR) * MR;
-  const ncMax = Math.min(NC, Math.ceil(N / NR) * NR), kcMax = Math.min(KC, K);
-  // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile]; every region starts on 16 bytes.
-  const pa = 0, pb = pa + mPad * K, pc = pb + ncMax * kcMax;
-  let heap: Float32Array;
+  const mPad = roundUp(M, MR);
+  const ncMax = Math.min(NC, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
+  // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile][staging], each region 16-byte
+  // aligned; after each panel region, slack for the up to 3 rows a transposing pack writes past kc.
+  const pa = 0, pb = pa + mPad * K + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
   try {
-    heap = reserve(k, pc + mPad * ncMax);
+    reserve(k, staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax));
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  for (let k0 = 0; k0 < K; k0 += KC) packA(A, transA, M, k0, Math.min(KC, K - k0), heap, pa + mPad * k0);
-  const c = C.data;
+  for (let k0 = 0; k0 < K; k0 += KC) packA(k, A, transA, M, k0, Math.min(KC, K - k0), pa + mPad * k0, staging);
+  const c = C.data, heap = k.heap;
   for (let j0 = 0; j0 < N; j0 += NC) {
-    const nc = Math.min(NC, N - j0), ncPad = Math.ceil(nc / NR) * NR;
+    const nc = Math.min(NC, N - j0), ncPad = roundUp(nc, NR);
+    if (accumulate) {
+      for (let i = 0; i < M; i++) heap.set(c.subarray(C.offset + i * C.ld + j0, C.offset + i * C.ld + j0 + nc), pc + i * ncPad);
+      heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
+    }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
-      packB(B, transB, k0, kc, j0, nc, heap, pb);
-      k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 ? 1 : 0);
+      packB(k, B, transB, k0, kc, j0, nc, pb, staging);
+      k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
-    for (let i = 0; i < M; i++) {
-      const row = C.offset + i * C.ld + j0, t = pc + i * ncPad;
-      if (accumulate) for (let j = 0; j < nc; j++) c[row + j]! += heap[t + j]!;
-      else c.set(heap.subarray(t, t + nc), row);
-    }
+    for (let i = 0; i < M; i++) c.set(heap.subarray(pc + i * ncPad, pc + i * ncPad + nc), C.offset + i * C.ld + j0);
   }
   return true;
 }
