@@ -6,6 +6,7 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
+import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -18,16 +19,16 @@ function onGpu(name: gpuOps.UnaryName, x: Tensor, alpha = 0): Tensor | null {
   return record(y, name, [x], (dy) => [gpuOps.unaryBackward(gpu, name, dy, x, y, alpha)]);
 }
 
-/** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. Plain loops: it runs after every conv. */
+/** max(x, 0); the gradient at exactly 0 is taken as 0, as in PyTorch. Branch-free (relu_mask.ts): it runs after every conv. */
 export function relu(x: Tensor): Tensor {
   const viaGpu = onGpu('relu', x);
   if (viaGpu) return viaGpu;
   const xd = x.data;
-  const y = alloc(x.dtype, x.size);
-  for (let i = 0; i < y.length; i++) y[i] = xd[i]! > 0 ? xd[i]! : 0;
+  const y = xd.slice();
+  reluInPlace(y);
   return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
     const dx = alloc(x.dtype, x.size);
-    for (let i = 0; i < dx.length; i++) dx[i] = xd[i]! > 0 ? dy[i]! : 0;
+    maskByPositive(dy, xd, dx);
     return [dx];
   });
 }

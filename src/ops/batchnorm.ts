@@ -10,6 +10,7 @@
 import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
 import { commonDType } from './util.js';
 import { relu as reluOp } from './activation.js';
 import { gpuFor } from '../backends/backend.js';
@@ -57,58 +58,72 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     mean = runningMean.data;
     variance = runningVar.data;
   }
-  const invstd = alloc(dtype, C);
-  for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c]! + eps);
-  const gd = gamma?.data, bd = beta?.data;
-  const xhat = alloc(dtype, x.size);
+  // y = x*gain + shift per channel; x̂ = (x - mean)*invstd is recomputed from x in backward rather than
+  // stored (one array and one write pass less, and x is kept for backward anyway).
+  const invstd = alloc(dtype, C), gain = alloc(dtype, C), shift = alloc(dtype, C);
+  for (let c = 0; c < C; c++) {
+    invstd[c] = 1 / Math.sqrt(variance[c]! + eps);
+    gain[c] = (gamma ? gamma.data[c]! : 1) * invstd[c]!;
+    shift[c] = (beta ? beta.data[c]! : 0) - mean[c]! * gain[c]!;
+  }
   const y = alloc(dtype, x.size);
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
-      const m = mean[c]!, s = invstd[c]!, gc = gd ? gd[c]! : 1, bc = bd ? bd[c]! : 0;
-      for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
-        const h = (xd[i]! - m) * s;
-        xhat[i] = h;
-        const v = gc * h + bc;
-        y[i] = relu && !(v > 0) ? 0 : v;
-      }
+      const k = gain[c]!, b = shift[c]!;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) y[i] = xd[i]! * k + b;
     }
   }
+  if (relu) reluInPlace(y);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
-    // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0).
+    // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
+    // made in the array that then becomes dx.
     let dy = dyOut;
     if (relu) {
       dy = alloc(dtype, x.size);
-      for (let i = 0; i < dy.length; i++) dy[i] = y[i]! > 0 ? dyOut[i]! : 0;
+      maskByPositive(dyOut, y, dy);
     }
     const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
     for (let n = 0; n < N; n++) {
       for (let c = 0; c < C; c++) {
+        const m = mean[c]!;
         let a = 0, b = 0;
-        for (let i = (n * C + c) * P, end = i + P; i < end; i++) { a += dy[i]!; b += dy[i]! * xhat[i]!; }
+        for (let i = (n * C + c) * P, end = i + P; i < end; i++) { a += dy[i]!; b += dy[i]! * (xd[i]! - m); }
         sumDy[c]! += a;
-        sumDyXhat[c]! += b;
+        sumDyXhat[c]! += b * invstd[c]!;
       }
     }
     let dx: TypedArray | null = null;
     if (needs[0]) {
-      dx = alloc(dtype, x.size);
-      for (let n = 0; n < N; n++) {
-        for (let c = 0; c < C; c++) {
-          const k = (gd ? gd[c]! : 1) * invstd[c]!;
-          const i0 = (n * C + c) * P;
-          if (training) {
-            const sd = sumDy[c]!, sdx = sumDyXhat[c]!;
-            for (let i = i0; i < i0 + P; i++) dx[i] = (k / M) * (M * dy[i]! - sd - xhat[i]! * sdx);
-          } else {
-            for (let i = i0; i < i0 + P; i++) dx[i] = k * dy[i]!;
-          }
-        }
-      }
+      dx = relu ? dy : alloc(dtype, x.size);
+      batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
     }
     return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
   });
+}
+
+/**
+ * dx = gain/M * (M*dy - sum(dy) - x̂*sum(dy*x̂)) in training (the statistics depend on x), gain*dy in eval.
+ * dx may be dy's array (each element is read before it is written).
+ */
+function batchNormInputGradient(
+  dy: TypedArray, x: TypedArray, mean: TypedArray, invstd: TypedArray, gain: TypedArray,
+  sumDy: TypedArray, sumDyXhat: TypedArray, training: boolean, N: number, C: number, P: number, dx: TypedArray,
+): void {
+  const M = N * P;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const k = gain[c]!, m = mean[c]!, s = invstd[c]!;
+      const i0 = (n * C + c) * P, end = i0 + P;
+      if (!training) {
+        for (let i = i0; i < end; i++) dx[i] = k * dy[i]!;
+        continue;
+      }
+      const scale = k / M, sd = sumDy[c]!, sdx = sumDyXhat[c]! * s;
+      for (let i = i0; i < end; i++) dx[i] = scale * (M * dy[i]! - sd - (x[i]! - m) * sdx);
+    }
+  }
 }
 
 /** The same on the GPU: statistics reduced on the device (read back: C values), y = x * scale + shift there. */

@@ -84,6 +84,16 @@ describe('unary math and activations', () => {
       expect(gradcheck((xi) => op(xi!), [x]).maxRelError).to.be.at.most(1e-6);
     });
   }
+  it('relu on float32 (branch-free, on the bits) is exactly v > 0 ? v : 0 at the edges: -0, denormals, infinities', () => {
+    const edges = [0, -0, 1e-45, -1e-45, 1.17e-38, -1.17e-38, 3.4e38, -3.4e38, Infinity, -Infinity, 0.5, -0.5];
+    const x = tensor(Float32Array.from(edges), [edges.length]);
+    x.requiresGrad = true;
+    const y = F.relu(x);
+    for (let i = 0; i < edges.length; i++) expect(Object.is(y.data[i], Math.fround(edges[i]!) > 0 ? Math.fround(edges[i]!) : 0), `relu(${edges[i]})`).to.equal(true);
+    F.sum(F.mul(y, tensor(Float32Array.from(edges, (_, i) => i + 1), [edges.length]))).backward();
+    expect(Array.from(x.grad!.data)).to.deep.equal(edges.map((v, i) => (Math.fround(v) > 0 ? i + 1 : 0)));
+  });
+
   it('prelu: per-channel slopes, forward and gradcheck', () => {
     const x = randomTensor([2, 3, 2, 2], 60, 'float64'), alpha = tensor([0.1, -0.5, 2], [3], { dtype: 'float64' });
     const y = F.prelu(x, alpha);
