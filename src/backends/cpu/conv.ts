@@ -2,10 +2,10 @@
  * 2-D convolution on CPU, NCHW input, [O, C/groups, KH, KW] filters.
  * General case: im2col, then GEMM (cols are recomputed in backward rather than kept: they are KH*KW
  * times larger than the input). 1x1/stride-1/no-pad convolutions skip im2col: the input already is the
- * [C, H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
+ * [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
-import { gemm, mat, type Matrix } from './gemm.js';
+import { gemm, imagesMat, mat, type Matrix } from './gemm.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -80,22 +80,20 @@ function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, 
 }
 
 /*
- * Ungrouped convolutions with small output planes process a chunk of images at once: their cols side by
- * side form one [K, chunk*P] matrix, so one large GEMM (which the worker threads split well) replaces one
- * small GEMM per image; outputs are [O, chunk*P] and are scattered back to NCHW. With planes of at least
- * DIRECT_MIN_P pixels a GEMM per image is large enough, and then it reads and writes the NCHW planes in
- * place (a 1x1 convolution's input already is its cols matrix): no copies. Grouped ones run image by image.
+ * Ungrouped convolutions run one GEMM per chunk of images. The output, dY, and a 1x1 convolution's input
+ * and dx are NCHW data used in place as [channels, images * pixels] matrices (imagesMat): the GEMM reads
+ * and writes them plane by plane, so nothing is gathered or scattered. Only a KxK convolution's cols are
+ * built, in scratch of at most MAX_COLS floats, which bounds its chunk. Grouped ones run image by image.
  */
 const MAX_COLS = 1 << 22; // floats of cols per chunk (16 MB)
-const DIRECT_MIN_P = 1024;
 
 /**
- * Scratch matrices (cols, dY as a matrix, ...) are reused from call to call instead of allocated: they are
+ * Scratch matrices (cols and their gradient) are reused from call to call instead of allocated: they are
  * tens of MB for early layers, and fresh memory costs a page fault per 4 KB. Each slot only grows; nothing
  * outside this file sees them, and every user writes a slot fully before reading it.
  */
 const scratchSlots = new Map<string, TypedArray>();
-function scratch(slot: 'cols' | 'out' | 'dy' | 'dcols', like: TypedArray, n: number): TypedArray {
+function scratch(slot: 'cols' | 'dcols', like: TypedArray, n: number): TypedArray {
   const key = `${slot}:${dtypeOf(like)}`;
   let buf = scratchSlots.get(key);
   if (!buf || buf.length < n) {
@@ -106,41 +104,20 @@ function scratch(slot: 'cols' | 'out' | 'dy' | 'dcols', like: TypedArray, n: num
 }
 
 function chunkSize(g: ConvGeometry, K: number): number {
-  if (g.OH * g.OW >= DIRECT_MIN_P) return 1;
+  if (isPointwise(g)) return g.N;
   return Math.max(1, Math.min(g.N, Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW))));
 }
 
-/** op(B) of a forward or filter-gradient GEMM: the cols of images n0..n0+nc, or a 1x1 input plane in place. */
+/** Images n0.. of NCHW data with `channels` planes of P values, as a [channels, images * P] matrix. */
+const planes = (data: TypedArray, n0: number, channels: number, P: number): Matrix => imagesMat(data, n0 * channels * P, P, channels * P);
+
+/** op(B) of a forward or filter-gradient GEMM: the cols of images n0..n0+nc, or a 1x1 input in place. */
 function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number): Matrix {
   const P = g.OH * g.OW;
-  if (nc === 1 && isPointwise(g)) return mat(x, n0 * g.C * g.H * g.W, P);
+  if (isPointwise(g)) return planes(x, n0, g.C, P);
   const cols = scratch('cols', x, K * nc * P);
-  chunkCols(x, g, n0, nc, K, cols);
+  for (let n = 0; n < nc; n++) im2col(x, (n0 + n) * g.C * g.H * g.W, g.C, g, cols, n * P, nc * P);
   return mat(cols, 0, nc * P);
-}
-
-/** dY of images n0..n0+nc as an [O, nc*P] matrix: in place for one image. */
-function dyMatrix(dy: TypedArray, g: ConvGeometry, n0: number, nc: number): Matrix {
-  const P = g.OH * g.OW;
-  if (nc === 1) return mat(dy, n0 * g.O * P, P);
-  const dyc = scratch('dy', dy, g.O * nc * P);
-  planesToMatrix(dy, n0, nc, g.O, P, g.O * P, dyc);
-  return mat(dyc, 0, nc * P);
-}
-
-/** Copies [rows, P] planes of images n0..n0+nc (image stride imgStride) into/out of a [rows, nc*P] matrix. */
-function planesToMatrix(src: TypedArray, n0: number, nc: number, rows: number, P: number, imgStride: number, dst: TypedArray): void {
-  for (let n = 0; n < nc; n++) for (let r = 0; r < rows; r++) dst.set(src.subarray((n0 + n) * imgStride + r * P, (n0 + n) * imgStride + (r + 1) * P), r * nc * P + n * P);
-}
-function matrixToPlanes(src: TypedArray, n0: number, nc: number, rows: number, P: number, imgStride: number, dst: TypedArray): void {
-  for (let n = 0; n < nc; n++) for (let r = 0; r < rows; r++) dst.set(src.subarray(r * nc * P + n * P, r * nc * P + (n + 1) * P), (n0 + n) * imgStride + r * P);
-}
-
-/** The cols matrix [K, nc*P] of images n0..n0+nc (for a 1x1 convolution: the inputs themselves). */
-function chunkCols(x: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, cols: TypedArray): void {
-  const P = g.OH * g.OW;
-  if (isPointwise(g)) planesToMatrix(x, n0, nc, g.C, P, g.C * g.H * g.W, cols);
-  else for (let n = 0; n < nc; n++) im2col(x, (n0 + n) * g.C * g.H * g.W, g.C, g, cols, n * P, nc * P);
 }
 
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
@@ -151,9 +128,7 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      const out = nc === 1 ? mat(y, n0 * g.O * P, P) : mat(scratch('out', x, g.O * nc * P), 0, nc * P);
-      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc, K), out, false);
-      if (nc > 1) matrixToPlanes(out.data, n0, nc, g.O, P, g.O * P, y);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc, K), planes(y, n0, g.O, P), false);
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
@@ -194,7 +169,7 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
     const chunk = chunkSize(g, K);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      const dyM = dyMatrix(dy, g, n0, nc);
+      const dyM = planes(dy, n0, g.O, P);
       if (dx) inputGradientChunk(dyM, w, g, n0, nc, K, dx);
       if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc, K), mat(dw, 0, K), true);
     }
@@ -220,12 +195,13 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
 /** dx of images n0..n0+nc of an ungrouped convolution, from their dY matrix. */
 function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, dx: TypedArray): void {
   const P = g.OH * g.OW;
-  const inPlace = nc === 1 && isPointwise(g); // a 1x1 convolution's dcols are dx's planes
-  const dcols = inPlace ? mat(dx, n0 * g.C * g.H * g.W, P) : mat(scratch('dcols', dyM.data, K * nc * P), 0, nc * P);
-  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, dcols, false);
-  if (inPlace) return;
-  if (isPointwise(g)) matrixToPlanes(dcols.data, n0, nc, g.C, P, g.C * g.H * g.W, dx);
-  else for (let n = 0; n < nc; n++) col2im(dcols.data, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
+  if (isPointwise(g)) { // a 1x1 convolution's dcols are dx's planes
+    gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, planes(dx, n0, g.C, P), false);
+    return;
+  }
+  const dcols = scratch('dcols', dyM.data, K * nc * P);
+  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, mat(dcols, 0, nc * P), false);
+  for (let n = 0; n < nc; n++) col2im(dcols, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
 }
 
 export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray {

@@ -14,15 +14,71 @@ export interface Matrix {
   offset: number;
   /** Row stride of the stored (untransposed) matrix. */
   ld: number;
+  /**
+   * Set when the stored matrix's columns are images side by side that lie apart in memory: column c is
+   * at offset + floor(c / P) * stride + (c % P). This is a convolution's [channels, images * pixels] view
+   * of NCHW data, used in place instead of gathered into a matrix first.
+   */
+  images?: { P: number; stride: number };
 }
 
 export function mat(data: TypedArray, offset: number, ld: number): Matrix {
   return { data, offset, ld };
 }
 
+/** The [rows, images * P] view of images of `stride` values each, whose rows are planes of P values. */
+export function imagesMat(data: TypedArray, offset: number, P: number, stride: number): Matrix {
+  return { data, offset, ld: P, images: { P, stride } };
+}
+
+/**
+ * Visits stored row r, columns [c0, c0 + cols) of X as contiguous runs: at(index in X.data, column - c0,
+ * length). One run for a plain matrix; one per image for an images view.
+ */
+function forEachRun(X: Matrix, r: number, c0: number, cols: number, at: (index: number, done: number, length: number) => void): void {
+  const img = X.images;
+  if (!img) return at(X.offset + r * X.ld + c0, 0, cols);
+  for (let c = c0, end = c0 + cols; c < end;) {
+    const n = Math.floor(c / img.P), p = c - n * img.P, length = Math.min(img.P - p, end - c);
+    at(X.offset + n * img.stride + r * X.ld + p, c - c0, length);
+    c += length;
+  }
+}
+
+/** dst[at..] = stored row r of X, columns [c0, c0 + cols). */
+export function readRow(X: Matrix, r: number, c0: number, cols: number, dst: TypedArray, at: number): void {
+  const x = X.data;
+  forEachRun(X, r, c0, cols, (i, done, length) => dst.set(x.subarray(i, i + length), at + done));
+}
+
+/** Stored row r of X, columns [c0, c0 + cols) = src[at..]. */
+export function writeRow(X: Matrix, r: number, c0: number, cols: number, src: TypedArray, at: number): void {
+  const x = X.data;
+  forEachRun(X, r, c0, cols, (i, done, length) => x.set(src.subarray(at + done, at + done + length), i));
+}
+
+/**
+ * Runs a GEMM that indexes its operands directly (the TypeScript kernels) on plain copies of any images
+ * views, then writes C back. Plain matrices pass through untouched.
+ */
+export function withPlainOperands(
+  transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean,
+  run: (A: Matrix, B: Matrix, C: Matrix) => void,
+): void {
+  const plain = (X: Matrix, rows: number, cols: number, copy: boolean): Matrix => {
+    if (!X.images) return X;
+    const data = new (X.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(rows * cols);
+    if (copy) for (let r = 0; r < rows; r++) readRow(X, r, 0, cols, data, r * cols);
+    return mat(data, 0, cols);
+  };
+  const c = plain(C, M, N, accumulate);
+  run(plain(A, transA ? K : M, transA ? M : K, true), plain(B, transB ? N : K, transB ? K : N, true), c);
+  if (c !== C) for (let r = 0; r < M; r++) writeRow(C, r, 0, N, c.data, r * N);
+}
+
 /** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */
 export function zeroMatrix(C: Matrix, M: number, N: number): void {
-  for (let i = 0; i < M; i++) C.data.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
+  for (let i = 0; i < M; i++) forEachRun(C, i, 0, N, (at, _done, length) => C.data.fill(0, at, at + length));
 }
 
 /** Below this many multiply-adds the simple loops beat packing. */
@@ -31,10 +87,12 @@ const BLOCKED_MIN_WORK = 32 * 32 * 32;
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   if (useThreads(M, N, K, C.data)) return gemmThreaded(transA, transB, M, N, K, A, B, C, accumulate);
   if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
-  if (!accumulate) zeroMatrix(C, M, N);
-  if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
-  else if (!transA) gemmDotRows(M, N, K, A, B, C);
-  else gemmBothTransposed(M, N, K, A, B, C);
+  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => {
+    if (!accumulate) zeroMatrix(C, M, N);
+    if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
+    else if (!transA) gemmDotRows(M, N, K, A, B, C);
+    else gemmBothTransposed(M, N, K, A, B, C);
+  });
 }
 
 /** C += op(A) · B: for each (i, k), add A[i,k] times row k of B into row i of C (axpy on contiguous rows). */

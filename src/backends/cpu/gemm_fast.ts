@@ -6,7 +6,7 @@
  * cost nothing extra: packing reads them in whichever order they are stored.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
-import { zeroMatrix, type Matrix } from './gemm.js';
+import { withPlainOperands, zeroMatrix, type Matrix } from './gemm.js';
 import { gemmWasm, wasmGemmAvailable } from './wasm_gemm.js';
 
 export type GemmKernel = 'wasm' | 'js';
@@ -104,6 +104,10 @@ function macroKernel(pa: Float64Array, pb: Float64Array, mc: number, nc: number,
 /** C = op(A) · op(B), or C += op(A) · op(B) when accumulating. */
 export function gemmBlocked(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean, use: GemmKernel = kernel): void {
   if (use === 'wasm' && gemmWasm(transA, transB, M, N, K, A, B, C, accumulate)) return;
+  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => gemmPlain(transA, transB, M, N, K, A, B, C, accumulate));
+}
+
+function gemmPlain(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   if (!accumulate) zeroMatrix(C, M, N);
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = Math.min(NC, N - j0);

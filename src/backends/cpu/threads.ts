@@ -8,7 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Matrix } from './gemm.js';
+import { readRow, writeRow, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
@@ -61,10 +61,10 @@ export function columnSlice(N: number, t: number, T: number): [number, number] {
   return [Math.min(N, t * chunk), Math.min(N, (t + 1) * chunk)];
 }
 
-/** Copies the stored matrix X (rows x cols, row stride X.ld) into dst, packed (row stride cols). */
+/** Copies the stored matrix X (rows x cols) into dst, packed (row stride cols). */
 function copyRows(X: Matrix, rows: number, cols: number, dst: Float32Array, at: number): void {
-  if (X.ld === cols) dst.set(X.data.subarray(X.offset, X.offset + rows * cols), at);
-  else for (let i = 0; i < rows; i++) dst.set(X.data.subarray(X.offset + i * X.ld, X.offset + i * X.ld + cols), at + i * cols);
+  if (X.ld === cols && !X.images) dst.set(X.data.subarray(X.offset, X.offset + rows * cols), at);
+  else for (let i = 0; i < rows; i++) readRow(X, i, 0, cols, dst, at + i * cols);
 }
 
 /** Whether a product is worth the copies and the synchronization. */
@@ -104,7 +104,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     }
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
-  for (let i = 0; i < M; i++) C.data.set(d.subarray(cAt + i * N, cAt + (i + 1) * N), C.offset + i * C.ld);
+  for (let i = 0; i < M; i++) writeRow(C, i, 0, N, d, cAt + i * N);
 }
 
 /** One thread's share: columns [j0, j1) of the shared C (A, B and C packed one after another in d). */

@@ -13,7 +13,7 @@
  * stay bit-identical across thread counts. (The pure-TypeScript kernel sums in float64; the two agree to
  * float32 rounding, which the tests check.)
  */
-import type { Matrix } from './gemm.js';
+import { readRow, writeRow, zeroMatrix, type Matrix } from './gemm.js';
 
 // The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
 declare const WebAssembly: {
@@ -243,10 +243,9 @@ function reserve(k: Instance, floats: number): void {
  * keep the kernel's unused lanes finite (and out of denormal slow paths).
  */
 function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, heap: Float32Array, at: number, ld: number, rowsPad: number): void {
-  const x = X.data;
   for (let r = 0; r < rows; r++) {
-    const src = X.offset + (r0 + r) * X.ld + c0, dst = at + r * ld;
-    heap.set(x.subarray(src, src + cols), dst);
+    const dst = at + r * ld;
+    readRow(X, r0 + r, c0, cols, heap, dst);
     if (cols < ld) heap.fill(0, dst + cols, dst + ld);
   }
   if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
@@ -292,7 +291,7 @@ function packB(k: Instance, B: Matrix, transB: boolean, k0: number, kc: number, 
 export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): boolean {
   const k = kernel();
   if (!k || !(C.data instanceof Float32Array)) return false;
-  if (K === 0 && !accumulate) for (let i = 0; i < M; i++) C.data.fill(0, C.offset + i * C.ld, C.offset + i * C.ld + N);
+  if (K === 0 && !accumulate) zeroMatrix(C, M, N);
   if (M === 0 || N === 0 || K === 0) return true;
   const mPad = roundUp(M, MR);
   const ncMax = Math.min(NC, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
@@ -305,11 +304,11 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
   for (let k0 = 0; k0 < K; k0 += KC) packA(k, A, transA, M, k0, Math.min(KC, K - k0), pa + mPad * k0, staging);
-  const c = C.data, heap = k.heap;
+  const heap = k.heap;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = Math.min(NC, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
-      for (let i = 0; i < M; i++) heap.set(c.subarray(C.offset + i * C.ld + j0, C.offset + i * C.ld + j0 + nc), pc + i * ncPad);
+      for (let i = 0; i < M; i++) readRow(C, i, j0, nc, heap, pc + i * ncPad);
       heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
@@ -317,7 +316,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
       packB(k, B, transB, k0, kc, j0, nc, pb, staging);
       k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
-    for (let i = 0; i < M; i++) c.set(heap.subarray(pc + i * ncPad, pc + i * ncPad + nc), C.offset + i * C.ld + j0);
+    for (let i = 0; i < M; i++) writeRow(C, i, j0, nc, heap, pc + i * ncPad);
   }
   return true;
 }
