@@ -32,29 +32,36 @@ export function imagesMat(data: TypedArray, offset: number, P: number, stride: n
 }
 
 /**
- * Visits stored row r, columns [c0, c0 + cols) of X as contiguous runs: at(index in X.data, column - c0,
- * length). One run for a plain matrix; one per image for an images view.
+ * Copies stored row r of X, columns [c0, c0 + cols), to (toX = true) or from a plain buffer at buf[at..].
+ * One run for a plain matrix, one per image for an images view; short runs (late layers have 8x8 or 3x3
+ * planes) are copied element by element, as a subarray per run would cost more than the copy.
  */
-function forEachRun(X: Matrix, r: number, c0: number, cols: number, at: (index: number, done: number, length: number) => void): void {
-  const img = X.images;
-  if (!img) return at(X.offset + r * X.ld + c0, 0, cols);
+function copyRow(X: Matrix, r: number, c0: number, cols: number, buf: TypedArray, at: number, toX: boolean): void {
+  const img = X.images, x = X.data;
+  const P = img ? img.P : cols + c0, stride = img ? img.stride : 0;
   for (let c = c0, end = c0 + cols; c < end;) {
-    const n = Math.floor(c / img.P), p = c - n * img.P, length = Math.min(img.P - p, end - c);
-    at(X.offset + n * img.stride + r * X.ld + p, c - c0, length);
+    const n = Math.floor(c / P), p = c - n * P, length = Math.min(P - p, end - c);
+    const xi = X.offset + n * stride + r * X.ld + p, bi = at + c - c0;
+    if (length >= 64) {
+      if (toX) x.set(buf.subarray(bi, bi + length), xi);
+      else buf.set(x.subarray(xi, xi + length), bi);
+    } else if (toX) {
+      for (let i = 0; i < length; i++) x[xi + i] = buf[bi + i]!;
+    } else {
+      for (let i = 0; i < length; i++) buf[bi + i] = x[xi + i]!;
+    }
     c += length;
   }
 }
 
 /** dst[at..] = stored row r of X, columns [c0, c0 + cols). */
 export function readRow(X: Matrix, r: number, c0: number, cols: number, dst: TypedArray, at: number): void {
-  const x = X.data;
-  forEachRun(X, r, c0, cols, (i, done, length) => dst.set(x.subarray(i, i + length), at + done));
+  copyRow(X, r, c0, cols, dst, at, false);
 }
 
 /** Stored row r of X, columns [c0, c0 + cols) = src[at..]. */
 export function writeRow(X: Matrix, r: number, c0: number, cols: number, src: TypedArray, at: number): void {
-  const x = X.data;
-  forEachRun(X, r, c0, cols, (i, done, length) => x.set(src.subarray(at + done, at + done + length), i));
+  copyRow(X, r, c0, cols, src, at, true);
 }
 
 /**
@@ -78,7 +85,13 @@ export function withPlainOperands(
 
 /** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */
 export function zeroMatrix(C: Matrix, M: number, N: number): void {
-  for (let i = 0; i < M; i++) forEachRun(C, i, 0, N, (at, _done, length) => C.data.fill(0, at, at + length));
+  const P = C.images ? C.images.P : N, stride = C.images ? C.images.stride : 0;
+  for (let i = 0; i < M; i++) {
+    for (let c = 0; c < N; c += P) {
+      const at = C.offset + (c / P) * stride + i * C.ld;
+      C.data.fill(0, at, at + Math.min(P, N - c));
+    }
+  }
 }
 
 /** Below this many multiply-adds the simple loops beat packing. */

@@ -1,8 +1,9 @@
 /**
  * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded).
- * The calling thread copies A, B (as stored: a transposed operand stays transposed, so each copy is a
- * memcpy of rows) and C into a shared buffer, every thread (the caller included) computes a disjoint block
- * of C's columns with the same blocked kernel, and the caller copies C back.
+ * Every thread computes a disjoint block of C's columns with the same blocked kernel. The calling thread
+ * copies into a shared buffer what the workers need: all of A, and each worker's columns of B (and of C
+ * when accumulating), as stored (a transposed operand stays transposed, so each copy is a memcpy of
+ * rows); it computes its own block on the operands in place, then copies the workers' blocks of C back.
  * Each element of C is summed in the same order whatever the thread count, so results are bit-identical
  * across thread counts. The caller blocks in Atomics.wait until all slices are done.
  */
@@ -72,15 +73,27 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
   return threads > 1 && data instanceof Float32Array && M * N * K >= 1 << 18 && N >= 8 * threads;
 }
 
+/*
+ * Shared buffer layout (floats): A as stored, packed, at 0; worker t's columns [j0, j1) of B at
+ * M*K + K*j0 (a [K, j1-j0] block, or [j1-j0, K] rows when B is transposed) and of C at M*K + K*N + M*j0
+ * ([M, j1-j0]). The caller's block (t = 0) has its place but no copy.
+ */
+const sliceOfB = (M: number, K: number, j0: number): number => M * K + K * j0;
+const sliceOfC = (M: number, N: number, K: number, j0: number): number => M * K + K * N + M * j0;
+
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   const p = ensurePool(M * K + K * N + M * N);
-  const d = p.data;
+  const d = p.data, T = p.workers.length + 1;
   copyRows(A, transA ? K : M, transA ? M : K, d, 0);
-  copyRows(B, transB ? N : K, transB ? K : N, d, M * K);
-  const cAt = M * K + K * N;
-  if (accumulate) copyRows(C, M, N, d, cAt);
-  const T = p.workers.length + 1;
+  for (let t = 1; t < T; t++) {
+    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0;
+    if (n <= 0) continue;
+    const b = sliceOfB(M, K, j0), c = sliceOfC(M, N, K, j0);
+    if (transB) for (let j = 0; j < n; j++) readRow(B, j0 + j, 0, K, d, b + j * K);
+    else for (let k = 0; k < K; k++) readRow(B, k, j0, n, d, b + k * n);
+    if (accumulate) for (let i = 0; i < M; i++) readRow(C, i, j0, n, d, c + i * n);
+  }
   Atomics.store(p.ctrl, CTRL.M, M);
   Atomics.store(p.ctrl, CTRL.N, N);
   Atomics.store(p.ctrl, CTRL.K, K);
@@ -93,8 +106,9 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.DONE, 0);
   Atomics.add(p.ctrl, CTRL.SEQ, 1);
   Atomics.notify(p.ctrl, CTRL.SEQ);
-  const [j0, j1] = columnSlice(N, 0, T);
-  runSlice(d, transA, transB, accumulate, M, N, K, j0, j1, kernel);
+  // The caller's block starts at column 0: the first j1 columns of the operands as they are.
+  const own = columnSlice(N, 0, T)[1];
+  if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
   const started = Date.now();
   for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
     Atomics.wait(p.ctrl, CTRL.DONE, done, 1000);
@@ -104,15 +118,18 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     }
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
-  for (let i = 0; i < M; i++) writeRow(C, i, 0, N, d, cAt + i * N);
+  for (let t = 1; t < T; t++) {
+    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0, c = sliceOfC(M, N, K, j0);
+    if (n > 0) for (let i = 0; i < M; i++) writeRow(C, i, j0, n, d, c + i * n);
+  }
 }
 
-/** One thread's share: columns [j0, j1) of the shared C (A, B and C packed one after another in d). */
+/** Worker t's share: columns [j0, j1) of C, from A and its slices of B and C in the shared buffer d. */
 export function runSlice(d: Float32Array, transA: boolean, transB: boolean, accumulate: boolean, M: number, N: number, K: number, j0: number, j1: number, kernel: GemmKernel): void {
-  if (j1 <= j0) return;
+  const n = j1 - j0;
+  if (n <= 0) return;
   const A = { data: d, offset: 0, ld: transA ? M : K };
-  // Column j of op(B) starts at B[0, j], or at row j of the stored B when it is transposed.
-  const B = { data: d, offset: M * K + (transB ? j0 * K : j0), ld: transB ? K : N };
-  const C = { data: d, offset: M * K + K * N + j0, ld: N };
-  gemmBlocked(transA, transB, M, j1 - j0, K, A, B, C, accumulate, kernel);
+  const B = { data: d, offset: sliceOfB(M, K, j0), ld: transB ? K : n };
+  const C = { data: d, offset: sliceOfC(M, N, K, j0), ld: n };
+  gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
 }
