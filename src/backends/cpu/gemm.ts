@@ -32,36 +32,44 @@ export function imagesMat(data: TypedArray, offset: number, P: number, stride: n
 }
 
 /**
- * Copies stored row r of X, columns [c0, c0 + cols), to (toX = true) or from a plain buffer at buf[at..].
- * One run for a plain matrix, one per image for an images view; short runs (late layers have 8x8 or 3x3
- * planes) are copied element by element, as a subarray per run would cost more than the copy.
+ * Copies the block of stored rows [r0, r0 + rows) x columns [c0, c0 + cols) of X to (toX = true) or from
+ * a plain buffer at buf[at..] with row stride ld. An images view is walked image by image: within one
+ * image the block's rows are consecutive planes, so reads stay sequential (row by row across images
+ * would touch a new cache line every P values; late layers have 8x8 or 3x3 planes). Short runs are
+ * copied element by element, as a subarray per run would cost more than the copy.
  */
-function copyRow(X: Matrix, r: number, c0: number, cols: number, buf: TypedArray, at: number, toX: boolean): void {
-  const img = X.images, x = X.data;
-  const P = img ? img.P : cols + c0, stride = img ? img.stride : 0;
-  for (let c = c0, end = c0 + cols; c < end;) {
-    const n = Math.floor(c / P), p = c - n * P, length = Math.min(P - p, end - c);
-    const xi = X.offset + n * stride + r * X.ld + p, bi = at + c - c0;
-    if (length >= 64) {
-      if (toX) x.set(buf.subarray(bi, bi + length), xi);
-      else buf.set(x.subarray(xi, xi + length), bi);
-    } else if (toX) {
-      for (let i = 0; i < length; i++) x[xi + i] = buf[bi + i]!;
-    } else {
-      for (let i = 0; i < length; i++) buf[bi + i] = x[xi + i]!;
+function copyBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, toX: boolean): void {
+  const x = X.data, P = X.images ? X.images.P : c0 + cols, stride = X.images ? X.images.stride : 0;
+  const n = Math.floor(c0 / P);
+  let p = c0 - n * P, base = X.offset + n * stride + r0 * X.ld + p, bi = at;
+  for (let left = cols; left > 0;) {
+    const length = Math.min(P - p, left);
+    for (let r = 0; r < rows; r++) {
+      const xi = base + r * X.ld, b = bi + r * ld;
+      if (length >= 64) {
+        if (toX) x.set(buf.subarray(b, b + length), xi);
+        else buf.set(x.subarray(xi, xi + length), b);
+      } else if (toX) {
+        for (let i = 0; i < length; i++) x[xi + i] = buf[b + i]!;
+      } else {
+        for (let i = 0; i < length; i++) buf[b + i] = x[xi + i]!;
+      }
     }
-    c += length;
+    left -= length;
+    bi += length;
+    base += stride - p; // the next image's block starts at its column 0
+    p = 0;
   }
 }
 
-/** dst[at..] = stored row r of X, columns [c0, c0 + cols). */
-export function readRow(X: Matrix, r: number, c0: number, cols: number, dst: TypedArray, at: number): void {
-  copyRow(X, r, c0, cols, dst, at, false);
+/** buf[at + r*ld + c] = X[r0 + r, c0 + c] (stored) for the rows x cols block. */
+export function readBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
+  copyBlock(X, r0, rows, c0, cols, buf, at, ld, false);
 }
 
-/** Stored row r of X, columns [c0, c0 + cols) = src[at..]. */
-export function writeRow(X: Matrix, r: number, c0: number, cols: number, src: TypedArray, at: number): void {
-  copyRow(X, r, c0, cols, src, at, true);
+/** X[r0 + r, c0 + c] (stored) = buf[at + r*ld + c] for the rows x cols block. */
+export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
+  copyBlock(X, r0, rows, c0, cols, buf, at, ld, true);
 }
 
 /**
@@ -75,12 +83,12 @@ export function withPlainOperands(
   const plain = (X: Matrix, rows: number, cols: number, copy: boolean): Matrix => {
     if (!X.images) return X;
     const data = new (X.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(rows * cols);
-    if (copy) for (let r = 0; r < rows; r++) readRow(X, r, 0, cols, data, r * cols);
+    if (copy) readBlock(X, 0, rows, 0, cols, data, 0, cols);
     return mat(data, 0, cols);
   };
   const c = plain(C, M, N, accumulate);
   run(plain(A, transA ? K : M, transA ? M : K, true), plain(B, transB ? N : K, transB ? K : N, true), c);
-  if (c !== C) for (let r = 0; r < M; r++) writeRow(C, r, 0, N, c.data, r * N);
+  if (c !== C) writeBlock(C, 0, M, 0, N, c.data, 0, N);
 }
 
 /** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */

@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { readRow, writeRow, type Matrix } from './gemm.js';
+import { readBlock, writeBlock, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
@@ -65,7 +65,7 @@ export function columnSlice(N: number, t: number, T: number): [number, number] {
 /** Copies the stored matrix X (rows x cols) into dst, packed (row stride cols). */
 function copyRows(X: Matrix, rows: number, cols: number, dst: Float32Array, at: number): void {
   if (X.ld === cols && !X.images) dst.set(X.data.subarray(X.offset, X.offset + rows * cols), at);
-  else for (let i = 0; i < rows; i++) readRow(X, i, 0, cols, dst, at + i * cols);
+  else readBlock(X, 0, rows, 0, cols, dst, at, cols);
 }
 
 /** Whether a product is worth the copies and the synchronization. */
@@ -90,9 +90,9 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     const [j0, j1] = columnSlice(N, t, T), n = j1 - j0;
     if (n <= 0) continue;
     const b = sliceOfB(M, K, j0), c = sliceOfC(M, N, K, j0);
-    if (transB) for (let j = 0; j < n; j++) readRow(B, j0 + j, 0, K, d, b + j * K);
-    else for (let k = 0; k < K; k++) readRow(B, k, j0, n, d, b + k * n);
-    if (accumulate) for (let i = 0; i < M; i++) readRow(C, i, j0, n, d, c + i * n);
+    if (transB) readBlock(B, j0, n, 0, K, d, b, K);
+    else readBlock(B, 0, K, j0, n, d, b, n);
+    if (accumulate) readBlock(C, 0, M, j0, n, d, c, n);
   }
   Atomics.store(p.ctrl, CTRL.M, M);
   Atomics.store(p.ctrl, CTRL.N, N);
@@ -120,7 +120,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T), n = j1 - j0, c = sliceOfC(M, N, K, j0);
-    if (n > 0) for (let i = 0; i < M; i++) writeRow(C, i, j0, n, d, c + i * n);
+    if (n > 0) writeBlock(C, 0, M, j0, n, d, c, n);
   }
 }
 

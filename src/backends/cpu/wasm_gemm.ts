@@ -13,7 +13,7 @@
  * stay bit-identical across thread counts. (The pure-TypeScript kernel sums in float64; the two agree to
  * float32 rounding, which the tests check.)
  */
-import { readRow, writeRow, zeroMatrix, type Matrix } from './gemm.js';
+import { readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
 
 // The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
 declare const WebAssembly: {
@@ -239,15 +239,12 @@ function reserve(k: Instance, floats: number): void {
 
 /**
  * Copies rows [r0, r0+rows) x columns [c0, c0+cols) of a stored matrix into heap[at..] with row stride ld
- * (a memcpy per row), zeroing the rest of each row and the rows up to rowsPad: zeros in the padding
+ * (a memcpy per row, or per plane of an images view), zeroing the rest of each row and the rows up to rowsPad: zeros in the padding
  * keep the kernel's unused lanes finite (and out of denormal slow paths).
  */
 function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, heap: Float32Array, at: number, ld: number, rowsPad: number): void {
-  for (let r = 0; r < rows; r++) {
-    const dst = at + r * ld;
-    readRow(X, r0 + r, c0, cols, heap, dst);
-    if (cols < ld) heap.fill(0, dst + cols, dst + ld);
-  }
+  readBlock(X, r0, rows, c0, cols, heap, at, ld);
+  if (cols < ld) for (let r = 0; r < rows; r++) heap.fill(0, at + r * ld + cols, at + (r + 1) * ld);
   if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
 }
 
@@ -308,7 +305,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = Math.min(NC, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
-      for (let i = 0; i < M; i++) readRow(C, i, j0, nc, heap, pc + i * ncPad);
+      readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
       heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
@@ -316,7 +313,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
       packB(k, B, transB, k0, kc, j0, nc, pb, staging);
       k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
-    for (let i = 0; i < M; i++) writeRow(C, i, j0, nc, heap, pc + i * ncPad);
+    writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
   }
   return true;
 }
