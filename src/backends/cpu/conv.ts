@@ -1,7 +1,8 @@
 /**
  * 2-D convolution on CPU, NCHW input, [O, C/groups, KH, KW] filters.
- * General case: im2col, then GEMM (cols are recomputed in backward rather than kept: they are KH*KW
- * times larger than the input). 1x1/stride-1/no-pad convolutions skip im2col: the input already is the
+ * General case: a GEMM with the cols matrix (im2col), computed block by block as the GEMM packs it and
+ * never stored (see colsBlock); in backward, dx's cols come out of the GEMM block by block and are added
+ * onto dx (col2im). 1x1/stride-1/no-pad convolutions need no cols: the input already is the
  * [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
@@ -32,76 +33,124 @@ function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; 
 }
 
 /**
- * cols[(c*KH + ki)*KW + kj, colOff + oh*OW + ow] = x[c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw] (0 outside),
- * in a matrix with row stride ld (several images side by side share one cols matrix).
+ * The cols matrix of a convolution: row (c*KH + ki)*KW + kj, column n*P + oh*OW + ow holds
+ * x[n, c, oh*sh - pt + ki*dh, ow*sw - pl + kj*dw] (0 outside the image), for images n of NCHW data
+ * whose element (n, c, ih, iw) is at base + n*imageStride + (c*H + ih)*W + iw. It is KH*KW times larger
+ * than the input, so it is never stored: the GEMM asks for the blocks it packs (im2col straight into its
+ * staging buffer), and hands over the blocks of dcols it computes, which are added onto dx (col2im).
+ * Each block is walked row by row, and within a row by runs of one output row (one oh of one image).
  */
-function im2col(x: TypedArray, xOff: number, channels: number, g: ConvGeometry, cols: TypedArray, colOff: number, ld: number): void {
-  for (let c = 0; c < channels; c++) {
-    for (let ki = 0; ki < g.KH; ki++) {
-      for (let kj = 0; kj < g.KW; kj++) {
-        const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
-        const { shift, lo, hi } = columnRange(g, kj);
-        for (let oh = 0; oh < g.OH; oh++) {
-          const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
-          const dst = row + oh * g.OW;
-          if (ih < 0 || ih >= g.H) {
-            cols.fill(0, dst, dst + g.OW);
-            continue;
-          }
-          const src = xOff + (c * g.H + ih) * g.W + shift;
-          for (let ow = 0; ow < lo; ow++) cols[dst + ow] = 0;
-          if (g.strideW === 1) for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow]!;
-          else for (let ow = lo; ow < hi; ow++) cols[dst + ow] = x[src + ow * g.strideW]!;
-          for (let ow = hi; ow < g.OW; ow++) cols[dst + ow] = 0;
-        }
+function colsBlock(
+  x: TypedArray, base: number, imageStride: number, g: ConvGeometry,
+  r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
+): void {
+  if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
+  const runs = outputRowRuns(g, c0, cols), taps = g.KH * g.KW, sw = g.strideW;
+  for (let r = 0; r < rows; r++) {
+    const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / g.KW), kj = tap - ki * g.KW;
+    const { shift, lo, hi } = columnRange(g, kj);
+    const ihShift = ki * g.dilationH - g.padTop, plane = base + c * g.H * g.W + shift;
+    for (let k = 0, b = at + r * ld; k < runs.length; k += RUN) {
+      const ow0 = runs[k + 2]!, ow1 = runs[k + 3]!, ih = runs[k + 1]! * g.strideH + ihShift;
+      const inside = ih >= 0 && ih < g.H;
+      const a = inside ? Math.max(ow0, lo) : ow1, e = inside ? Math.max(a, Math.min(ow1, hi)) : ow1;
+      const xRow = plane + runs[k]! * imageStride + ih * g.W, bRow = b - ow0;
+      if (addToImage) {
+        for (let ow = a; ow < e; ow++) x[xRow + ow * sw]! += buf[bRow + ow]!;
+      } else {
+        for (let ow = ow0; ow < a; ow++) buf[bRow + ow] = 0;
+        for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow * sw]!;
+        for (let ow = e; ow < ow1; ow++) buf[bRow + ow] = 0;
       }
-    }
-  }
-}
-
-/** The adjoint of im2col: scatter-add cols (columns colOff.., row stride ld) back onto the image. */
-function col2im(cols: TypedArray, colOff: number, ld: number, channels: number, g: ConvGeometry, dx: TypedArray, dxOff: number): void {
-  for (let c = 0; c < channels; c++) {
-    for (let ki = 0; ki < g.KH; ki++) {
-      for (let kj = 0; kj < g.KW; kj++) {
-        const row = ((c * g.KH + ki) * g.KW + kj) * ld + colOff;
-        const { shift, lo, hi } = columnRange(g, kj);
-        for (let oh = 0; oh < g.OH; oh++) {
-          const ih = oh * g.strideH - g.padTop + ki * g.dilationH;
-          if (ih < 0 || ih >= g.H) continue;
-          const dst = dxOff + (c * g.H + ih) * g.W + shift;
-          const src = row + oh * g.OW;
-          if (g.strideW === 1) for (let ow = lo; ow < hi; ow++) dx[dst + ow]! += cols[src + ow]!;
-          else for (let ow = lo; ow < hi; ow++) dx[dst + ow * g.strideW]! += cols[src + ow]!;
-        }
-      }
+      b += ow1 - ow0;
     }
   }
 }
 
 /*
- * Ungrouped convolutions run one GEMM per chunk of images. The output, dY, and a 1x1 convolution's input
- * and dx are NCHW data used in place as [channels, images * pixels] matrices (imagesMat): the GEMM reads
- * and writes them plane by plane, so nothing is gathered or scattered. Only a KxK convolution's cols are
- * built, in scratch of at most MAX_COLS floats, which bounds its chunk. Grouped ones run image by image.
+ * Small output planes (late layers: 8x8, 3x3) make runs of a few values, where the bookkeeping per run
+ * costs more than the copy. There each column is gathered through a per-tap index map instead: for tap t
+ * and output pixel q, the input's offset within its channel plane, or -1 for padding.
  */
-const MAX_COLS = 1 << 22; // floats of cols per chunk (16 MB)
+const GATHER_BELOW_OW = 16;
+const tapMaps = new Map<string, Int32Array>();
+
+function tapMap(g: ConvGeometry): Int32Array {
+  const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
+  let map = tapMaps.get(key);
+  if (map) return map;
+  const P = g.OH * g.OW;
+  map = new Int32Array(g.KH * g.KW * P);
+  for (let ki = 0; ki < g.KH; ki++) {
+    for (let kj = 0; kj < g.KW; kj++) {
+      for (let oh = 0; oh < g.OH; oh++) {
+        for (let ow = 0; ow < g.OW; ow++) {
+          const ih = oh * g.strideH - g.padTop + ki * g.dilationH, iw = ow * g.strideW - g.padLeft + kj * g.dilationW;
+          map[(ki * g.KW + kj) * P + oh * g.OW + ow] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? ih * g.W + iw : -1;
+        }
+      }
+    }
+  }
+  tapMaps.set(key, map);
+  return map;
+}
+
+function colsBlockGather(
+  x: TypedArray, base: number, imageStride: number, g: ConvGeometry,
+  r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
+): void {
+  const map = tapMap(g), taps = g.KH * g.KW, P = g.OH * g.OW, n0 = Math.floor(c0 / P);
+  for (let r = 0; r < rows; r++) {
+    const c = Math.floor((r0 + r) / taps), m = (r0 + r - c * taps) * P;
+    let src = base + n0 * imageStride + c * g.H * g.W, q = c0 - n0 * P;
+    for (let j = 0, b = at + r * ld; j < cols; j++, b++) {
+      const i = map[m + q]!;
+      if (addToImage) { if (i >= 0) x[src + i]! += buf[b]!; } else buf[b] = i >= 0 ? x[src + i]! : 0;
+      if (++q === P) { q = 0; src += imageStride; }
+    }
+  }
+}
+
+const RUN = 4; // [image, oh, first ow, end ow]
+let runBuffer = new Int32Array(256);
 
 /**
- * Scratch matrices (cols and their gradient) are reused from call to call instead of allocated: they are
- * tens of MB for early layers, and fresh memory costs a page fault per 4 KB. Each slot only grows; nothing
- * outside this file sees them, and every user writes a slot fully before reading it.
+ * Columns [c0, c0 + cols) of a cols matrix as runs within one output row each (the same for every row of
+ * the block, so worked out once per block). The buffer is reused: its contents last until the next call.
  */
-const scratchSlots = new Map<string, TypedArray>();
-function scratch(slot: 'cols' | 'dcols', like: TypedArray, n: number): TypedArray {
-  const key = `${slot}:${dtypeOf(like)}`;
-  let buf = scratchSlots.get(key);
-  if (!buf || buf.length < n) {
-    buf = alloc(dtypeOf(like), n);
-    scratchSlots.set(key, buf);
+function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
+  const P = g.OH * g.OW, maxRuns = Math.ceil(cols / g.OW) + 2;
+  if (runBuffer.length < maxRuns * RUN) runBuffer = new Int32Array(maxRuns * RUN * 2);
+  let n = Math.floor(c0 / P), oh = Math.floor((c0 - n * P) / g.OW), ow = c0 - n * P - oh * g.OW, k = 0;
+  for (let left = cols; left > 0; k += RUN) {
+    const end = Math.min(g.OW, ow + left);
+    runBuffer[k] = n; runBuffer[k + 1] = oh; runBuffer[k + 2] = ow; runBuffer[k + 3] = end;
+    left -= end - ow;
+    ow = 0;
+    if (++oh === g.OH) { oh = 0; n++; }
   }
-  return buf;
+  return runBuffer.subarray(0, k);
 }
+
+/** The cols of `channels` input channels of images at base.. (see colsBlock), computed as the GEMM packs them. */
+function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
+  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false) };
+}
+
+/** A dcols result whose blocks are added onto the images of dx at base.. as they are computed. */
+function dcolsOnto(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
+  return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld) => colsBlock(dx, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, true) };
+}
+
+/*
+ * Ungrouped convolutions run one GEMM per chunk of images. The output, dY, and a 1x1 convolution's input
+ * and dx are NCHW data used in place as [channels, images * pixels] matrices (imagesMat): the GEMM reads
+ * and writes them plane by plane, so nothing is gathered or scattered; a KxK convolution's cols are
+ * computed block by block as the GEMM packs them. A chunk's cols are bounded by MAX_COLS floats anyway:
+ * the threaded GEMM copies the workers' share of them into its shared buffer. Grouped ones run image by
+ * image and group by group.
+ */
+const MAX_COLS = 1 << 22;
 
 function chunkSize(g: ConvGeometry, K: number): number {
   if (isPointwise(g)) return g.N;
@@ -111,13 +160,10 @@ function chunkSize(g: ConvGeometry, K: number): number {
 /** Images n0.. of NCHW data with `channels` planes of P values, as a [channels, images * P] matrix. */
 const planes = (data: TypedArray, n0: number, channels: number, P: number): Matrix => imagesMat(data, n0 * channels * P, P, channels * P);
 
-/** op(B) of a forward or filter-gradient GEMM: the cols of images n0..n0+nc, or a 1x1 input in place. */
-function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number): Matrix {
-  const P = g.OH * g.OW;
-  if (isPointwise(g)) return planes(x, n0, g.C, P);
-  const cols = scratch('cols', x, K * nc * P);
-  for (let n = 0; n < nc; n++) im2col(x, (n0 + n) * g.C * g.H * g.W, g.C, g, cols, n * P, nc * P);
-  return mat(cols, 0, nc * P);
+/** op(B) of a forward or filter-gradient GEMM: the cols of images n0.., or a 1x1 input in place. */
+function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number): Matrix {
+  const P = g.OH * g.OW, imageSize = g.C * g.H * g.W;
+  return isPointwise(g) ? planes(x, n0, g.C, P) : colsOf(x, n0 * imageSize, imageSize, g);
 }
 
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
@@ -128,15 +174,14 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc, K), planes(y, n0, g.O, P), false);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0), planes(y, n0, g.O, P), false);
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
-    const cols = scratch('cols', x, K * P);
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
-        im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
-        gemm(false, false, Og, P, K, mat(w, gi * Og * K, K), mat(cols, 0, P), mat(y, (n * g.O + gi * Og) * P, P), false);
+        const cols = colsOf(x, (n * g.C + gi * Cg) * g.H * g.W, 0, g);
+        gemm(false, false, Og, P, K, mat(w, gi * Og * K, K), cols, mat(y, (n * g.O + gi * Og) * P, P), false);
       }
     }
   }
@@ -171,21 +216,14 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);
       if (dx) inputGradientChunk(dyM, w, g, n0, nc, K, dx);
-      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc, K), mat(dw, 0, K), true);
+      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0), mat(dw, 0, K), true);
     }
   } else {
-    const cols = scratch('cols', x, K * P), dcols = scratch('dcols', dy, K * P);
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
-        const dyG = mat(dy, (n * g.O + gi * Og) * P, P);
-        if (dx) {
-          gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, mat(dcols, 0, P), false);
-          col2im(dcols, 0, P, Cg, g, dx, (n * g.C + gi * Cg) * g.H * g.W);
-        }
-        if (dw) {
-          im2col(x, (n * g.C + gi * Cg) * g.H * g.W, Cg, g, cols, 0, P);
-          gemm(false, true, Og, K, P, dyG, mat(cols, 0, P), mat(dw, gi * Og * K, K), true);
-        }
+        const dyG = mat(dy, (n * g.O + gi * Og) * P, P), xAt = (n * g.C + gi * Cg) * g.H * g.W;
+        if (dx) gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, dcolsOnto(dx, xAt, 0, g), false);
+        if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g), mat(dw, gi * Og * K, K), true);
       }
     }
   }
@@ -199,9 +237,8 @@ function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: num
     gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, planes(dx, n0, g.C, P), false);
     return;
   }
-  const dcols = scratch('dcols', dyM.data, K * nc * P);
-  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, mat(dcols, 0, nc * P), false);
-  for (let n = 0; n < nc; n++) col2im(dcols, n * P, nc * P, g.C, g, dx, (n0 + n) * g.C * g.H * g.W);
+  const imageSize = g.C * g.H * g.W;
+  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, dcolsOnto(dx, n0 * imageSize, imageSize, g), false);
 }
 
 export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray {

@@ -20,7 +20,14 @@ export interface Matrix {
    * of NCHW data, used in place instead of gathered into a matrix first.
    */
   images?: { P: number; stride: number };
+  /** Set for a matrix that is never stored (a convolution's cols): blocks are computed when copied. */
+  produce?: BlockCopy;
+  /** Set for a result that is never stored (a convolution's dcols): each finished block is handed over. */
+  consume?: BlockCopy;
 }
+
+/** Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. */
+export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number) => void;
 
 export function mat(data: TypedArray, offset: number, ld: number): Matrix {
   return { data, offset, ld };
@@ -64,12 +71,14 @@ function copyBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number
 
 /** buf[at + r*ld + c] = X[r0 + r, c0 + c] (stored) for the rows x cols block. */
 export function readBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
-  copyBlock(X, r0, rows, c0, cols, buf, at, ld, false);
+  if (X.produce) X.produce(r0, rows, c0, cols, buf, at, ld);
+  else copyBlock(X, r0, rows, c0, cols, buf, at, ld, false);
 }
 
-/** X[r0 + r, c0 + c] (stored) = buf[at + r*ld + c] for the rows x cols block. */
+/** X[r0 + r, c0 + c] (stored) = buf[at + r*ld + c] for the rows x cols block (each block once, final values). */
 export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
-  copyBlock(X, r0, rows, c0, cols, buf, at, ld, true);
+  if (X.consume) X.consume(r0, rows, c0, cols, buf, at, ld);
+  else copyBlock(X, r0, rows, c0, cols, buf, at, ld, true);
 }
 
 /**
@@ -81,7 +90,7 @@ export function withPlainOperands(
   run: (A: Matrix, B: Matrix, C: Matrix) => void,
 ): void {
   const plain = (X: Matrix, rows: number, cols: number, copy: boolean): Matrix => {
-    if (!X.images) return X;
+    if (!X.images && !X.produce && !X.consume) return X;
     const data = new (X.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(rows * cols);
     if (copy) readBlock(X, 0, rows, 0, cols, data, 0, cols);
     return mat(data, 0, cols);
@@ -93,6 +102,7 @@ export function withPlainOperands(
 
 /** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */
 export function zeroMatrix(C: Matrix, M: number, N: number): void {
+  if (C.consume) return C.consume(0, M, 0, N, new (C.data.constructor as Float32ArrayConstructor)(M * N), 0, N);
   const P = C.images ? C.images.P : N, stride = C.images ? C.images.stride : 0;
   for (let i = 0; i < M; i++) {
     for (let c = 0; c < N; c += P) {
@@ -106,6 +116,7 @@ export function zeroMatrix(C: Matrix, M: number, N: number): void {
 const BLOCKED_MIN_WORK = 32 * 32 * 32;
 
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
+  if (C.consume && accumulate) throw new Error('gemm: a consumed result cannot be accumulated into (it is never stored)');
   if (useThreads(M, N, K, C.data)) return gemmThreaded(transA, transB, M, N, K, A, B, C, accumulate);
   if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
   withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => {
