@@ -7,9 +7,8 @@
  * prod(shape) x dtype size, and no overlaps or holes. F32 tensors are views on the file's buffer (no copy)
  * when aligned; other float/int dtypes are converted on read.
  */
-import { readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
-import { endianness } from 'node:os';
 import { WeightFileError } from '../errors.js';
+import { requireBuiltin } from '../util/node_builtin.js';
 
 export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const DTYPE_SIZE: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -28,9 +27,10 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-if (endianness() !== 'LE') throw new Error('facenet-ts safetensors I/O assumes a little-endian host');
+// F32/F64 tensors are views on the file's bytes, which are little-endian.
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('facenet-ts safetensors I/O assumes a little-endian host');
 
-export function encodeSafetensors(tensors: Map<string, { shape: readonly number[]; data: Float32Array | Float64Array }>, metadata: Record<string, string> = {}): Buffer {
+export function encodeSafetensors(tensors: Map<string, { shape: readonly number[]; data: Float32Array | Float64Array }>, metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -40,15 +40,15 @@ export function encodeSafetensors(tensors: Map<string, { shape: readonly number[
     header[name] = { dtype: t.data instanceof Float64Array ? 'F64' : 'F32', shape: [...t.shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // keeps the data section 8-byte aligned
-  const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
+  let headerBytes = new TextEncoder().encode(JSON.stringify(header));
+  const pad = (8 - (headerBytes.length % 8)) % 8; // keeps the data section 8-byte aligned
+  if (pad > 0) headerBytes = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(pad));
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
   let pos = 8 + headerBytes.length;
   for (const t of tensors.values()) {
-    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, pos);
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
     pos += t.data.byteLength;
   }
   return out;
@@ -56,6 +56,7 @@ export function encodeSafetensors(tensors: Map<string, { shape: readonly number[
 
 /** Writes atomically: a temp file in the same directory, then rename, so no partial file is ever left. */
 export function writeSafetensors(path: string, tensors: Map<string, { shape: readonly number[]; data: Float32Array | Float64Array }>, metadata: Record<string, string> = {}): void {
+  const { writeFileSync, renameSync, unlinkSync } = requireBuiltin('node:fs', 'writeSafetensors');
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     writeFileSync(tmp, encodeSafetensors(tensors, metadata));
@@ -67,7 +68,8 @@ export function writeSafetensors(path: string, tensors: Map<string, { shape: rea
 }
 
 export function readSafetensors(path: string): SafetensorsFile {
-  let buf: Buffer;
+  const { readFileSync } = requireBuiltin('node:fs', 'readSafetensors');
+  let buf: Uint8Array;
   try {
     buf = readFileSync(path);
   } catch (err) {
@@ -78,15 +80,17 @@ export function readSafetensors(path: string): SafetensorsFile {
 
 interface RawEntry { dtype: SafeDType; shape: number[]; begin: number; end: number }
 
-function parseHeader(buf: Buffer, file: string): { entries: Map<string, RawEntry>; metadata: Record<string, string>; dataStart: number } {
+const view = (buf: Uint8Array): DataView => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+
+function parseHeader(buf: Uint8Array, file: string): { entries: Map<string, RawEntry>; metadata: Record<string, string>; dataStart: number } {
   const fail = (problem: string): never => { throw new WeightFileError(file, `not a valid safetensors file: ${problem}`); };
   if (buf.length < 8) fail(`${buf.length} bytes is shorter than the 8-byte header length`);
-  const n = buf.readBigUInt64LE(0);
+  const n = view(buf).getBigUint64(0, true);
   if (n > BigInt(Math.min(MAX_HEADER, buf.length - 8))) fail(`header length ${n} exceeds the file (${buf.length} bytes) or the ${MAX_HEADER}-byte limit`);
   const dataStart = 8 + Number(n);
   let header: unknown;
   try {
-    header = JSON.parse(buf.toString('utf8', 8, dataStart));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, dataStart)));
   } catch (err) {
     return fail(`header is not JSON (${(err as Error).message})`);
   }
@@ -127,36 +131,36 @@ function parseHeader(buf: Buffer, file: string): { entries: Map<string, RawEntry
   return { entries, metadata, dataStart };
 }
 
-export function decodeSafetensors(buf: Buffer, file = '<buffer>'): SafetensorsFile {
+export function decodeSafetensors(buf: Uint8Array, file = '<buffer>'): SafetensorsFile {
   const { entries, metadata, dataStart } = parseHeader(buf, file);
   const tensors = new Map<string, SafeTensorEntry>();
   for (const [name, e] of entries) tensors.set(name, { dtype: e.dtype, shape: e.shape, data: decodeData(buf, dataStart + e.begin, dataStart + e.end, e.dtype) });
   return { tensors, metadata };
 }
 
-function decodeData(buf: Buffer, start: number, end: number, dtype: SafeDType): Float32Array | Float64Array {
+function decodeData(buf: Uint8Array, start: number, end: number, dtype: SafeDType): Float32Array | Float64Array {
   const n = (end - start) / DTYPE_SIZE[dtype];
-  const abs = buf.byteOffset + start;
+  const abs = buf.byteOffset + start, v = view(buf);
   switch (dtype) {
     case 'F32':
       return abs % 4 === 0 ? new Float32Array(buf.buffer, abs, n) : new Float32Array(buf.buffer.slice(abs, abs + 4 * n));
     case 'F64':
       return abs % 8 === 0 ? new Float64Array(buf.buffer, abs, n) : new Float64Array(buf.buffer.slice(abs, abs + 8 * n));
     case 'F16':
-      return Float32Array.from({ length: n }, (_, i) => halfToFloat(buf.readUInt16LE(start + 2 * i)));
+      return Float32Array.from({ length: n }, (_, i) => halfToFloat(v.getUint16(start + 2 * i, true)));
     case 'BF16':
-      return Float32Array.from({ length: n }, (_, i) => bf16ToFloat(buf.readUInt16LE(start + 2 * i)));
+      return Float32Array.from({ length: n }, (_, i) => bf16ToFloat(v.getUint16(start + 2 * i, true)));
     case 'I64':
-      return Float64Array.from({ length: n }, (_, i) => Number(buf.readBigInt64LE(start + 8 * i)));
+      return Float64Array.from({ length: n }, (_, i) => Number(v.getBigInt64(start + 8 * i, true)));
     case 'I32':
-      return Float64Array.from({ length: n }, (_, i) => buf.readInt32LE(start + 4 * i));
+      return Float64Array.from({ length: n }, (_, i) => v.getInt32(start + 4 * i, true));
     case 'I16':
-      return Float64Array.from({ length: n }, (_, i) => buf.readInt16LE(start + 2 * i));
+      return Float64Array.from({ length: n }, (_, i) => v.getInt16(start + 2 * i, true));
     case 'I8':
-      return Float64Array.from({ length: n }, (_, i) => buf.readInt8(start + i));
+      return Float64Array.from({ length: n }, (_, i) => v.getInt8(start + i));
     case 'U8':
     case 'BOOL':
-      return Float64Array.from({ length: n }, (_, i) => buf.readUInt8(start + i));
+      return Float64Array.from({ length: n }, (_, i) => buf[start + i]!);
   }
 }
 

@@ -3,10 +3,10 @@
  * The state dict must match the architecture exactly; files written with --allow-missing are refused.
  */
 import { WeightFileError } from '../errors.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { decodeSafetensors, readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { StateDictError } from '../nn/module.js';
 import { buildModel, type AnyModel } from './factory.js';
-import { graphModelFrom } from '../io/convert/tfjs_graph.js';
+import { GraphModel, type GraphNode } from './graph_model.js';
 import { MODEL_SPECS, type ModelSpec } from './specs.js';
 
 export interface LoadedModel {
@@ -17,15 +17,25 @@ export interface LoadedModel {
   spec: ModelSpec | undefined;
 }
 
+/** Loads a converted model file (Node). */
 export function loadModelFile(path: string): LoadedModel {
-  const { tensors, metadata } = readSafetensors(path);
+  return loadModel(readSafetensors(path), path);
+}
+
+/** Loads a converted model from the file's bytes (e.g. fetched in a browser); `source` names it in errors. */
+export function loadModelBytes(bytes: Uint8Array, source = '<buffer>'): LoadedModel {
+  return loadModel(decodeSafetensors(bytes, source), source);
+}
+
+function loadModel({ tensors, metadata }: SafetensorsFile, path: string): LoadedModel {
   const architecture = metadata.architecture;
   if (!architecture) throw new WeightFileError(path, 'no architecture in the metadata: not a facenet-ts model file (convert it with `facenet convert`)');
   if (metadata.incomplete) throw new WeightFileError(path, `was written with --allow-missing and lacks ${JSON.parse(metadata.incomplete).length} tensors; it cannot run`, 'INCOMPLETE');
   const variant = metadata.variant;
   if (architecture === 'tfjs-graph') {
     if (!metadata.graph) throw new WeightFileError(path, 'a tfjs-graph model without its graph in the metadata');
-    const model = graphModelFrom(metadata.graph, tensors);
+    const g = JSON.parse(metadata.graph) as { nodes: GraphNode[]; input: string; output: string };
+    const model = new GraphModel(g.nodes, tensors, g.input, g.output);
     model.eval();
     const id = metadata.model_id;
     return { model, architecture, variant, metadata, spec: id ? MODEL_SPECS[id] : undefined };

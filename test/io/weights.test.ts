@@ -76,7 +76,7 @@ describe('safetensors', () => {
   it('refuses a model file with an integer weight tensor (BAD_DTYPE), and converts F64 weights', () => {
     const model = buildModel('mtcnn-pnet');
     const file = join(tmp, 'pnet.safetensors');
-    const buf = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { architecture: 'mtcnn-pnet' });
+    const buf = Buffer.from(encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { architecture: 'mtcnn-pnet' }));
     writeFileSync(file, buf);
     expect(() => loadModelFile(file)).to.not.throw();
     // Same byte size per element, so only the header's dtype changes.

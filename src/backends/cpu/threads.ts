@@ -1,5 +1,6 @@
 /**
- * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded).
+ * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded:
+ * worker_threads is reached through node_builtin.ts, so this module still loads there).
  * Every thread computes a disjoint block of C's columns with the same blocked kernel. The calling thread
  * copies into a shared buffer what the workers need: all of A, and each worker's columns of B (and of C
  * when accumulating), as stored (a transposed operand stays transposed, so each copy is a memcpy of
@@ -7,23 +8,24 @@
  * Each element of C is summed in the same order whatever the thread count, so results are bit-identical
  * across thread counts. The caller blocks in Atomics.wait until all slices are done.
  */
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { builtin } from '../../util/node_builtin.js';
 import { readBlock, writeBlock, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
 export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, SIZE: 11 } as const;
 
+type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
 interface Pool { workers: Worker[]; ctrl: Int32Array; data: Float32Array; }
 
+const workerThreads = builtin('node:worker_threads');
 let pool: Pool | null = null;
-let threads = Math.max(1, Math.min(Number(process.env.FACENET_THREADS) || availableParallelism(), 8));
+let threads = workerThreads ? Math.max(1, Math.min(Number(process.env.FACENET_THREADS) || builtin('node:os')!.availableParallelism(), 8)) : 1;
 
 /** Number of threads GEMMs use (1 = single-threaded). Defaults to FACENET_THREADS or the core count. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
-  threads = n;
+  threads = workerThreads ? n : 1; // no worker threads here (a browser): one thread
   if (pool && pool.workers.length !== n - 1) shutdownThreads();
 }
 
@@ -41,7 +43,7 @@ function ensurePool(floats: number): Pool {
   if (!pool) {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL.SIZE * 4));
     const workers = Array.from({ length: threads - 1 }, (_, i) => {
-      const w = new Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, index: i + 1 } });
+      const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, index: i + 1 } });
       w.unref();
       return w;
     });

@@ -126,7 +126,9 @@ export class GpuDevice {
   static async open(options: OpenOptions = {}): Promise<GpuDevice> {
     let GPU: GpuJsClass;
     try {
-      const mod = (await import('gpu.js')) as unknown as { GPU?: GpuJsClass; default?: { GPU: GpuJsClass } };
+      // In a browser, gpu.js's browser build (a <script>) defines the global GPU; in Node it is imported.
+      const global = (globalThis as unknown as { GPU?: GpuJsClass }).GPU;
+      const mod = global ? { GPU: global } : (await import('gpu.js')) as unknown as { GPU?: GpuJsClass; default?: { GPU: GpuJsClass } };
       GPU = (mod.GPU ?? mod.default?.GPU)!;
     } catch (e) {
       throw new GpuError('GPU_UNAVAILABLE', `gpu.js could not be loaded (${(e as Error).message}); reinstall with \`npm ci\``);

@@ -6,7 +6,7 @@
  */
 import { dirname } from 'node:path';
 import { WeightFileError } from '../../errors.js';
-import { GraphModel, type GraphNode } from '../../models/graph_model.js';
+import type { GraphNode } from '../../models/graph_model.js';
 import { readJsonFile, readTfjsWeights, type ManifestGroup, type TfjsTensor } from './tfjs_manifest.js';
 
 interface RawNode { name: string; op: string; input?: string[]; attr?: Record<string, Record<string, unknown>> }
@@ -58,8 +58,3 @@ export function readTfjsGraph(modelJson: string): TfjsGraph {
   return { nodes, weights, input, output };
 }
 
-/** Builds the model from a converted file's metadata and tensors. */
-export function graphModelFrom(metadataGraph: string, tensors: Map<string, { shape: readonly number[]; data: ArrayLike<number> }>): GraphModel {
-  const g = JSON.parse(metadataGraph) as { nodes: GraphNode[]; input: string; output: string };
-  return new GraphModel(g.nodes, tensors, g.input, g.output);
-}

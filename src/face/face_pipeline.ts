@@ -1,0 +1,286 @@
+/**
+ * The face pipeline: decode -> detect -> landmarks -> align -> embed, and compare / distance on top.
+ * This is the platform-free core: where models and image decoders come from is given by PipelineSources.
+ * In Node, createPipeline (pipeline.ts) takes models from the registry or .safetensors files and decodes
+ * PNG/JPEG; in a browser (browser.ts), models are fetched as bytes and images arrive as pixels.
+ * Detectors: 'tiny' (face-api's tiny face detector + 68-point landmarks) or 'mtcnn' (5 points).
+ */
+import { useBackend, type BackendName } from '../backends/backend.js';
+import { FacenetError } from '../errors.js';
+import { noGrad } from '../autograd/tape.js';
+import { resetPeakBytes, tensorBytes, tidy } from '../autograd/memory.js';
+import type { ImageLimits, RgbImage } from '../io/image.js';
+import { imagesToTensor, resizeBilinear } from '../io/transform.js';
+import type { LoadedModel } from '../models/load.js';
+import { MODEL_SPECS, type Metric, type ModelSpec } from '../models/specs.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { PNet, RNet, ONet } from '../models/mtcnn.js';
+import type { TinyFaceDetector } from '../models/tiny_face_detector.js';
+import type { FaceLandmark68Net } from '../models/landmarks68.js';
+import { MtcnnDetector } from './mtcnn_detector.js';
+import { TinyDetector } from './tiny_detector.js';
+import { fivePoints, landmarks68, type Point } from './landmarks.js';
+import { alignFace } from './align.js';
+import type { Corners } from './boxes.js';
+
+export type ImageInput = string | Uint8Array | { data: ArrayLike<number>; width: number; height: number; channels: 1 | 3 | 4 };
+export type Pick = 'largest' | 'center' | 'all';
+
+export interface PipelineOptions {
+  /** Registry id (see `facenet models`) or a path to a converted .safetensors file. Default: dlib-resnet34. */
+  model?: string;
+  detector?: 'tiny' | 'mtcnn';
+  /** Smallest face to find, in pixels (MTCNN; default 20). */
+  minFaceSize?: number;
+  /** Detection score threshold (tiny detector; default 0.5). */
+  scoreThreshold?: number;
+  /** Tiny detector input sides (multiples of 32; default [416, 224, 160]). */
+  detectorInputSizes?: number[];
+  /** Mirror directory of source weights (default: FACENET_WEIGHTS_MIRROR). */
+  from?: string;
+  limits?: ImageLimits;
+  /** Per-image time budget in ms (checked between stages); over it, the image fails with code TIMEOUT. */
+  timeoutMs?: number;
+  /**
+   * Most tensor memory one embedding batch may hold, in bytes (default 1 GiB). A larger batch (many faces
+   * in one photo, or run() with many crops) is embedded in chunks that fit; one crop over it is refused
+   * with code BATCH_MEMORY.
+   */
+  maxBatchBytes?: number;
+  /**
+   * 'cpu' (default), 'gpu' (the best gpu.js mode here) or 'gpu:MODE'. The backend is process-wide:
+   * creating a pipeline switches every op in the process to it.
+   */
+  backend?: BackendName;
+  log?: (line: string) => void;
+}
+
+export interface DetectedFace {
+  /** [x, y, width, height] in image pixels. */
+  box: [number, number, number, number];
+  score: number;
+  /** Eye centers (image left first), nose tip, mouth corners. */
+  landmarks: Point[];
+  warnings: string[];
+}
+
+export interface EmbeddedFace extends DetectedFace {
+  embedding: Float32Array;
+}
+
+export class NoFaceError extends FacenetError {
+  readonly file: string;
+  constructor(file: string) {
+    super('NO_FACE', `${file}: no face found`);
+    this.file = file;
+  }
+}
+
+export interface Comparison {
+  distance: number;
+  metric: Metric;
+  threshold: number;
+  same: boolean;
+  model: string;
+}
+
+export function distance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Metric): number {
+  let dot = 0, na = 0, nb = 0, sq = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    sq += (x - y) ** 2;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  if (metric === 'squared-euclidean') return sq;
+  if (metric === 'euclidean') return Math.sqrt(sq);
+  return 1 - dot / Math.max(Math.sqrt(na * nb), 1e-12);
+}
+
+function toRgb(input: Exclude<ImageInput, string | Uint8Array>): RgbImage {
+  const { width, height, channels } = input;
+  if (![1, 3, 4].includes(channels) || input.data.length !== width * height * channels) {
+    throw new FacenetError('BAD_IMAGE', `raw image: ${input.data.length} values for ${width}x${height}x${channels}`);
+  }
+  const data = new Uint8Array(width * height * 3);
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) data[p * 3 + c] = input.data[p * channels + (channels === 1 ? 0 : c)]!;
+  }
+  return { data, width, height };
+}
+
+/** Where a pipeline gets its models and image decoders. */
+export interface PipelineSources {
+  /** The model for a registry id or a file path. */
+  model(idOrPath: string): LoadedModel;
+  /** The registry's metric and threshold for an embedding model id, where it sets them. */
+  registryEntry?(id: string): { metric?: string; threshold?: number } | undefined;
+  /** Decoders for paths and encoded bytes; without them only raw pixels are accepted. */
+  images?: {
+    read(path: string, limits: ImageLimits): RgbImage;
+    decode(bytes: Uint8Array, name: string, limits: ImageLimits): RgbImage;
+  };
+}
+
+/** The spec of a loaded embedding model, with the registry's metric and threshold where it gives them. */
+function specFor(id: string, loaded: LoadedModel, sources: PipelineSources): ModelSpec {
+  const base = MODEL_SPECS[loaded.architecture] ?? MODEL_SPECS[loaded.metadata.model_id ?? id] ?? MODEL_SPECS[id];
+  if (!base) throw new FacenetError('NOT_EMBEDDING', `${id} (${loaded.architecture}) is not an embedding model`);
+  const entry = sources.registryEntry?.(id);
+  return { ...base, id, ...(entry?.metric ? { metric: entry.metric as Metric } : {}), ...(entry?.threshold !== undefined ? { threshold: entry.threshold } : {}) };
+}
+
+const DEFAULT_MAX_BATCH_BYTES = 2 ** 30;
+
+export class FacePipeline {
+  /** What runs the networks: 'cpu', 'gpu:headlessgl', 'gpu:webasm', ... */
+  backend = 'cpu';
+  private constructor(
+    readonly model: string,
+    readonly spec: ModelSpec,
+    private readonly embedder: LoadedModel['model'],
+    readonly detectorName: 'tiny' | 'mtcnn',
+    private readonly detector: TinyDetector | MtcnnDetector,
+    private readonly landmarkNet: FaceLandmark68Net | null,
+    private readonly limits: ImageLimits,
+    private readonly timeoutMs: number | undefined,
+    private readonly maxBatchBytes: number,
+    private readonly images: PipelineSources['images'],
+  ) {}
+
+  private bytesPerCrop = 0;
+
+  /** Tensor bytes one crop takes through the embedding model (measured on the first batch; 0 before). */
+  get batchBytesPerCrop(): number {
+    return this.bytesPerCrop;
+  }
+
+  static create(o: PipelineOptions, sources: PipelineSources): FacePipeline {
+    const id = o.model ?? 'dlib-resnet34';
+    const loaded = sources.model(id);
+    const spec = specFor(id, loaded, sources);
+    const detectorName = o.detector ?? 'tiny';
+    const net = (name: string): LoadedModel['model'] => sources.model(name).model;
+    const detector = detectorName === 'mtcnn'
+      ? new MtcnnDetector(net('mtcnn-pnet') as PNet, net('mtcnn-rnet') as RNet, net('mtcnn-onet') as ONet, { minFaceSize: o.minFaceSize })
+      : new TinyDetector(net('tiny-face-detector') as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
+    const landmarkNet = detectorName === 'tiny' ? (net('landmarks68') as FaceLandmark68Net) : null;
+    return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs, o.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES, sources.images);
+  }
+
+  loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
+    if (typeof input !== 'string' && !(input instanceof Uint8Array)) return toRgb(input);
+    if (!this.images) throw new FacenetError('UNSUPPORTED_FORMAT', `${typeof input === 'string' ? input : name}: this pipeline has no image decoder (in a browser, pass pixels: { data, width, height, channels })`);
+    return typeof input === 'string' ? this.images.read(input, this.limits) : this.images.decode(input, name, this.limits);
+  }
+
+  private geometry(img: RgbImage, pick: Pick): { face: DetectedFace; l68: Point[] | null; corners: Corners }[] {
+    let raw = this.detector.detect(img);
+    if (pick !== 'all' && raw.length > 1) {
+      const score = (b: Corners): number => pick === 'largest'
+        ? (b[2] - b[0]) * (b[3] - b[1])
+        : -Math.hypot((b[0] + b[2]) / 2 - img.width / 2, (b[1] + b[3]) / 2 - img.height / 2);
+      raw = [raw.reduce((best, d) => (score(d.box) > score(best.box) ? d : best))];
+    }
+    return raw.map((d) => {
+      const l68 = this.landmarkNet ? landmarks68(this.landmarkNet, img, d.box) : null;
+      // MTCNN reports pixel indices; pixel centers are at +0.5 in our continuous coordinates.
+      const l5 = l68 ? fivePoints(l68) : d.landmarks!.map(([x, y]): Point => [x + 0.5, y + 0.5]);
+      const [x1, y1, x2, y2] = d.box;
+      return { face: { box: [x1, y1, x2 - x1, y2 - y1], score: d.score, landmarks: l5, warnings: [] }, l68, corners: d.box };
+    });
+  }
+
+  /** Faces with boxes, scores and 5 landmarks (pick: 'all' by default). */
+  async detect(input: ImageInput, options: { pick?: Pick } = {}): Promise<DetectedFace[]> {
+    const img = this.loadImage(input);
+    return this.geometry(img, options.pick ?? 'all').map((g) => g.face);
+  }
+
+  /** Throws TIMEOUT when an image has used up its time budget (checked between pipeline stages). */
+  private checkDeadline(started: number, input: ImageInput): void {
+    if (this.timeoutMs !== undefined && performance.now() - started > this.timeoutMs) {
+      throw new FacenetError('TIMEOUT', `${typeof input === 'string' ? input : '<image>'}: processing took longer than ${this.timeoutMs} ms (timeout)`);
+    }
+  }
+
+  /** Detects, aligns and embeds every face (or the picked one). An image without faces gives []. */
+  async embed(input: ImageInput, options: { pick?: Pick } = {}): Promise<EmbeddedFace[]> {
+    const started = performance.now();
+    const img = this.loadImage(input);
+    this.checkDeadline(started, input);
+    const found = this.geometry(img, options.pick ?? 'all');
+    this.checkDeadline(started, input);
+    if (found.length === 0) return [];
+    const aligned = found.map((g) => alignFace(img, { box: g.corners, landmarks5: g.face.landmarks, landmarks68: g.l68 }, this.spec));
+    const embeddings = this.run(aligned.map((a) => a.image));
+    return found.map((g, i) => ({ ...g.face, warnings: aligned[i]!.warnings, embedding: embeddings[i]! }));
+  }
+
+  /** Embeds an already aligned face: the whole image resized to the model input. */
+  async embedAligned(input: ImageInput): Promise<Float32Array> {
+    const img = this.loadImage(input);
+    const [H, W] = this.spec.inputSize;
+    return this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)])[0]!;
+  }
+
+  /**
+   * Embeds aligned crops (each exactly the model's input size), in as few batches as the batch memory
+   * limit allows. The first crop goes alone, to measure what one crop costs. How crops are batched changes
+   * the embeddings only by float32 rounding (the GEMM blocking follows the batch size).
+   */
+  run(images: RgbImage[]): Float32Array[] {
+    const [H, W] = this.spec.inputSize;
+    images.forEach((img, i) => {
+      if (img.width !== W || img.height !== H) {
+        throw new FacenetError('BAD_IMAGE', `aligned crop ${i} is ${img.width}x${img.height}; ${this.model} takes ${W}x${H} crops (align them, or use embedAligned to resize)`);
+      }
+    });
+    const out: Float32Array[] = [];
+    let next = 0;
+    if (this.bytesPerCrop === 0 && images.length > 0) {
+      const before = tensorBytes().live;
+      resetPeakBytes();
+      out.push(...this.embedBatch(images.slice(0, 1)));
+      this.bytesPerCrop = Math.max(1, tensorBytes().peak - before);
+      next = 1;
+    }
+    if (this.bytesPerCrop > this.maxBatchBytes) {
+      const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
+      throw new FacenetError('BATCH_MEMORY', `${this.model} needs ${mb(this.bytesPerCrop)} MB of tensors per face, over the batch memory limit of ${mb(this.maxBatchBytes)} MB (raise maxBatchBytes / --max-batch-mb)`);
+    }
+    const chunk = Math.floor(this.maxBatchBytes / this.bytesPerCrop);
+    for (; next < images.length; next += chunk) out.push(...this.embedBatch(images.slice(next, next + chunk)));
+    return out;
+  }
+
+  private embedBatch(images: RgbImage[]): Float32Array[] {
+    return noGrad(() => tidy(() => {
+      const out = this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor;
+      const d = this.spec.embeddingDim;
+      return images.map((_, i) => Float32Array.from(out.data.subarray(i * d, (i + 1) * d)));
+    }));
+  }
+
+  distance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+    return distance(a, b, this.spec.metric);
+  }
+
+  /** Compares the largest face of each image. Throws NoFaceError (code NO_FACE) naming the file. */
+  async compare(a: ImageInput, b: ImageInput, names: [string, string] = ['a', 'b']): Promise<Comparison> {
+    const [fa, fb] = [await this.embed(a, { pick: 'largest' }), await this.embed(b, { pick: 'largest' })];
+    if (!fa[0]) throw new NoFaceError(typeof a === 'string' ? a : names[0]);
+    if (!fb[0]) throw new NoFaceError(typeof b === 'string' ? b : names[1]);
+    const d = this.distance(fa[0].embedding, fb[0].embedding);
+    return { distance: d, metric: this.spec.metric, threshold: this.spec.threshold, same: d <= this.spec.threshold, model: this.model };
+  }
+}
+
+/** Switches to the options' backend and builds the pipeline from the given sources. */
+export async function openPipeline(options: PipelineOptions, sources: PipelineSources): Promise<FacePipeline> {
+  const backend = await useBackend(options.backend ?? 'cpu', { log: options.log });
+  const pipeline = FacePipeline.create(options, sources);
+  pipeline.backend = backend;
+  return pipeline;
+}
