@@ -1,0 +1,128 @@
+/**
+ * The library in headless Chromium (Debian's chromium driven by playwright-core; never a downloaded
+ * browser), served from 127.0.0.1 by scripts/serve_browser.ts: the ESM bundle loads without Node and
+ * embeds like Node does; every GPU op matches the CPU on WebGL2 (small shapes, forward and backward);
+ * the demo page compares two photos as the Node pipeline does, and leaves a screenshot in the artifacts.
+ * Without Chromium the suite is pending (a failure under CI=true).
+ */
+import { expect } from 'chai';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { serveDemo, type DemoServer } from '../../scripts/serve_browser.js';
+import { buildModel } from '../../src/models/factory.js';
+import { encodeSafetensors } from '../../src/io/safetensors.js';
+import { noGrad } from '../../src/autograd/tape.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { createPipeline } from '../../src/face/pipeline.js';
+import { GPU_OPS, type ParityResult } from '../gpu/parity.js';
+import { SHARED, sharedPath } from '../shared.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = resolve(process.env.FACENET_ARTIFACTS ?? join(ROOT, '.artifacts'));
+
+/** The same input in Node and in the page: a smooth pattern, no RNG to keep in step. */
+const pattern = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
+
+describe('browser: headless Chromium', function () {
+  this.timeout(600000);
+  let server: DemoServer | null = null;
+  let browser: Browser | null = null;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      const reason = `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
+      if (process.env.CI === 'true') throw new Error(`${reason}; CI requires it`);
+      console.log(`      (pending: ${reason})`);
+      this.skip();
+    }
+    const parityBundle = join(tmpdir(), `facenet-parity-${process.pid}.js`);
+    await build({ entryPoints: [join(ROOT, 'dist/test/gpu/parity.js')], bundle: true, format: 'esm', platform: 'browser', external: ['gpu.js'], outfile: parityBundle, logLevel: 'silent' });
+    server = await serveDemo({ port: 0, from: join(SHARED, 'weights'), extraFiles: { '/parity.js': parityBundle } });
+    browser = await chromium.launch({ executablePath: CHROMIUM });
+    page = await browser.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${server.url}registry.json`); // a same-origin page to import the bundles into
+    await page.addScriptTag({ url: '/gpu-browser.min.js' });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('the ESM bundle has no Node built-ins and embeds in the page exactly as Node does (CPU: one thread, WebAssembly GEMM)', async () => {
+    const bundle = readFileSync(join(ROOT, 'dist/browser/facenet.js'), 'utf8');
+    expect(bundle).to.not.match(/from\s*["']node:|require\(["']/);
+    const model = buildModel('nn4.small2');
+    model.eval();
+    const bytes = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), { architecture: 'nn4.small2' });
+    const x = pattern(2 * 3 * 96 * 96);
+    const want = noGrad(() => Array.from((model.forward(new Tensor(x, [2, 3, 96, 96])) as Tensor).data));
+    const got = await page.evaluate(async ({ b64, n, url }) => {
+      const f = await import(url);
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const { model } = f.loadModelBytes(bytes, 'nn4.small2.safetensors');
+      const input = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
+      return { y: Array.from(f.noGrad(() => model.forward(new f.Tensor(input, [2, 3, 96, 96])).data)) as number[], backend: f.activeBackend() as string, kernel: f.gemmKernel() as string };
+    }, { b64: Buffer.from(bytes).toString('base64'), n: x.length, url: '/facenet.js' });
+    expect(got.backend).to.equal('cpu');
+    expect(got.kernel).to.equal('wasm');
+    expect(got.y).to.have.length(256);
+    // Same kernel, same blocking: Node's second thread only splits columns, so the results are identical.
+    const maxAbs = Math.max(...got.y.map((v, i) => Math.abs(v - want[i]!)));
+    expect(maxAbs).to.be.at.most(1e-6);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('webgl2: every GPU op, forward and backward, equals the CPU within 1e-5 + 1e-4 max|cpu| (small shapes)', async () => {
+    const results = await page.evaluate(async ({ ops, url }) => {
+      const { parity } = await import(url);
+      const out: ParityResult[] = [];
+      for (const op of ops) out.push(await parity(op, 1, 'gpu:webgl2'));
+      return out;
+    }, { ops: [...GPU_OPS], url: '/parity.js' });
+    expect(results).to.have.length(GPU_OPS.length);
+    for (const r of results) {
+      expect(r.launches, `${r.op} ran kernels on the device`).to.be.greaterThan(0);
+      expect(r.withinTolerance, `${r.op}: max abs ${r.maxAbs}, rel ${r.maxRel}`).to.equal(true);
+    }
+    const worst = results.reduce((a, b) => (b.maxRel > a.maxRel ? b : a));
+    console.log(`      webgl2 in Chromium: ${results.length} ops, worst ${worst.op} max abs ${worst.maxAbs.toExponential(1)} (rel ${worst.maxRel.toExponential(1)})`);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('demo page: two photos give the Node pipeline\'s distance and decision; screenshot saved', async function () {
+    const raw = sharedPath(this, 'faces/openface-examples/raw');
+    const photos = [join(raw, 'clapton-1.jpg'), join(raw, 'clapton-2.jpg')] as const;
+    const demo = await browser!.newPage({ viewport: { width: 1000, height: 800 } });
+    demo.on('pageerror', (e) => pageErrors.push(e.message));
+    await demo.goto(server!.url);
+    await demo.waitForFunction("document.getElementById('result').textContent.startsWith('Ready')", null, { timeout: 300000 });
+    await demo.setInputFiles('#a', photos[0]);
+    await demo.setInputFiles('#b', photos[1]);
+    await demo.click('#compare');
+    await demo.waitForFunction("document.getElementById('result').dataset.json || document.getElementById('result').dataset.error", null, { timeout: 300000 });
+    const error = await demo.getAttribute('#result', 'data-error');
+    expect(error, await demo.textContent('#result') ?? '').to.equal(null);
+    const shown = JSON.parse((await demo.getAttribute('#result', 'data-json'))!) as { distance: number; same: boolean; threshold: number; model: string; backend: string };
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await demo.screenshot({ path: join(ARTIFACTS, 'browser-demo.png'), fullPage: true });
+    const node = await (await createPipeline({ from: join(SHARED, 'weights') })).compare(photos[0], photos[1]);
+    console.log(`      demo: distance ${shown.distance.toFixed(4)} in Chromium (${shown.backend}), ${node.distance.toFixed(4)} in Node; screenshot in ${ARTIFACTS}`);
+    expect(shown.model).to.equal(node.model);
+    expect(shown.same).to.equal(node.same);
+    expect(shown.same).to.equal(true); // the same person
+    // The browser decodes JPEG with its own decoder (libjpeg-turbo; Node uses jpeg-js): pixels differ by
+    // rounding, so the distances agree closely but not exactly.
+    expect(Math.abs(shown.distance - node.distance)).to.be.at.most(0.02);
+    expect(pageErrors).to.deep.equal([]);
+    await demo.close();
+  });
+});
