@@ -133,7 +133,11 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
   x.dispose();
 }
 
-/** A training step (forward + backward, training mode, batch 16) per image on the CPU; GFLOP/s counted as 3x the forward. */
+/**
+ * A training step (forward + backward, training mode, batch 16) per image on the CPU with `threads` threads
+ * (the benchmarks run it on 1 and on all, beside the inference rows of the same thread counts); GFLOP/s
+ * counted as 3x the forward.
+ */
 export async function benchTraining(m: BenchModel, threads: number, runs: number, report: (r: BenchRow) => void): Promise<void> {
   setNumThreads(threads);
   m.model.train();

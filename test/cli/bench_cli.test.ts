@@ -9,11 +9,11 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 
 describe('facenet bench (CLI)', function () {
   this.timeout(120000);
-  it('--json prints one row per backend/threads with the documented keys; --train adds the training row', () => {
+  it('--json prints one row per backend/threads with the documented keys; --train adds the training rows (1 and all threads)', () => {
     const r = run('--model', 'nn4.small2', '--batches', '2', '--runs', '1', '--train', '--json');
     expect(r.status, r.stderr).to.equal(0);
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(rows.map((x) => [x.backend, x.threads, x.batch])).to.deep.equal([['facenet-cpu', 1, 2], ['facenet-cpu', 2, 2], ['facenet-cpu-train', 2, 16]]);
+    expect(rows.map((x) => [x.backend, x.threads, x.batch])).to.deep.equal([['facenet-cpu', 1, 2], ['facenet-cpu', 2, 2], ['facenet-cpu-train', 1, 16], ['facenet-cpu-train', 2, 16]]);
     for (const row of rows) {
       expect(Object.keys(row)).to.deep.equal(['model', 'batch', 'backend', 'threads', 'ms_per_image', 'img_per_s', 'gflops', 'runs']);
       expect(row.model).to.equal('nn4.small2');
