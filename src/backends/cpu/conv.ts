@@ -45,26 +45,82 @@ function colsBlock(
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
-  const runs = outputRowRuns(g, c0, cols), taps = g.KH * g.KW, sw = g.strideW;
+  if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) return colsBlockByCopies(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld);
+  const runs = outputRowRuns(g, c0, cols), taps = g.KH * g.KW, KW = g.KW, H = g.H, W = g.W, sw = g.strideW;
+  const spans = columnSpans(g);
   for (let r = 0; r < rows; r++) {
-    const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / g.KW), kj = tap - ki * g.KW;
-    const { shift, lo, hi } = columnRange(g, kj);
-    const ihShift = ki * g.dilationH - g.padTop, plane = base + c * g.H * g.W + shift;
+    const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / KW), kj = tap - ki * KW;
+    const shift = spans[3 * kj]!, lo = spans[3 * kj + 1]!, hi = spans[3 * kj + 2]!;
+    const ihShift = ki * g.dilationH - g.padTop, plane = base + c * H * W + shift;
     for (let k = 0, b = at + r * ld; k < runs.length; k += RUN) {
-      const ow0 = runs[k + 2]!, ow1 = runs[k + 3]!, ih = runs[k + 1]! * g.strideH + ihShift;
-      const inside = ih >= 0 && ih < g.H;
-      const a = inside ? Math.max(ow0, lo) : ow1, e = inside ? Math.max(a, Math.min(ow1, hi)) : ow1;
-      const xRow = plane + runs[k]! * imageStride + ih * g.W, bRow = b - ow0;
-      if (addToImage) {
-        for (let ow = a; ow < e; ow++) x[xRow + ow * sw]! += buf[bRow + ow]!;
-      } else {
-        for (let ow = ow0; ow < a; ow++) buf[bRow + ow] = 0;
-        for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow * sw]!;
-        for (let ow = e; ow < ow1; ow++) buf[bRow + ow] = 0;
-      }
+      const ow0 = runs[k + 2]!, ow1 = runs[k + 3]!, ih = runs[k + 1]! + ihShift, bRow = b - ow0;
       b += ow1 - ow0;
+      const inside = ih >= 0 && ih < H;
+      const a = inside ? (ow0 > lo ? ow0 : lo) : ow1, e = inside ? Math.max(a, ow1 < hi ? ow1 : hi) : ow1;
+      const xRow = plane + runs[k]! * imageStride + ih * W;
+      if (addToImage) {
+        if (sw === 1) for (let ow = a; ow < e; ow++) x[xRow + ow]! += buf[bRow + ow]!;
+        else for (let ow = a; ow < e; ow++) x[xRow + ow * sw]! += buf[bRow + ow]!;
+        continue;
+      }
+      for (let ow = ow0; ow < a; ow++) buf[bRow + ow] = 0;
+      if (sw === 1) for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow]!;
+      else for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow * sw]!;
+      for (let ow = e; ow < ow1; ow++) buf[bRow + ow] = 0;
     }
   }
+}
+
+/*
+ * im2col of stride-1 rows by native copies: a JavaScript loop copying runs of a few dozen floats costs
+ * ~2-3 ns a value here, copyWithin ~0.6. copyWithin needs source and destination in one array, so the
+ * input planes the block reads (its channels, of its images) are first copied into a scratch array, the
+ * block is assembled after them, then copied out (rows of `cols` values: native copies again).
+ */
+let copyScratch = new Float32Array(0);
+
+function colsBlockByCopies(
+  x: Float32Array, base: number, imageStride: number, g: ConvGeometry,
+  r0: number, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number,
+): void {
+  const P = g.OH * g.OW, taps = g.KH * g.KW, KW = g.KW, H = g.H, W = g.W, plane = H * W;
+  const nA = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - nA + 1;
+  const cA = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - cA + 1;
+  const block = rows * cols, region = block; // layout: [block][region: images x channels x plane]
+  if (copyScratch.length < block + images * channels * plane) copyScratch = new Float32Array(block + images * channels * plane);
+  const s = copyScratch;
+  for (let i = 0; i < images; i++) {
+    const from = base + (nA + i) * imageStride + cA * plane;
+    s.set(x.subarray(from, from + channels * plane), region + i * channels * plane);
+  }
+  const runs = outputRowRuns(g, c0, cols), spans = columnSpans(g);
+  for (let r = 0; r < rows; r++) {
+    const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / KW), kj = tap - ki * KW;
+    const shift = spans[3 * kj]!, lo = spans[3 * kj + 1]!, hi = spans[3 * kj + 2]!;
+    const ihShift = ki * g.dilationH - g.padTop, channelAt = region + (c - cA) * plane + shift;
+    for (let k = 0, b = r * cols; k < runs.length; k += RUN) {
+      const ow0 = runs[k + 2]!, ow1 = runs[k + 3]!, ih = runs[k + 1]! + ihShift, bRow = b - ow0;
+      b += ow1 - ow0;
+      const inside = ih >= 0 && ih < H;
+      const a = inside ? (ow0 > lo ? ow0 : lo) : ow1, e = inside ? Math.max(a, ow1 < hi ? ow1 : hi) : ow1;
+      const xRow = channelAt + (runs[k]! - nA) * channels * plane + ih * W;
+      for (let ow = ow0; ow < a; ow++) s[bRow + ow] = 0; // padding: a column or two, not worth a call
+      if (e > a) s.copyWithin(bRow + a, xRow + a, xRow + e);
+      for (let ow = e; ow < ow1; ow++) s[bRow + ow] = 0;
+    }
+  }
+  if (ld === cols) buf.set(s.subarray(0, block), at);
+  else for (let r = 0; r < rows; r++) buf.set(s.subarray(r * cols, (r + 1) * cols), at + r * ld);
+}
+
+/** columnRange for every kernel column, as [shift, lo, hi] triples. */
+function columnSpans(g: ConvGeometry): Int32Array {
+  const spans = new Int32Array(3 * g.KW);
+  for (let kj = 0; kj < g.KW; kj++) {
+    const { shift, lo, hi } = columnRange(g, kj);
+    spans.set([shift, lo, hi], 3 * kj);
+  }
+  return spans;
 }
 
 /*
@@ -111,7 +167,7 @@ function colsBlockGather(
   }
 }
 
-const RUN = 4; // [image, oh, first ow, end ow]
+const RUN = 4; // [image, oh * strideH, first ow, end ow]
 let runBuffer = new Int32Array(256);
 
 /**
@@ -124,7 +180,7 @@ function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
   let n = Math.floor(c0 / P), oh = Math.floor((c0 - n * P) / g.OW), ow = c0 - n * P - oh * g.OW, k = 0;
   for (let left = cols; left > 0; k += RUN) {
     const end = Math.min(g.OW, ow + left);
-    runBuffer[k] = n; runBuffer[k + 1] = oh; runBuffer[k + 2] = ow; runBuffer[k + 3] = end;
+    runBuffer[k] = n; runBuffer[k + 1] = oh * g.strideH; runBuffer[k + 2] = ow; runBuffer[k + 3] = end;
     left -= end - ow;
     ow = 0;
     if (++oh === g.OH) { oh = 0; n++; }
@@ -205,6 +261,11 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
  */
 export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
+  const transposed = needInput ? transposedGeometry(g) : null;
+  if (transposed) { // dx is a forward convolution of dy: no col2im
+    const dx = conv2dForward(dy, flippedFilters(w, g), null, transposed);
+    return [dx, needFilter ? conv2dBackward(dy, x, w, g, false, true)[1] : null];
+  }
   const dx = needInput ? alloc(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
   const dw = needFilter ? alloc(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
@@ -228,6 +289,32 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
     }
   }
   return [dx, dw];
+}
+
+/*
+ * For a stride-1, undilated, ungrouped KxK convolution, dL/dx is itself a convolution: of dy, with the
+ * filters turned 180 degrees and their input/output channels swapped, padded by K-1-pad on each side
+ * (a "full" correlation). Running it forward reuses the forward path's im2col (built by native copies)
+ * instead of col2im's scatter-add, which JavaScript runs element by element.
+ */
+function transposedGeometry(g: ConvGeometry): ConvGeometry | null {
+  const plain = g.groups === 1 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1;
+  if (!plain || isPointwise(g) || g.padTop > g.KH - 1 || g.padLeft > g.KW - 1) return null;
+  return {
+    N: g.N, C: g.O, H: g.OH, W: g.OW, O: g.C, KH: g.KH, KW: g.KW, OH: g.H, OW: g.W, groups: 1,
+    strideH: 1, strideW: 1, padTop: g.KH - 1 - g.padTop, padLeft: g.KW - 1 - g.padLeft, dilationH: 1, dilationW: 1,
+  };
+}
+
+/** w'[c, o, i, j] = w[o, c, KH-1-i, KW-1-j]. */
+function flippedFilters(w: TypedArray, g: ConvGeometry): TypedArray {
+  const out = alloc(dtypeOf(w), w.length), taps = g.KH * g.KW;
+  for (let o = 0; o < g.O; o++) {
+    for (let c = 0; c < g.C; c++) {
+      for (let t = 0; t < taps; t++) out[(c * g.O + o) * taps + taps - 1 - t] = w[(o * g.C + c) * taps + t]!;
+    }
+  }
+  return out;
 }
 
 /** dx of images n0..n0+nc of an ungrouped convolution, from their dY matrix. */
