@@ -6,7 +6,7 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
-import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
+import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -47,22 +47,14 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
     const out = gpuOps.prelu(gpu, x, alpha);
     return record(out, 'prelu', [x, alpha], (dy, needs) => gpuOps.preluBackward(gpu, dy, x, alpha, needs));
   }
-  const inner = x.size / (x.shape[0]! * C);
+  const N = x.shape[0]!, P = x.size / (N * C);
   const xd = x.data, ad = alpha.data;
-  const channelOf = (k: number): number => Math.floor(k / inner) % C;
   const y = alloc(dtype, x.size);
-  for (let k = 0; k < y.length; k++) {
-    const v = xd[k]!;
-    y[k] = v > 0 ? v : ad[channelOf(k)]! * v;
-  }
+  preluForward(xd, ad, N, C, P, y);
   return record(new Tensor(y, x.shape), 'prelu', [x, alpha], (dy, needs) => {
     const dx = needs[0] ? alloc(dtype, x.size) : null;
     const da = needs[1] ? alloc(dtype, C) : null;
-    for (let k = 0; k < xd.length; k++) {
-      const v = xd[k]!, c = channelOf(k);
-      if (dx) dx[k] = v > 0 ? dy[k]! : ad[c]! * dy[k]!;
-      if (da && v <= 0) da[c]! += v * dy[k]!;
-    }
+    preluBackward(dy, xd, ad, N, C, P, dx, da);
     return [dx, da];
   });
 }

@@ -94,6 +94,26 @@ describe('unary math and activations', () => {
     expect(Array.from(x.grad!.data)).to.deep.equal(edges.map((v, i) => (Math.fround(v) > 0 ? i + 1 : 0)));
   });
 
+  it('prelu on float32 (branch-free, on the bits) equals v > 0 ? v : a v, with gradients, at the edges and on random values', () => {
+    const edges = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 0.5, -0.5];
+    const values = Float32Array.from([...edges, ...Array.from({ length: 40 }, (_, i) => Math.sin(i * 1.7) * 3)]); // [2, 3, 8]
+    const slopes = [0.25, -0.5, 2];
+    const x = tensor(values, [2, 3, 8]), a = tensor(Float32Array.from(slopes), [3]);
+    x.requiresGrad = true;
+    a.requiresGrad = true;
+    const dy = Float32Array.from(values, (_, i) => Math.cos(i));
+    const y = F.prelu(x, a);
+    F.sum(F.mul(y, tensor(dy, [2, 3, 8]))).backward();
+    const da = [0, 0, 0];
+    values.forEach((v, i) => {
+      const c = Math.floor(i / 8) % 3, s = Math.fround(slopes[c]!);
+      expect(y.data[i], `y[${i}]`).to.equal(v > 0 ? v : Math.fround(s * v));
+      expect(x.grad!.data[i], `dx[${i}]`).to.equal(v > 0 ? dy[i]! : Math.fround(s * dy[i]!));
+      if (v <= 0) da[c]! += v * dy[i]!;
+    });
+    expectClose(a.grad!.data, da, 1e-5, 1e-6);
+  });
+
   it('prelu: per-channel slopes, forward and gradcheck', () => {
     const x = randomTensor([2, 3, 2, 2], 60, 'float64'), alpha = tensor([0.1, -0.5, 2], [3], { dtype: 'float64' });
     const y = F.prelu(x, alpha);

@@ -31,3 +31,58 @@ export function maskByPositive(dy: TypedArray, ref: TypedArray, out: TypedArray)
     for (let i = 0; i < out.length; i++) out[i] = ref[i]! > 0 ? dy[i]! : 0;
   }
 }
+
+/**
+ * PReLU, y = x for x > 0 and alpha[c] * x otherwise, over [N, C, P] planes, branch-free on float32: with
+ * p = max(x, 0) taken on the bits, y = p + alpha * (x - p) (exact: x - p is 0 or x).
+ */
+export function preluForward(x: TypedArray, alpha: TypedArray, N: number, C: number, P: number, y: TypedArray): void {
+  if (!(x instanceof Float32Array && y instanceof Float32Array)) {
+    for (let i = 0; i < x.length; i++) y[i] = x[i]! > 0 ? x[i]! : alpha[Math.floor(i / P) % C]! * x[i]!;
+    return;
+  }
+  const q = bits(x), yq = bits(y);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const a = alpha[c]!;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
+        const v = q[i]!;
+        yq[i] = v & ((-v & ~v) >> 31);
+        const p = y[i]!;
+        y[i] = p + a * (x[i]! - p);
+      }
+    }
+  }
+}
+
+/**
+ * PReLU's gradients: dx = dy where x > 0, alpha * dy elsewhere; dalpha[c] = sum of min(x, 0) * dy. The
+ * positive part of dy is taken on the bits (into dx, then completed in place).
+ */
+export function preluBackward(dy: TypedArray, x: TypedArray, alpha: TypedArray, N: number, C: number, P: number, dx: TypedArray | null, dalpha: TypedArray | null): void {
+  const floats = dy instanceof Float32Array && x instanceof Float32Array;
+  const pos = floats ? new Float32Array(P) : null, posBits = pos ? bits(pos) : null;
+  const dq = floats ? bits(dy as Float32Array) : null, xq = floats ? bits(x as Float32Array) : null;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const a = alpha[c]!, i0 = (n * C + c) * P;
+      let da = 0;
+      if (pos) { // pos = dy where x > 0, else 0; xNeg = min(x, 0) = x - max(x, 0)
+        for (let k = 0; k < P; k++) { const v = xq![i0 + k]!; posBits![k] = dq![i0 + k]! & ((-v & ~v) >> 31); }
+        for (let k = 0; k < P; k++) {
+          const g = dy[i0 + k]!, gp = pos[k]!;
+          if (dx) dx[i0 + k] = gp + a * (g - gp);
+          // where x > 0, gp = g and (g - gp) = 0; elsewhere x * g is min(x, 0) * g
+          da += x[i0 + k]! * (g - gp);
+        }
+      } else {
+        for (let i = i0; i < i0 + P; i++) {
+          const v = x[i]!;
+          if (dx) dx[i] = v > 0 ? dy[i]! : a * dy[i]!;
+          if (v <= 0) da += v * dy[i]!;
+        }
+      }
+      if (dalpha) dalpha[c]! += da;
+    }
+  }
+}
