@@ -27,7 +27,7 @@ export { FaceRecognitionResNet34 } from './models/resnet34.js';
 export { SmallInception } from './models/small_inception.js';
 export { GraphModel } from './models/graph_model.js';
 export { buildModel, ARCHITECTURES } from './models/factory.js';
-export { loadModelFile, type LoadedModel } from './models/load.js';
+export { loadModelFile, loadModelBytes, type LoadedModel } from './models/load.js';
 export { MODEL_SPECS, type ModelSpec, type Metric } from './models/specs.js';
 
 // Losses and training
@@ -40,9 +40,9 @@ export { saveCheckpoint, loadCheckpoint } from './train/checkpoint.js';
 export { train, type TrainOptions } from './train/trainer.js';
 
 // Weights, images, the face pipeline
-export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { readSafetensors, writeSafetensors, decodeSafetensors, encodeSafetensors } from './io/safetensors.js';
 export { convertWeights, SOURCE_FORMATS, type ConvertOptions } from './io/convert/index.js';
 export { fetchModel, listModels, registry, cacheDir } from './io/registry.js';
 export { readImage, decodeImage, ImageError, type RgbImage, type ImageLimits } from './io/image.js';
-export { createPipeline, FacePipeline, NoFaceError, distance, type PipelineOptions, type EmbeddedFace, type DetectedFace, type Comparison } from './face/pipeline.js';
+export { createPipeline, openPipeline, nodeSources, FacePipeline, NoFaceError, distance, type PipelineOptions, type PipelineSources, type EmbeddedFace, type DetectedFace, type Comparison } from './face/pipeline.js';
 export { accuracyAt, bestThreshold, tenFold, rocAuc, dbscan } from './face/evaluate.js';

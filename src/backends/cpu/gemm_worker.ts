@@ -17,7 +17,7 @@ for (;;) {
   const M = Atomics.load(ctrl, CTRL.M), N = Atomics.load(ctrl, CTRL.N), K = Atomics.load(ctrl, CTRL.K), T = Atomics.load(ctrl, CTRL.THREADS);
   const [j0, j1] = columnSlice(N, index, T);
   const transA = Atomics.load(ctrl, CTRL.TRANS_A) === 1, transB = Atomics.load(ctrl, CTRL.TRANS_B) === 1;
-  runSlice(data, transA, transB, Atomics.load(ctrl, CTRL.ACCUMULATE) === 1, M, N, K, j0, j1, Atomics.load(ctrl, CTRL.WASM) === 1 ? 'wasm' : 'js');
+  runSlice(data, transA, transB, Atomics.load(ctrl, CTRL.ACCUMULATE) === 1, M, N, K, T, j0, j1, Atomics.load(ctrl, CTRL.WASM) === 1 ? 'wasm' : 'js');
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);
 }

@@ -76,22 +76,23 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
 }
 
 /*
- * Shared buffer layout (floats): A as stored, packed, at 0; worker t's columns [j0, j1) of B at
- * M*K + K*j0 (a [K, j1-j0] block, or [j1-j0, K] rows when B is transposed) and of C at M*K + K*N + M*j0
- * ([M, j1-j0]). The caller's block (t = 0) has its place but no copy.
+ * Shared buffer layout (floats), with `own` the caller's columns [0, own): A as stored, packed, at 0;
+ * worker t's columns [j0, j1) of B at M*K + K*(j0-own) (a [K, j1-j0] block, or [j1-j0, K] rows when B is
+ * transposed), and of C at M*K + K*(N-own) + M*(j0-own) ([M, j1-j0]).
  */
-const sliceOfB = (M: number, K: number, j0: number): number => M * K + K * j0;
-const sliceOfC = (M: number, N: number, K: number, j0: number): number => M * K + K * N + M * j0;
+const sliceOfB = (M: number, K: number, j0: number, own: number): number => M * K + K * (j0 - own);
+const sliceOfC = (M: number, N: number, K: number, j0: number, own: number): number => M * K + K * (N - own) + M * (j0 - own);
 
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
-  const p = ensurePool(M * K + K * N + M * N);
-  const d = p.data, T = p.workers.length + 1;
+  const T = threads, own = columnSlice(N, 0, T)[1]; // the pool has threads - 1 workers
+  const p = ensurePool(M * K + (K + M) * (N - own));
+  const d = p.data;
   copyRows(A, transA ? K : M, transA ? M : K, d, 0);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T), n = j1 - j0;
     if (n <= 0) continue;
-    const b = sliceOfB(M, K, j0), c = sliceOfC(M, N, K, j0);
+    const b = sliceOfB(M, K, j0, own), c = sliceOfC(M, N, K, j0, own);
     if (transB) readBlock(B, j0, n, 0, K, d, b, K);
     else readBlock(B, 0, K, j0, n, d, b, n);
     if (accumulate) readBlock(C, 0, M, j0, n, d, c, n);
@@ -108,8 +109,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.DONE, 0);
   Atomics.add(p.ctrl, CTRL.SEQ, 1);
   Atomics.notify(p.ctrl, CTRL.SEQ);
-  // The caller's block starts at column 0: the first j1 columns of the operands as they are.
-  const own = columnSlice(N, 0, T)[1];
+  // The caller's block starts at column 0: the first `own` columns of the operands as they are.
   if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
   const started = Date.now();
   for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
@@ -121,17 +121,18 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
   for (let t = 1; t < T; t++) {
-    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0, c = sliceOfC(M, N, K, j0);
+    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0, c = sliceOfC(M, N, K, j0, own);
     if (n > 0) writeBlock(C, 0, M, j0, n, d, c, n);
   }
 }
 
 /** Worker t's share: columns [j0, j1) of C, from A and its slices of B and C in the shared buffer d. */
-export function runSlice(d: Float32Array, transA: boolean, transB: boolean, accumulate: boolean, M: number, N: number, K: number, j0: number, j1: number, kernel: GemmKernel): void {
+export function runSlice(d: Float32Array, transA: boolean, transB: boolean, accumulate: boolean, M: number, N: number, K: number, T: number, j0: number, j1: number, kernel: GemmKernel): void {
   const n = j1 - j0;
   if (n <= 0) return;
   const A = { data: d, offset: 0, ld: transA ? M : K };
-  const B = { data: d, offset: sliceOfB(M, K, j0), ld: transB ? K : n };
-  const C = { data: d, offset: sliceOfC(M, N, K, j0), ld: n };
+  const own = columnSlice(N, 0, T)[1];
+  const B = { data: d, offset: sliceOfB(M, K, j0, own), ld: transB ? K : n };
+  const C = { data: d, offset: sliceOfC(M, N, K, j0, own), ld: n };
   gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
 }
