@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { conv2d, depthwiseConv2d, gradcheck, noGrad, Rng, ShapeError, DTypeError, ArgumentError, tensor } from '../../src/index.js';
+import { conv2d, depthwiseConv2d, gradcheck, mul, noGrad, Rng, ShapeError, DTypeError, ArgumentError, sum, tensor } from '../../src/index.js';
 import { refConv2d, type RefConv } from '../reference.js';
 import { expectClose, randomTensor, shapeOf } from '../helpers.js';
 
@@ -65,6 +65,25 @@ describe('conv2d forward vs naive reference', () => {
       const ref = refConv2d(x.data, [...x.shape], w.data, [...w.shape], b.data, p);
       expect(shapeOf(y)).to.deep.equal(ref.shape);
       expectClose(y.data, ref.y, 1e-12, 1e-12, `trial ${t}`);
+    }
+  });
+
+  it('float32 im2col by copies and straight from large planes, forward and both gradients, as in float64', () => {
+    // A 200x200 plane is far larger than one GEMM block: those blocks are read from x directly; the 24x20
+    // planes are small enough to be copied into scratch first. float64 takes neither path.
+    for (const [xs, ws] of [[[1, 1, 200, 200], [4, 1, 3, 3]], [[3, 5, 24, 20], [6, 5, 3, 3]]] as const) {
+      const x64 = randomTensor([...xs], 11, 'float64'), w64 = randomTensor([...ws], 12, 'float64');
+      const run = (dtype: 'float32' | 'float64'): Float64Array[] => {
+        const x = tensor(x64.data, x64.shape, { dtype, requiresGrad: true }), w = tensor(w64.data, w64.shape, { dtype, requiresGrad: true });
+        const y = conv2d(x, w, null, { padding: 1 });
+        sum(mul(y, y)).backward();
+        return [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data));
+      };
+      const [want, got] = [run('float64'), run('float32')];
+      for (let i = 0; i < 3; i++) {
+        const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expectClose(got[i]!, want[i]!, 1e-5 * scale, 0, `${xs.join('x')} ${['y', 'dx', 'dw'][i]}`);
+      }
     }
   });
 

@@ -45,7 +45,9 @@ function colsBlock(
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
-  if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) return colsBlockByCopies(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld);
+  if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array && inputRegion(g, r0, rows, c0, cols) <= 8 * rows * cols) {
+    return colsBlockByCopies(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld);
+  }
   const runs = outputRowRuns(g, c0, cols), taps = g.KH * g.KW, KW = g.KW, H = g.H, W = g.W, sw = g.strideW;
   const spans = columnSpans(g);
   for (let r = 0; r < rows; r++) {
@@ -79,6 +81,18 @@ function colsBlock(
  */
 let copyScratch = new Float32Array(0);
 
+/**
+ * Floats of the input planes a block reads (its channels, of its images). Large planes (a detector's
+ * first layers on a photo) make this far larger than the block; those blocks take the loop path, so the
+ * copy stays cheap and the scratch stays within 9 blocks.
+ */
+function inputRegion(g: ConvGeometry, r0: number, rows: number, c0: number, cols: number): number {
+  const P = g.OH * g.OW, taps = g.KH * g.KW;
+  const images = Math.floor((c0 + cols - 1) / P) - Math.floor(c0 / P) + 1;
+  const channels = Math.floor((r0 + rows - 1) / taps) - Math.floor(r0 / taps) + 1;
+  return images * channels * g.H * g.W;
+}
+
 function colsBlockByCopies(
   x: Float32Array, base: number, imageStride: number, g: ConvGeometry,
   r0: number, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number,
@@ -87,7 +101,7 @@ function colsBlockByCopies(
   const nA = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - nA + 1;
   const cA = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - cA + 1;
   const block = rows * cols, region = block; // layout: [block][region: images x channels x plane]
-  if (copyScratch.length < block + images * channels * plane) copyScratch = new Float32Array(block + images * channels * plane);
+  if (copyScratch.length < block + inputRegion(g, r0, rows, c0, cols)) copyScratch = new Float32Array(block + inputRegion(g, r0, rows, c0, cols));
   const s = copyScratch;
   for (let i = 0; i < images; i++) {
     const from = base + (nA + i) * imageStride + cA * plane;
