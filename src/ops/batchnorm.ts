@@ -145,27 +145,31 @@ function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, op
   });
 }
 
-/** Per-channel mean and biased variance (two passes, for accuracy; channel planes are contiguous runs of P). */
+/**
+ * Per-channel mean and biased variance in one pass (channel planes are contiguous runs of P): float64 sums
+ * of x - s and (x - s)^2, with s the channel's first value. Shifting by a value of the data keeps the
+ * subtraction var = E[(x-s)^2] - E[x-s]^2 well conditioned (s is within a few deviations of the mean),
+ * where the raw E[x^2] - E[x]^2 would cancel catastrophically for a large mean.
+ */
 function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean: TypedArray; variance: TypedArray } {
   const M = N * P;
+  const shift = new Float64Array(C), s1 = new Float64Array(C), s2 = new Float64Array(C);
+  for (let c = 0; c < C; c++) shift[c] = x[c * P]!;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const sh = shift[c]!;
+      let a = 0, b = 0;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) { const d = x[i]! - sh; a += d; b += d * d; }
+      s1[c]! += a;
+      s2[c]! += b;
+    }
+  }
   const mean = new Float64Array(C), variance = new Float64Array(C);
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      let s = 0;
-      for (let i = (n * C + c) * P, end = i + P; i < end; i++) s += x[i]!;
-      mean[c]! += s;
-    }
+  for (let c = 0; c < C; c++) {
+    const m1 = s1[c]! / M;
+    mean[c] = shift[c]! + m1;
+    variance[c] = Math.max(0, s2[c]! / M - m1 * m1);
   }
-  for (let c = 0; c < C; c++) mean[c]! /= M;
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const m = mean[c]!;
-      let s = 0;
-      for (let i = (n * C + c) * P, end = i + P; i < end; i++) s += (x[i]! - m) * (x[i]! - m);
-      variance[c]! += s;
-    }
-  }
-  for (let c = 0; c < C; c++) variance[c]! /= M;
   return { mean, variance };
 }
 

@@ -51,6 +51,13 @@ describe('batchNorm', () => {
     const y = batchNorm(x, { gamma: g, beta: b, runningMean: zeros([4], { dtype: 'float64' }), runningVar: ones([4], { dtype: 'float64' }), training: true, eps: 1e-5 });
     expectClose(y.data, refBatchNorm(x.data, [3, 4, 2, 5], g.data, b.data, null, null, 1e-5), 1e-12, 1e-10);
   });
+  it('training mode: statistics stay exact for data with a mean far above its spread (one-pass moments, shifted)', () => {
+    const base = randomTensor([3, 4, 2, 5], 4, 'float64');
+    const x = tensor(base.data.map((v, i) => 1e8 * (1 + (Math.floor(i / 10) % 4)) + v), [3, 4, 2, 5], { dtype: 'float64' });
+    const y = batchNorm(x, { runningMean: zeros([4], { dtype: 'float64' }), runningVar: ones([4], { dtype: 'float64' }), training: true, eps: 1e-5 });
+    // E[x^2] - E[x]^2 without the shift would lose everything at 1e16 / 1 relative scale.
+    expectClose(y.data, refBatchNorm(x.data, [3, 4, 2, 5], [1, 1, 1, 1], [0, 0, 0, 0], null, null, 1e-5), 1e-6, 1e-6); // inputs at 1e8 carry ~1e-8 absolute rounding
+  });
   it('training mode: updates running statistics with momentum and the unbiased variance (PyTorch)', () => {
     const x = tensor([1, 2, 3, 5], [4, 1], { dtype: 'float64' });
     const rm = zeros([1], { dtype: 'float64' }), rv = ones([1], { dtype: 'float64' });
