@@ -133,3 +133,11 @@ describe('browser: headless Chromium', function () {
     await demo.close();
   });
 });
+
+describe('browser bundle', () => {
+  it("is the package's facenet-ts/browser export, and loads anywhere (no Node-only code at module load)", async () => {
+    const bundle = (await import('facenet-ts/browser' as string)) as { createBrowserPipeline?: unknown; conv2d?: unknown };
+    expect(typeof bundle.createBrowserPipeline).to.equal('function');
+    expect(typeof bundle.conv2d).to.equal('function');
+  });
+});
