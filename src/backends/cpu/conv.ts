@@ -2,7 +2,8 @@
  * 2-D convolution on CPU, NCHW input, [O, C/groups, KH, KW] filters.
  * General case: a GEMM with the cols matrix (im2col), computed block by block as the GEMM packs it and
  * never stored (see colsBlock); in backward, dx's cols come out of the GEMM block by block and are added
- * onto dx (col2im). 1x1/stride-1/no-pad convolutions need no cols: the input already is the
+ * onto dx (col2im), except for stride-1 convolutions, whose dx is a forward convolution of dy with the
+ * flipped filters. 1x1/stride-1/no-pad convolutions need no cols: the input already is the
  * [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
@@ -45,11 +46,23 @@ function colsBlock(
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
-  if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array && inputRegion(g, r0, rows, c0, cols) <= 8 * rows * cols) {
-    return colsBlockByCopies(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld);
+  if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) {
+    const region = inputRegion(g, r0, rows, c0, cols);
+    if (region.floats <= 8 * rows * cols) return colsBlockByCopies(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, region);
   }
+  colsBlockRuns(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
+}
+
+/**
+ * colsBlock by runs. When x and buf are the same array (colsBlockByCopies), stride-1 runs are native
+ * copies (copyWithin); otherwise element loops.
+ */
+function colsBlockRuns(
+  x: TypedArray, base: number, imageStride: number, g: ConvGeometry,
+  r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
+): void {
   const runs = outputRowRuns(g, c0, cols), taps = g.KH * g.KW, KW = g.KW, H = g.H, W = g.W, sw = g.strideW;
-  const spans = columnSpans(g);
+  const spans = columnSpans(g), native = x === buf && sw === 1;
   for (let r = 0; r < rows; r++) {
     const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / KW), kj = tap - ki * KW;
     const shift = spans[3 * kj]!, lo = spans[3 * kj + 1]!, hi = spans[3 * kj + 2]!;
@@ -65,8 +78,9 @@ function colsBlock(
         else for (let ow = a; ow < e; ow++) x[xRow + ow * sw]! += buf[bRow + ow]!;
         continue;
       }
-      for (let ow = ow0; ow < a; ow++) buf[bRow + ow] = 0;
-      if (sw === 1) for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow]!;
+      for (let ow = ow0; ow < a; ow++) buf[bRow + ow] = 0; // padding: a column or two, not worth a call
+      if (native) { if (e > a) buf.copyWithin(bRow + a, xRow + a, xRow + e); }
+      else if (sw === 1) for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow]!;
       else for (let ow = a; ow < e; ow++) buf[bRow + ow] = x[xRow + ow * sw]!;
       for (let ow = e; ow < ow1; ow++) buf[bRow + ow] = 0;
     }
@@ -77,52 +91,36 @@ function colsBlock(
  * im2col of stride-1 rows by native copies: a JavaScript loop copying runs of a few dozen floats costs
  * ~2-3 ns a value here, copyWithin ~0.6. copyWithin needs source and destination in one array, so the
  * input planes the block reads (its channels, of its images) are first copied into a scratch array, the
- * block is assembled after them, then copied out (rows of `cols` values: native copies again).
+ * block is assembled before them by colsBlockRuns, then copied out (rows of `cols` values: native copies).
  */
 let copyScratch = new Float32Array(0);
 
 /**
- * Floats of the input planes a block reads (its channels, of its images). Large planes (a detector's
- * first layers on a photo) make this far larger than the block; those blocks take the loop path, so the
- * copy stays cheap and the scratch stays within 9 blocks.
+ * The input planes a block reads: its first image and channel, how many of each, and their floats. Large
+ * planes (a detector's first layers on a photo) make this far larger than the block; those blocks take
+ * the loop path, so the copy stays cheap and the scratch stays within 9 blocks.
  */
-function inputRegion(g: ConvGeometry, r0: number, rows: number, c0: number, cols: number): number {
+function inputRegion(g: ConvGeometry, r0: number, rows: number, c0: number, cols: number): { n0: number; images: number; c0: number; channels: number; floats: number } {
   const P = g.OH * g.OW, taps = g.KH * g.KW;
-  const images = Math.floor((c0 + cols - 1) / P) - Math.floor(c0 / P) + 1;
-  const channels = Math.floor((r0 + rows - 1) / taps) - Math.floor(r0 / taps) + 1;
-  return images * channels * g.H * g.W;
+  const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
+  const first = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - first + 1;
+  return { n0, images, c0: first, channels, floats: images * channels * g.H * g.W };
 }
 
 function colsBlockByCopies(
   x: Float32Array, base: number, imageStride: number, g: ConvGeometry,
   r0: number, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number,
+  region: ReturnType<typeof inputRegion>,
 ): void {
-  const P = g.OH * g.OW, taps = g.KH * g.KW, KW = g.KW, H = g.H, W = g.W, plane = H * W;
-  const nA = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - nA + 1;
-  const cA = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - cA + 1;
-  const block = rows * cols, region = block; // layout: [block][region: images x channels x plane]
-  if (copyScratch.length < block + inputRegion(g, r0, rows, c0, cols)) copyScratch = new Float32Array(block + inputRegion(g, r0, rows, c0, cols));
-  const s = copyScratch;
-  for (let i = 0; i < images; i++) {
-    const from = base + (nA + i) * imageStride + cA * plane;
-    s.set(x.subarray(from, from + channels * plane), region + i * channels * plane);
+  const plane = g.H * g.W, block = rows * cols, staged = region.channels * plane; // floats per staged image
+  if (copyScratch.length < block + region.floats) copyScratch = new Float32Array(block + region.floats);
+  const s = copyScratch; // [block][the region's images, each its channels' planes]
+  for (let i = 0; i < region.images; i++) {
+    const from = base + (region.n0 + i) * imageStride + region.c0 * plane;
+    s.set(x.subarray(from, from + staged), block + i * staged);
   }
-  const runs = outputRowRuns(g, c0, cols), spans = columnSpans(g);
-  for (let r = 0; r < rows; r++) {
-    const c = Math.floor((r0 + r) / taps), tap = r0 + r - c * taps, ki = Math.floor(tap / KW), kj = tap - ki * KW;
-    const shift = spans[3 * kj]!, lo = spans[3 * kj + 1]!, hi = spans[3 * kj + 2]!;
-    const ihShift = ki * g.dilationH - g.padTop, channelAt = region + (c - cA) * plane + shift;
-    for (let k = 0, b = r * cols; k < runs.length; k += RUN) {
-      const ow0 = runs[k + 2]!, ow1 = runs[k + 3]!, ih = runs[k + 1]! + ihShift, bRow = b - ow0;
-      b += ow1 - ow0;
-      const inside = ih >= 0 && ih < H;
-      const a = inside ? (ow0 > lo ? ow0 : lo) : ow1, e = inside ? Math.max(a, ow1 < hi ? ow1 : hi) : ow1;
-      const xRow = channelAt + (runs[k]! - nA) * channels * plane + ih * W;
-      for (let ow = ow0; ow < a; ow++) s[bRow + ow] = 0; // padding: a column or two, not worth a call
-      if (e > a) s.copyWithin(bRow + a, xRow + a, xRow + e);
-      for (let ow = e; ow < ow1; ow++) s[bRow + ow] = 0;
-    }
-  }
+  // The staged region as NCHW images of `staged` floats: image n, channel c at the same offsets as in x.
+  colsBlockRuns(s, block - region.n0 * staged - region.c0 * plane, staged, g, r0, rows, c0, cols, s, 0, cols, false);
   if (ld === cols) buf.set(s.subarray(0, block), at);
   else for (let r = 0; r < rows; r++) buf.set(s.subarray(r * cols, (r + 1) * cols), at + r * ld);
 }
@@ -149,6 +147,7 @@ function tapMap(g: ConvGeometry): Int32Array {
   const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
   let map = tapMaps.get(key);
   if (map) return map;
+  if (tapMaps.size >= 256) tapMaps.clear(); // shapes vary with photo sizes (detector pyramids): keep it bounded
   const P = g.OH * g.OW;
   map = new Int32Array(g.KH * g.KW * P);
   for (let ki = 0; ki < g.KH; ki++) {
@@ -269,18 +268,15 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
 }
 
 /**
- * dL/dx (the convolution's transpose applied to dy: Wᵀ·dY, then col2im) and dL/dW (sum over images of
- * dY·colsᵀ), each only when asked for. They run together so that each chunk's dY matrix is gathered once
- * for both GEMMs.
+ * dL/dx (the convolution's transpose applied to dy: Wᵀ·dY, then col2im, or for stride-1 convolutions a
+ * forward convolution of dy, see transposedGeometry) and dL/dW (sum over images of dY·colsᵀ), each only
+ * when asked for.
  */
 export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
   const transposed = needInput ? transposedGeometry(g) : null;
-  if (transposed) { // dx is a forward convolution of dy: no col2im
-    const dx = conv2dForward(dy, flippedFilters(w, g), null, transposed);
-    return [dx, needFilter ? conv2dBackward(dy, x, w, g, false, true)[1] : null];
-  }
-  const dx = needInput ? alloc(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
+  const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : needInput ? alloc(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
+  const dxByCol2im = needInput && !transposed;
   const dw = needFilter ? alloc(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
     if (dx) depthwiseBackwardInput(dy, w, dx, g);
@@ -290,7 +286,7 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);
-      if (dx) inputGradientChunk(dyM, w, g, n0, nc, K, dx);
+      if (dxByCol2im) inputGradientChunk(dyM, w, g, n0, nc, K, dx!);
       if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0), mat(dw, 0, K), true);
     }
   } else {
