@@ -11,12 +11,14 @@
 import type { TypedArray } from '../../tensor/tensor.js';
 
 const bits = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length);
+/** All ones when the float with int32 pattern q is > 0, else 0 (see above). */
+const positive = (q: number): number => (-q & ~q) >> 31;
 
 /** y = max(y, 0) in place. */
 export function reluInPlace(y: TypedArray): void {
   if (y instanceof Float32Array) {
     const q = bits(y);
-    for (let i = 0; i < q.length; i++) { const v = q[i]!; q[i] = v & ((-v & ~v) >> 31); }
+    for (let i = 0; i < q.length; i++) { const v = q[i]!; q[i] = v & positive(v); }
   } else {
     for (let i = 0; i < y.length; i++) if (!(y[i]! > 0)) y[i] = 0;
   }
@@ -26,7 +28,7 @@ export function reluInPlace(y: TypedArray): void {
 export function maskByPositive(dy: TypedArray, ref: TypedArray, out: TypedArray): void {
   if (dy instanceof Float32Array && ref instanceof Float32Array && out instanceof Float32Array) {
     const d = bits(dy), r = bits(ref), o = bits(out);
-    for (let i = 0; i < o.length; i++) { const v = r[i]!; o[i] = d[i]! & ((-v & ~v) >> 31); }
+    for (let i = 0; i < o.length; i++) { const v = r[i]!; o[i] = d[i]! & positive(v); }
   } else {
     for (let i = 0; i < out.length; i++) out[i] = ref[i]! > 0 ? dy[i]! : 0;
   }
@@ -47,7 +49,7 @@ export function preluForward(x: TypedArray, alpha: TypedArray, N: number, C: num
       const a = alpha[c]!;
       for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
         const v = q[i]!;
-        yq[i] = v & ((-v & ~v) >> 31);
+        yq[i] = v & positive(v);
         const p = y[i]!;
         y[i] = p + a * (x[i]! - p);
       }
@@ -56,8 +58,8 @@ export function preluForward(x: TypedArray, alpha: TypedArray, N: number, C: num
 }
 
 /**
- * PReLU's gradients: dx = dy where x > 0, alpha * dy elsewhere; dalpha[c] = sum of min(x, 0) * dy. The
- * positive part of dy is taken on the bits (into dx, then completed in place).
+ * PReLU's gradients: dx = dy where x > 0, alpha * dy elsewhere; dalpha[c] = sum of min(x, 0) * dy. On
+ * float32 the part of dy where x > 0 is taken on the bits, one plane at a time, into a scratch plane.
  */
 export function preluBackward(dy: TypedArray, x: TypedArray, alpha: TypedArray, N: number, C: number, P: number, dx: TypedArray | null, dalpha: TypedArray | null): void {
   const floats = dy instanceof Float32Array && x instanceof Float32Array;
@@ -68,7 +70,7 @@ export function preluBackward(dy: TypedArray, x: TypedArray, alpha: TypedArray, 
       const a = alpha[c]!, i0 = (n * C + c) * P;
       let da = 0;
       if (pos) { // pos = dy where x > 0, else 0; xNeg = min(x, 0) = x - max(x, 0)
-        for (let k = 0; k < P; k++) { const v = xq![i0 + k]!; posBits![k] = dq![i0 + k]! & ((-v & ~v) >> 31); }
+        for (let k = 0; k < P; k++) { const v = xq![i0 + k]!; posBits![k] = dq![i0 + k]! & positive(v); }
         for (let k = 0; k < P; k++) {
           const g = dy[i0 + k]!, gp = pos[k]!;
           if (dx) dx[i0 + k] = gp + a * (g - gp);

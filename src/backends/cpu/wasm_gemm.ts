@@ -239,8 +239,8 @@ function reserve(k: Instance, floats: number): void {
 
 /**
  * Copies rows [r0, r0+rows) x columns [c0, c0+cols) of a stored matrix into heap[at..] with row stride ld
- * (a memcpy per row, or per plane of an images view), zeroing the rest of each row and the rows up to rowsPad: zeros in the padding
- * keep the kernel's unused lanes finite (and out of denormal slow paths).
+ * (a memcpy per row, or per plane of an images view), zeroing the rest of each row and the rows up to
+ * rowsPad: zeros in the padding keep the kernel's unused lanes finite (and out of denormal slow paths).
  */
 function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, heap: Float32Array, at: number, ld: number, rowsPad: number): void {
   readBlock(X, r0, rows, c0, cols, heap, at, ld);
@@ -251,31 +251,21 @@ function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, he
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /**
- * Packs op(A) rows [0, M) x depth [k0, k0+kc) into MR-row panels at heap[at..] (panel-major, then k, then
- * the panel's MR rows; rows past M are zeros), through the staging area at heap[stagingAt..].
+ * Packs depth [k0, k0+kc) x panel columns [i0, i0+width) of an operand into R-wide panels at heap[at..]
+ * (panel-major, then k, then the panel's R values; columns past width are zeros), through the staging
+ * area at heap[stagingAt..]. op(A)'s panel columns are its rows (R = MR), op(B)'s its columns (R = NR).
+ * When the stored rows run along the depth (A transposed, B not), each stored row is a row of every
+ * panel and is dealt out as is; otherwise each stored row is one panel column, transposed into place.
  */
-function packA(k: Instance, A: Matrix, transA: boolean, M: number, k0: number, kc: number, at: number, stagingAt: number): void {
-  const mPad = roundUp(M, MR);
-  if (transA) { // stored [K, M]: row k of the store is row k of every panel
-    stage(A, k0, kc, 0, M, k.heap, stagingAt, mPad, kc);
-    k.packCopyA(stagingAt * 4, mPad * 4, at * 4, kc, mPad / MR);
-  } else { // stored [M, K]: rows of op(A) are contiguous in k, so they are transposed into panels
-    const ld = roundUp(kc, 4);
-    stage(A, 0, M, k0, kc, k.heap, stagingAt, ld, mPad);
-    k.packTransposeA(stagingAt * 4, ld * 4, at * 4, kc, mPad / MR);
-  }
-}
-
-/** Packs op(B) depth [k0, k0+kc) x columns [j0, j0+nc) into NR-column panels at heap[at..]; columns past nc are zeros. */
-function packB(k: Instance, B: Matrix, transB: boolean, k0: number, kc: number, j0: number, nc: number, at: number, stagingAt: number): void {
-  const ncPad = roundUp(nc, NR);
-  if (transB) { // stored [N, K]: column j of op(B) is a stored row
-    const ld = roundUp(kc, 4);
-    stage(B, j0, nc, k0, kc, k.heap, stagingAt, ld, ncPad);
-    k.packTransposeB(stagingAt * 4, ld * 4, at * 4, kc, ncPad / NR);
+function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number): void {
+  const widthPad = roundUp(width, R);
+  if (depthInRows) {
+    stage(X, k0, kc, i0, width, k.heap, stagingAt, widthPad, kc);
+    (R === MR ? k.packCopyA : k.packCopyB)(stagingAt * 4, widthPad * 4, at * 4, kc, widthPad / R);
   } else {
-    stage(B, k0, kc, j0, nc, k.heap, stagingAt, ncPad, kc);
-    k.packCopyB(stagingAt * 4, ncPad * 4, at * 4, kc, ncPad / NR);
+    const ld = roundUp(kc, 4);
+    stage(X, i0, width, k0, kc, k.heap, stagingAt, ld, widthPad);
+    (R === MR ? k.packTransposeA : k.packTransposeB)(stagingAt * 4, ld * 4, at * 4, kc, widthPad / R);
   }
 }
 
@@ -300,7 +290,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  for (let k0 = 0; k0 < K; k0 += KC) packA(k, A, transA, M, k0, Math.min(KC, K - k0), pa + mPad * k0, staging);
+  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging);
   const heap = k.heap;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = Math.min(NC, N - j0), ncPad = roundUp(nc, NR);
@@ -310,7 +300,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
-      packB(k, B, transB, k0, kc, j0, nc, pb, staging);
+      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging);
       k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
     writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
