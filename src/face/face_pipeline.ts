@@ -157,15 +157,15 @@ export class FacePipeline {
   }
 
   static create(o: PipelineOptions, sources: PipelineSources): FacePipeline {
-    const id = o.model ?? 'dlib-resnet34';
+    const [id, ...detectorIds] = pipelineModels(o) as [string, ...string[]];
     const loaded = sources.model(id);
     const spec = specFor(id, loaded, sources);
     const detectorName = o.detector ?? 'tiny';
-    const net = (name: string): LoadedModel['model'] => sources.model(name).model;
+    const [first, second, third] = detectorIds.map((name) => sources.model(name).model);
     const detector = detectorName === 'mtcnn'
-      ? new MtcnnDetector(net('mtcnn-pnet') as PNet, net('mtcnn-rnet') as RNet, net('mtcnn-onet') as ONet, { minFaceSize: o.minFaceSize })
-      : new TinyDetector(net('tiny-face-detector') as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
-    const landmarkNet = detectorName === 'tiny' ? (net('landmarks68') as FaceLandmark68Net) : null;
+      ? new MtcnnDetector(first as PNet, second as RNet, third as ONet, { minFaceSize: o.minFaceSize })
+      : new TinyDetector(first as TinyFaceDetector, { inputSizes: o.detectorInputSizes, scoreThreshold: o.scoreThreshold });
+    const landmarkNet = detectorName === 'tiny' ? (second as FaceLandmark68Net) : null;
     return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs, o.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES, sources.images);
   }
 
@@ -275,6 +275,15 @@ export class FacePipeline {
     const d = this.distance(fa[0].embedding, fb[0].embedding);
     return { distance: d, metric: this.spec.metric, threshold: this.spec.threshold, same: d <= this.spec.threshold, model: this.model };
   }
+}
+
+/**
+ * The registry ids a pipeline with these options loads, embedder first, then its detector's networks:
+ * MTCNN's P/R/O-nets, or the tiny face detector and the 68-point landmark net.
+ */
+export function pipelineModels(o: { model?: string; detector?: PipelineOptions['detector'] }): string[] {
+  const detector = o.detector === 'mtcnn' ? ['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet'] : ['tiny-face-detector', 'landmarks68'];
+  return [o.model ?? 'dlib-resnet34', ...detector];
 }
 
 /** Switches to the options' backend and builds the pipeline from the given sources. */
