@@ -47,7 +47,7 @@ async function benchAll(name: string, gpuModes: Awaited<ReturnType<typeof availa
     setNumThreads(maxThreads);
     for (const backend of backends.filter((b) => b.startsWith('tfjs-'))) await benchTfjs(m, batch, backend, report);
   }
-  if (backends.includes('facenet-cpu') && name !== 'mobilefacenet') for (const t of new Set([1, maxThreads])) await benchTraining(m, t, runs, report);
+  if (backends.includes('facenet-cpu') && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report);
 }
 
 /** The same network and weights on TF.js (NHWC input). */

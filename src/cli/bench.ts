@@ -58,7 +58,7 @@ export async function runBench(argv: readonly string[], out: Out, err: Out): Pro
       const m = benchModel(name);
       for (const batch of batches) await benchInference(m, batch, { runs, threads, gpuModes }, report);
       setNumThreads(maxThreads);
-      if (args.options.train && name !== 'mobilefacenet') for (const t of new Set([1, maxThreads])) await benchTraining(m, t, runs, report);
+      if (args.options.train && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report);
     }
   } finally {
     closeGpu();
