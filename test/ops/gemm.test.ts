@@ -5,7 +5,7 @@
  * convolution's forward and gradients agree between the two kernels.
  */
 import { expect } from 'chai';
-import { conv2d, gemmKernel, getNumThreads, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
+import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
 import { gemm, mat } from '../../src/backends/cpu/gemm.js';
 import { gemmModuleBytes, wasmGemmAvailable } from '../../src/backends/cpu/wasm_gemm.js';
 import { expectClose, randomTensor } from '../helpers.js';
@@ -76,6 +76,36 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       }
     });
   }
+
+  it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of the input, images views shipped whole): forward and both gradients bit-identical to 1 thread, and as in float64', () => {
+    // Each geometry is large enough for its forward and gradient GEMMs to be split across threads.
+    const geometries = [
+      { name: '3x3 on 12x12 (gathered cols)', x: [4, 16, 12, 12], w: [24, 16, 3, 3], o: { padding: 1 } },
+      { name: '3x3 on 20x20 (cols by copies)', x: [2, 8, 20, 20], w: [16, 8, 3, 3], o: { padding: 1 } },
+      { name: '3x3 stride 2 (dx by col2im)', x: [4, 16, 13, 13], w: [24, 16, 3, 3], o: { stride: 2 } },
+      { name: '1x1 (operands are images views)', x: [4, 32, 10, 10], w: [48, 32, 1, 1], o: {} },
+      { name: 'groups 2', x: [1, 32, 16, 16], w: [32, 16, 3, 3], o: { padding: 1, groups: 2 } },
+    ];
+    for (const [kernel, c] of (['wasm', 'js'] as const).flatMap((k) => geometries.map((g) => [k, g] as const))) {
+      const run = (dtype: 'float32' | 'float64', threads: number): Float64Array[] => tidy(() => {
+        setGemmKernel(kernel);
+        setNumThreads(threads);
+        const x = randomTensor(c.x, 3, dtype), w = randomTensor(c.w, 4, dtype);
+        x.requiresGrad = true;
+        w.requiresGrad = true;
+        const y = conv2d(x, w, null, c.o);
+        sum(mul(y, y)).backward();
+        return [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data));
+      });
+      const one = run('float32', 1), two = run('float32', 2), want = run('float64', 1);
+      for (let i = 0; i < 3; i++) {
+        const what = `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`;
+        expect(Buffer.from(Float32Array.from(two[i]!).buffer).equals(Buffer.from(Float32Array.from(one[i]!).buffer)), what).to.equal(true);
+        const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, what);
+      }
+    }
+  });
 
   it('a convolution forward and both gradients agree between the kernels to float32 rounding', () => {
     const run = (kernel: GemmKernel): Float32Array[] => tidy(() => {

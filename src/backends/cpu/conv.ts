@@ -201,8 +201,27 @@ function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
   return runBuffer.subarray(0, k);
 }
 
-/** The cols of `channels` input channels of images at base.. (see colsBlock), computed as the GEMM packs them. */
-function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
+/**
+ * The cols of `channels` input channels of `images` images at base.. (see colsBlock), computed as the GEMM
+ * packs them. The matrix also says which floats of x it reads and how (ColsSource), so that the threaded
+ * GEMM can hand its workers a copy of the input instead of their share of the cols.
+ */
+function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number): Matrix {
+  const floats = (images - 1) * imageStride + channels * g.H * g.W;
+  const words = [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])];
+  return {
+    data: alloc(dtypeOf(x), 0), offset: 0, ld: 0,
+    produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false),
+    cols: { x, base, floats, words },
+  };
+}
+
+const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;
+
+/** A worker thread's colsOf over the copy of the input at x[base..], from the matrix's ColsSource words. */
+export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<number>): Matrix {
+  const g = Object.fromEntries(GEOMETRY_FIELDS.map((f, i) => [f, words[i + 1]!])) as unknown as ConvGeometry;
+  const imageStride = words[0]!;
   return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false) };
 }
 
@@ -229,10 +248,10 @@ function chunkSize(g: ConvGeometry, K: number): number {
 /** Images n0.. of NCHW data with `channels` planes of P values, as a [channels, images * P] matrix. */
 const planes = (data: TypedArray, n0: number, channels: number, P: number): Matrix => imagesMat(data, n0 * channels * P, P, channels * P);
 
-/** op(B) of a forward or filter-gradient GEMM: the cols of images n0.., or a 1x1 input in place. */
-function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number): Matrix {
+/** op(B) of a forward or filter-gradient GEMM: the cols of images n0..n0+nc, or a 1x1 input in place. */
+function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number): Matrix {
   const P = g.OH * g.OW, imageSize = g.C * g.H * g.W;
-  return isPointwise(g) ? planes(x, n0, g.C, P) : colsOf(x, n0 * imageSize, imageSize, g);
+  return isPointwise(g) ? planes(x, n0, g.C, P) : colsOf(x, n0 * imageSize, imageSize, g, nc, g.C);
 }
 
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
@@ -243,13 +262,13 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0), planes(y, n0, g.O, P), false);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc), planes(y, n0, g.O, P), false);
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
-        const cols = colsOf(x, (n * g.C + gi * Cg) * g.H * g.W, 0, g);
+        const cols = colsOf(x, (n * g.C + gi * Cg) * g.H * g.W, 0, g, 1, Cg);
         gemm(false, false, Og, P, K, mat(w, gi * Og * K, K), cols, mat(y, (n * g.O + gi * Og) * P, P), false);
       }
     }
@@ -287,14 +306,14 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);
       if (dxByCol2im) inputGradientChunk(dyM, w, g, n0, nc, K, dx!);
-      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0), mat(dw, 0, K), true);
+      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc), mat(dw, 0, K), true);
     }
   } else {
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
         const dyG = mat(dy, (n * g.O + gi * Og) * P, P), xAt = (n * g.C + gi * Cg) * g.H * g.W;
         if (dx) gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, dcolsOnto(dx, xAt, 0, g), false);
-        if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g), mat(dw, gi * Og * K, K), true);
+        if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g, 1, Cg), mat(dw, gi * Og * K, K), true);
       }
     }
   }

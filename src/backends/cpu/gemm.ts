@@ -22,9 +22,17 @@ export interface Matrix {
   images?: { P: number; stride: number };
   /** Set for a matrix that is never stored (a convolution's cols): blocks are computed when copied. */
   produce?: BlockCopy;
+  /** Set on a produced convolution's cols: what it reads, so worker threads can compute their share themselves. */
+  cols?: ColsSource;
   /** Set for a result that is never stored (a convolution's dcols): each finished block is handed over. */
   consume?: BlockCopy;
 }
+
+/**
+ * The input a cols matrix reads, floats [base, base + floats) of x, and `words`, opaque to the GEMM, from
+ * which conv.ts rebuilds the same matrix over a copy of that input (in a worker thread).
+ */
+export interface ColsSource { x: TypedArray; base: number; floats: number; words: number[] }
 
 /** Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. */
 export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number) => void;
@@ -82,6 +90,19 @@ export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols
 }
 
 /**
+ * A consumed result (dcols, added onto dx by col2im) is handed over in blocks of this many columns, in
+ * order, by both kernels and on any number of threads: col2im adds overlapping blocks onto the same dx
+ * elements, so the same blocks in the same order give bit-identical sums.
+ */
+export const CONSUMED_BLOCK = 512;
+
+/** writeBlock of columns [0, N), in CONSUMED_BLOCK pieces when X is consumed. */
+export function writeColumns(X: Matrix, M: number, N: number, buf: TypedArray, at: number, ld: number): void {
+  const step = X.consume ? CONSUMED_BLOCK : Math.max(N, 1);
+  for (let j0 = 0; j0 < N; j0 += step) writeBlock(X, 0, M, j0, Math.min(step, N - j0), buf, at + j0, ld);
+}
+
+/**
  * Runs a GEMM that indexes its operands directly (the TypeScript kernels) on plain copies of any images
  * views, then writes C back. Plain matrices pass through untouched.
  */
@@ -97,7 +118,7 @@ export function withPlainOperands(
   };
   const c = plain(C, M, N, accumulate);
   run(plain(A, transA ? K : M, transA ? M : K, true), plain(B, transB ? N : K, transB ? K : N, true), c);
-  if (c !== C) writeBlock(C, 0, M, 0, N, c.data, 0, N);
+  if (c !== C) writeColumns(C, M, N, c.data, 0, N);
 }
 
 /** C[0:M, 0:N] = 0 (only the M x N block: C may be a window of a wider matrix). */

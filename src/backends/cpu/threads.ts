@@ -9,14 +9,14 @@
  * across thread counts. The caller blocks in Atomics.wait until all slices are done.
  */
 import { builtin } from '../../util/node_builtin.js';
-import { readBlock, writeBlock, type Matrix } from './gemm.js';
-import { gemmBlocked, gemmKernel, type GemmKernel } from './gemm_fast.js';
+import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
+import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, SIZE: 11 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, SIZE: 12 } as const;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
-interface Pool { workers: Worker[]; ctrl: Int32Array; data: Float32Array; }
+interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
 
 const workerThreads = builtin('node:worker_threads');
 let pool: Pool | null = null;
@@ -42,12 +42,13 @@ export function shutdownThreads(): void {
 function ensurePool(floats: number): Pool {
   if (!pool) {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL.SIZE * 4));
+    const operands = new Int32Array(new SharedArrayBuffer(2 * OPERAND_WORDS * 4));
     const workers = Array.from({ length: threads - 1 }, (_, i) => {
-      const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, index: i + 1 } });
+      const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, operands, index: i + 1 } });
       w.unref();
       return w;
     });
-    pool = { workers, ctrl, data: new Float32Array(0) };
+    pool = { workers, ctrl, operands, data: new Float32Array(0) };
   }
   if (pool.data.length < floats) {
     pool.data = new Float32Array(new SharedArrayBuffer(Math.max(floats, pool.data.length * 2) * 4));
@@ -64,38 +65,97 @@ export function columnSlice(N: number, t: number, T: number): [number, number] {
   return [Math.min(N, t * chunk), Math.min(N, (t + 1) * chunk)];
 }
 
-/** Copies the stored matrix X (rows x cols) into dst, packed (row stride cols). */
-function copyRows(X: Matrix, rows: number, cols: number, dst: Float32Array, at: number): void {
-  if (X.ld === cols && !X.images) dst.set(X.data.subarray(X.offset, X.offset + rows * cols), at);
-  else readBlock(X, 0, rows, 0, cols, dst, at, cols);
-}
-
 /** Whether a product is worth the copies and the synchronization. */
 export function useThreads(M: number, N: number, K: number, data: Matrix['data']): boolean {
   return threads > 1 && data instanceof Float32Array && M * N * K >= 1 << 18 && N >= 8 * threads;
 }
 
 /*
- * Shared buffer layout (floats), with `own` the caller's columns [0, own): A as stored, packed, at 0;
- * worker t's columns [j0, j1) of B at M*K + K*(j0-own) (a [K, j1-j0] block, or [j1-j0, K] rows when B is
- * transposed), and of C at M*K + K*(N-own) + M*(j0-own) ([M, j1-j0]).
+ * How the workers get the operands: A whole, and B whole or as each worker's columns, copied into the
+ * shared buffer in one of three forms, described to the workers by OPERAND words:
+ * - PLAIN: the stored matrix packed (row stride = its columns). For B, only each worker's columns.
+ * - IMAGES: an images view's images as they are (one memcpy, or one per image): no per-plane copying here.
+ * - COLS: a convolution's cols as the input it reads (ColsSource): each worker computes its own share of
+ *   the cols as it packs them, in parallel, instead of the caller computing it for them.
+ * Shared buffer layout (floats): A at 0, then B, then C as an [M, N] matrix (the workers' columns of it, and
+ * the caller's when C is consumed).
  */
-const sliceOfB = (M: number, K: number, j0: number, own: number): number => M * K + K * (j0 - own);
-const sliceOfC = (M: number, N: number, K: number, j0: number, own: number): number => M * K + K * (N - own) + M * (j0 - own);
+const PLAIN = 0, IMAGES = 1, COLS = 2;
+const OPERAND = { KIND: 0, AT: 1, LD: 2, P: 3, STRIDE: 4, COLS: 5 } as const;
+const OPERAND_WORDS = 32; // room for a ColsSource's words
+
+/** The form an operand is shipped in, and how many floats that takes (B as PLAIN: all workers' columns). */
+function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number): { kind: number; floats: number } {
+  if (X.images && X.ld === X.images.P) return { kind: IMAGES, floats: Math.ceil(cols / X.images.P) * rows * X.images.P };
+  if (X.cols && X.cols.x instanceof Float32Array) return { kind: COLS, floats: X.cols.floats };
+  return { kind: PLAIN, floats: workerRows * workerCols };
+}
+
+/** Copies stored rows [r0, r0+rows) x columns [c0, c0+cols) of X into d[at..], packed. */
+function copyPacked(X: Matrix, r0: number, rows: number, c0: number, cols: number, d: Float32Array, at: number): void {
+  if (X.ld === cols && c0 === 0 && !X.images && !X.produce) d.set(X.data.subarray(X.offset + r0 * cols, X.offset + (r0 + rows) * cols), at);
+  else readBlock(X, r0, rows, c0, cols, d, at, cols);
+}
+
+/** Copies X (stored rows x cols) into d[at..] as an IMAGES or COLS operand and describes it in words[o..]. */
+function shipWhole(X: Matrix, kind: number, rows: number, cols: number, d: Float32Array, at: number, words: Int32Array, o: number): void {
+  words[o + OPERAND.KIND] = kind;
+  words[o + OPERAND.AT] = at;
+  if (kind === COLS) {
+    const { x, base, floats, words: colsWords } = X.cols!;
+    if (OPERAND.COLS + colsWords.length > OPERAND_WORDS) throw new Error('threads: a ColsSource has more words than the workers read');
+    d.set(x.subarray(base, base + floats), at);
+    words.set(colsWords, o + OPERAND.COLS);
+    return;
+  }
+  const { P, stride } = X.images!, size = rows * P, images = Math.ceil(cols / P);
+  if (stride === size) d.set(X.data.subarray(X.offset, X.offset + images * size), at);
+  else for (let n = 0; n < images; n++) d.set(X.data.subarray(X.offset + n * stride, X.offset + n * stride + size), at + n * size);
+  words[o + OPERAND.P] = P;
+  words[o + OPERAND.STRIDE] = size;
+}
+
+/** The operand a worker reads, over the shared buffer, from its words. */
+function shipped(d: Float32Array, words: Int32Array, o: number, rebuildCols: RebuildCols): Matrix {
+  const at = words[o + OPERAND.AT]!;
+  switch (words[o + OPERAND.KIND]) {
+    case IMAGES: return imagesMat(d, at, words[o + OPERAND.P]!, words[o + OPERAND.STRIDE]!);
+    case COLS: return rebuildCols(d, at, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS));
+    default: return mat(d, at, words[o + OPERAND.LD]!);
+  }
+}
+
+/** conv.ts's colsFromWords, handed in by the worker (this module does not depend on conv.ts). */
+export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>) => Matrix;
+
+/** Stored rows [r, r+rows) x columns [c, c+cols) of X, shifted to start at (0, 0). */
+function window(X: Matrix, r: number, c: number): Matrix {
+  return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld) };
+}
 
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   const T = threads, own = columnSlice(N, 0, T)[1]; // the pool has threads - 1 workers
-  const p = ensurePool(M * K + (K + M) * (N - own));
-  const d = p.data;
-  copyRows(A, transA ? K : M, transA ? M : K, d, 0);
+  const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
+  const a = shipping(A, aRows, aCols, aRows, aCols);
+  const b = shipping(B, bRows, bCols, K, N - own);
+  const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats);
+  const p = ensurePool(cAt + M * N);
+  const d = p.data, words = p.operands;
+  if (a.kind === PLAIN) {
+    copyPacked(A, 0, aRows, 0, aCols, d, 0);
+    words.set([PLAIN, 0, aCols], 0);
+  } else shipWhole(A, a.kind, aRows, aCols, d, 0, words, 0);
+  if (b.kind !== PLAIN) shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
+  else words.set([PLAIN, bAt], OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T), n = j1 - j0;
     if (n <= 0) continue;
-    const b = sliceOfB(M, K, j0, own), c = sliceOfC(M, N, K, j0, own);
-    if (transB) readBlock(B, j0, n, 0, K, d, b, K);
-    else readBlock(B, 0, K, j0, n, d, b, n);
-    if (accumulate) readBlock(C, 0, M, j0, n, d, c, n);
+    if (b.kind === PLAIN) {
+      if (transB) copyPacked(B, j0, n, 0, K, d, bAt + K * (j0 - own));
+      else copyPacked(B, 0, K, j0, n, d, bAt + K * (j0 - own));
+    }
+    if (accumulate) readBlock(C, 0, M, j0, n, d, cAt + j0, N);
   }
   Atomics.store(p.ctrl, CTRL.M, M);
   Atomics.store(p.ctrl, CTRL.N, N);
@@ -104,13 +164,16 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.TRANS_A, transA ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.TRANS_B, transB ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.ACCUMULATE, accumulate ? 1 : 0);
+  Atomics.store(p.ctrl, CTRL.C_AT, cAt);
   const kernel = gemmKernel(); // every thread runs the caller's kernel, so results do not depend on T
   Atomics.store(p.ctrl, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.DONE, 0);
   Atomics.add(p.ctrl, CTRL.SEQ, 1);
   Atomics.notify(p.ctrl, CTRL.SEQ);
-  // The caller's block starts at column 0: the first `own` columns of the operands as they are.
-  if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
+  // The caller's block starts at column 0: the first `own` columns of the operands as they are. A consumed
+  // C (col2im) is handed over only when all blocks are done, in the blocks one thread would use (see
+  // CONSUMED_BLOCK), so that its sums do not depend on the thread count either.
+  if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   const started = Date.now();
   for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
     Atomics.wait(p.ctrl, CTRL.DONE, done, 1000);
@@ -120,19 +183,25 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     }
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
-  for (let t = 1; t < T; t++) {
-    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0, c = sliceOfC(M, N, K, j0, own);
-    if (n > 0) writeBlock(C, 0, M, j0, n, d, c, n);
-  }
+  if (C.consume) writeColumns(C, M, N, d, cAt, N);
+  else if (own < N) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
 }
 
-/** Worker t's share: columns [j0, j1) of C, from A and its slices of B and C in the shared buffer d. */
-export function runSlice(d: Float32Array, transA: boolean, transB: boolean, accumulate: boolean, M: number, N: number, K: number, T: number, j0: number, j1: number, kernel: GemmKernel): void {
+const roundUp4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+/** Worker t's share: columns [j0, j1) of C, from the operands in the shared buffer d (see OPERAND). */
+export function runSlice(
+  d: Float32Array, words: Int32Array, ctrl: Int32Array, j0: number, j1: number, rebuildCols: RebuildCols,
+): void {
   const n = j1 - j0;
   if (n <= 0) return;
-  const A = { data: d, offset: 0, ld: transA ? M : K };
+  const M = ctrl[CTRL.M]!, N = ctrl[CTRL.N]!, K = ctrl[CTRL.K]!, T = ctrl[CTRL.THREADS]!;
+  const transA = ctrl[CTRL.TRANS_A] === 1, transB = ctrl[CTRL.TRANS_B] === 1;
   const own = columnSlice(N, 0, T)[1];
-  const B = { data: d, offset: sliceOfB(M, K, j0, own), ld: transB ? K : n };
-  const C = { data: d, offset: sliceOfC(M, N, K, j0, own), ld: n };
-  gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
+  const A = shipped(d, words, 0, rebuildCols);
+  let B: Matrix;
+  if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
+  else B = transB ? window(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : window(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
+  const C = mat(d, ctrl[CTRL.C_AT]! + j0, N);
+  gemmBlocked(transA, transB, M, n, K, A, B, C, ctrl[CTRL.ACCUMULATE] === 1, ctrl[CTRL.WASM] === 1 ? 'wasm' : 'js');
 }

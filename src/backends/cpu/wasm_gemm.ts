@@ -13,7 +13,7 @@
  * stay bit-identical across thread counts. (The pure-TypeScript kernel sums in float64; the two agree to
  * float32 rounding, which the tests check.)
  */
-import { readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
+import { CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
 
 // The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
 declare const WebAssembly: {
@@ -281,7 +281,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   if (K === 0 && !accumulate) zeroMatrix(C, M, N);
   if (M === 0 || N === 0 || K === 0) return true;
   const mPad = roundUp(M, MR);
-  const ncMax = Math.min(NC, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
+  const blockWidth = C.consume ? CONSUMED_BLOCK : NC; // a consumed C is handed over in the same blocks on any thread count
+  const ncMax = Math.min(blockWidth, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
   // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile][staging], each region 16-byte
   // aligned; after each panel region, slack for the up to 3 rows a transposing pack writes past kc.
   const pa = 0, pb = pa + mPad * K + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
@@ -292,8 +293,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   }
   for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging);
   const heap = k.heap;
-  for (let j0 = 0; j0 < N; j0 += NC) {
-    const nc = Math.min(NC, N - j0), ncPad = roundUp(nc, NR);
+  for (let j0 = 0; j0 < N; j0 += blockWidth) {
+    const nc = Math.min(blockWidth, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
       readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
       heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
