@@ -14,61 +14,11 @@
  * float32 rounding, which the tests check.)
  */
 import { CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
-
-// The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
-declare const WebAssembly: {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
-};
-interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+import { I32, instantiate, moduleBytes, reserveBytes, V128, w, type WasmMemory } from './wasm_writer.js';
 
 export const MR = 4;
 export const NR = 8;
 const KC = 256, NC = 512;
-
-// ---- a minimal WebAssembly binary writer: just what the kernel needs ----
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
-    out.push(byte | 0x80);
-  }
-}
-
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => vec([...s].map((c) => [c.charCodeAt(0)]));
-
-const I32 = 0x7f, V128 = 0x7b;
-const SIMD = 0xfd;
-const w = {
-  loop: [0x03, 0x40], if: [0x04, 0x40], else: [0x05], end: [0x0b], brIf: (depth: number) => [0x0d, ...uleb(depth)],
-  get: (local: number) => [0x20, ...uleb(local)], set: (local: number) => [0x21, ...uleb(local)], tee: (local: number) => [0x22, ...uleb(local)],
-  i32: (v: number) => [0x41, ...sleb(v)], add: [0x6a], sub: [0x6b], mul: [0x6c], gtS: [0x4a],
-  // memarg = log2(alignment), offset
-  load: (offset: number) => [SIMD, 0x00, 4, ...uleb(offset)],
-  store: (offset: number) => [SIMD, 0x0b, 4, ...uleb(offset)],
-  load32Splat: (offset: number) => [SIMD, 0x09, 2, ...uleb(offset)],
-  // i8x16.shuffle picking four f32 lanes of (a, b): lanes 0-3 are a's, 4-7 are b's.
-  shuffle: (lanes: number[]) => [SIMD, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])],
-  f32x4Add: [SIMD, ...uleb(0xe4)], f32x4Mul: [SIMD, ...uleb(0xe6)],
-  zero: [SIMD, 0x0c, ...new Array<number>(16).fill(0)],
-};
 
 // Parameters (bytes for addresses): packed A panels, packed B panels, C tile, A panels, B panels, depth,
 // C row stride, and whether to overwrite the tile (first slab) rather than add to it.
@@ -179,21 +129,11 @@ const PACKS = { packCopyA: packCopyBody(MR), packCopyB: packCopyBody(NR), packTr
 
 /** The module: one exported memory, the kernel `tile` and the four pack functions. */
 export function gemmModuleBytes(): Uint8Array {
-  const i32s = (n: number): number[] => vec(new Array<number[]>(n).fill([I32]));
-  const type = section(1, vec([[0x60, ...i32s(PARAMS), ...vec([])], [0x60, ...i32s(PACK_PARAMS), ...vec([])]]));
-  const packNames = Object.keys(PACKS);
-  const func = section(3, vec([uleb(0), ...packNames.map(() => uleb(1))]));
-  const memory = section(5, vec([[0x00, ...uleb(1)]]));
-  const exports = section(7, vec([[...name('memory'), 0x02, 0], [...name('tile'), 0x00, 0], ...packNames.map((n, i) => [...name(n), 0x00, i + 1])]));
-  const functionCode = (locals: number[][], body: number[]): number[] => {
-    const all = [...vec(locals), ...body, ...w.end];
-    return [...uleb(all.length), ...all];
-  };
-  const code = section(10, vec([
-    functionCode([[...uleb(9), I32], [...uleb(11), V128]], kernelBody()),
-    ...Object.values(PACKS).map((body) => functionCode([[...uleb(7), I32], [...uleb(8), V128]], body)),
-  ]));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...func, ...memory, ...exports, ...code]);
+  const i32s = (n: number): number[] => new Array<number>(n).fill(I32);
+  return moduleBytes([
+    { name: 'tile', params: i32s(PARAMS), locals: [...i32s(9), ...new Array<number>(11).fill(V128)], code: kernelBody() },
+    ...Object.entries(PACKS).map(([name, code]) => ({ name, params: i32s(PACK_PARAMS), locals: [...i32s(7), ...new Array<number>(8).fill(V128)], code })),
+  ]);
 }
 
 // ---- running it ----
@@ -211,16 +151,8 @@ let instance: Instance | null | undefined;
 /** The kernel, compiled on first use in this thread; null where WebAssembly SIMD is unavailable. */
 function kernel(): Instance | null {
   if (instance !== undefined) return instance;
-  instance = null;
-  try {
-    const bytes = gemmModuleBytes();
-    if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) {
-      const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Omit<Instance, 'heap'>;
-      instance = { ...exports, heap: new Float32Array(exports.memory.buffer) };
-    }
-  } catch {
-    instance = null; // no WebAssembly (or no SIMD) here: the TypeScript kernel runs
-  }
+  const exports = instantiate(gemmModuleBytes()) as Omit<Instance, 'heap'> | null; // null: the TypeScript kernel runs
+  instance = exports && { ...exports, heap: new Float32Array(exports.memory.buffer) };
   return instance;
 }
 
@@ -230,11 +162,7 @@ export function wasmGemmAvailable(): boolean {
 
 /** Makes the module's memory hold at least `floats` float32 values. */
 function reserve(k: Instance, floats: number): void {
-  const bytes = floats * 4;
-  if (k.memory.buffer.byteLength < bytes) {
-    k.memory.grow(Math.ceil((bytes - k.memory.buffer.byteLength) / 65536));
-    k.heap = new Float32Array(k.memory.buffer);
-  }
+  if (reserveBytes(k.memory, floats * 4)) k.heap = new Float32Array(k.memory.buffer);
 }
 
 /**

@@ -1,0 +1,127 @@
+/**
+ * A minimal WebAssembly binary writer: just what our kernels need (wasm_gemm.ts, wasm_planes.ts). Kernels
+ * are written as arrays of opcodes at load time and compiled with the platform's WebAssembly: no
+ * toolchain, no dependency, our own bytes. Each module has one memory, exported as `memory`, and exports
+ * its functions by name.
+ */
+
+// The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
+declare const WebAssembly: {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+};
+export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
+    out.push(byte | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+const name = (s: string): number[] => vec([...s].map((c) => [c.charCodeAt(0)]));
+
+export const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
+const SIMD = 0xfd;
+const simd = (op: number, ...rest: number[]): number[] => [SIMD, ...uleb(op), ...rest];
+
+/** Opcodes. Memory accesses take a byte offset; alignment is the natural one. */
+export const w = {
+  block: [0x02, 0x40], loop: [0x03, 0x40], if: [0x04, 0x40], else: [0x05], end: [0x0b],
+  br: (depth: number) => [0x0c, ...uleb(depth)], brIf: (depth: number) => [0x0d, ...uleb(depth)], select: [0x1b],
+  get: (local: number) => [0x20, ...uleb(local)], set: (local: number) => [0x21, ...uleb(local)], tee: (local: number) => [0x22, ...uleb(local)],
+  i32: (v: number) => [0x41, ...sleb(v)], add: [0x6a], sub: [0x6b], mul: [0x6c], and: [0x71], shrU: [0x76],
+  eqz: [0x45], eq: [0x46], gtS: [0x4a],
+  f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)], f32Store: (offset: number) => [0x38, 2, ...uleb(offset)],
+  f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)], f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
+  i32Load: (offset: number) => [0x28, 2, ...uleb(offset)], i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
+  f64Add: [0xa0], f64Sub: [0xa1], f64Mul: [0xa2], f64FromF32: [0xbb], f32FromF64: [0xb6],
+  i32FromF32Bits: [0xbc], f32FromI32Bits: [0xbe], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
+  load: (offset: number) => simd(0x00, 4, ...uleb(offset)),
+  store: (offset: number) => simd(0x0b, 4, ...uleb(offset)),
+  load32Splat: (offset: number) => simd(0x09, 2, ...uleb(offset)),
+  /** Two float32 values into lanes 0-1 (of four). */
+  load64Zero: (offset: number) => simd(0x5d, 3, ...uleb(offset)),
+  /** Lanes 0-1 (two float32 values) to memory. */
+  store64Lane0: (offset: number) => simd(0x5b, 3, ...uleb(offset), 0),
+  // i8x16.shuffle picking four 32-bit lanes of (a, b): lanes 0-3 are a's, 4-7 are b's.
+  shuffle: (lanes: number[]) => simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])),
+  zero: simd(0x0c, ...new Array<number>(16).fill(0)),
+  f64x2Splat: simd(0x14), f64x2Lane: (lane: number) => simd(0x21, lane),
+  f64x2FromF32Low: simd(0x5f), f32x4FromF64x2: simd(0x5e),
+  f64x2Add: simd(0xf0), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2),
+  f32x4Add: simd(0xe4), f32x4Mul: simd(0xe6),
+  i32x4GtS: simd(0x3b), and128: simd(0x4e),
+};
+
+/** Collects a function body: emit(...parts) appends opcodes. */
+export function body(): { code: number[]; emit: (...parts: number[][]) => void } {
+  const code: number[] = [];
+  return { code, emit: (...parts) => { for (const p of parts) code.push(...p); } };
+}
+
+export interface WasmFunction {
+  name: string;
+  /** Parameter types (I32, F64, V128). */
+  params: number[];
+  /** Local types after the parameters, in order. */
+  locals: number[];
+  code: number[];
+}
+
+/** A module of the given functions (none returns a value) and one exported memory of one page to start. */
+export function moduleBytes(functions: WasmFunction[]): Uint8Array {
+  const type = section(1, vec(functions.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...vec([])])));
+  const func = section(3, vec(functions.map((_, i) => uleb(i))));
+  const memory = section(5, vec([[0x00, ...uleb(1)]]));
+  const exports = section(7, vec([[...name('memory'), 0x02, 0], ...functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])]));
+  const code = section(10, vec(functions.map((f) => {
+    const runs: number[][] = []; // locals as (count, type) runs
+    for (const t of f.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]!++;
+      else runs.push([1, t]);
+    }
+    const all = [...vec(runs.map(([n, t]) => [...uleb(n!), t!])), ...f.code, ...w.end];
+    return [...uleb(all.length), ...all];
+  })));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...func, ...memory, ...exports, ...code]);
+}
+
+/** Compiles a module here; null where WebAssembly (or its SIMD) is unavailable. */
+export function instantiate(bytes: Uint8Array): Record<string, unknown> | null {
+  try {
+    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) return null;
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+  } catch {
+    return null;
+  }
+}
+
+export function validWasm(bytes: Uint8Array): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(bytes);
+}
+
+/** Grows memory to at least `bytes`; returns whether it grew (views on the old buffer are then stale). */
+export function reserveBytes(memory: WasmMemory, bytes: number): boolean {
+  if (memory.buffer.byteLength >= bytes) return false;
+  memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+  return true;
+}
