@@ -11,6 +11,7 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
+import { affinePlanes, batchNormInputGradient as wasmInputGradient, batchNormSums, shiftedSums } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { relu as reluOp } from './activation.js';
 import { gpuFor } from '../backends/backend.js';
@@ -67,33 +68,24 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     shift[c] = (beta ? beta.data[c]! : 0) - mean[c]! * gain[c]!;
   }
   const y = alloc(dtype, x.size);
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const k = gain[c]!, b = shift[c]!;
-      for (let i = (n * C + c) * P, end = i + P; i < end; i++) y[i] = xd[i]! * k + b;
+  if (!affinePlanes(xd, y, N, C, P, gain, shift, relu)) {
+    for (let n = 0; n < N; n++) {
+      for (let c = 0; c < C; c++) {
+        const k = gain[c]!, b = shift[c]!;
+        for (let i = (n * C + c) * P, end = i + P; i < end; i++) y[i] = xd[i]! * k + b;
+      }
     }
+    if (relu) reluInPlace(y);
   }
-  if (relu) reluInPlace(y);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
     // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
     // made in the array that then becomes dx.
-    let dy = dyOut;
-    if (relu) {
-      dy = alloc(dtype, x.size);
-      maskByPositive(dyOut, y, dy);
-    }
-    const sumDy = alloc(dtype, C), sumDyXhat = alloc(dtype, C);
-    for (let n = 0; n < N; n++) {
-      for (let c = 0; c < C; c++) {
-        const m = mean[c]!;
-        let a = 0, b = 0;
-        for (let i = (n * C + c) * P, end = i + P; i < end; i++) { a += dy[i]!; b += dy[i]! * (xd[i]! - m); }
-        sumDy[c]! += a;
-        sumDyXhat[c]! += b * invstd[c]!;
-      }
-    }
+    const dy = relu ? alloc(dtype, x.size) : dyOut;
+    const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, mean, relu ? y : null, dy);
+    const sumDyXhat = alloc(dtype, C);
+    for (let c = 0; c < C; c++) sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
     let dx: TypedArray | null = null;
     if (needs[0]) {
       dx = relu ? dy : alloc(dtype, x.size);
@@ -104,24 +96,51 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
 }
 
 /**
+ * Per channel, sum(dy) and sum(dy * (x - mean)) in float64. With reluOutput, dy is first masked where the
+ * forward output was not > 0, into `masked`.
+ */
+function backwardSums(
+  dy: TypedArray, x: TypedArray, N: number, C: number, P: number, mean: TypedArray, reluOutput: TypedArray | null, masked: TypedArray,
+): { sumDy: Float64Array; sumDyXc: Float64Array } {
+  const viaWasm = batchNormSums(dy, x, N, C, P, mean, reluOutput, masked);
+  if (viaWasm) return viaWasm;
+  if (reluOutput) {
+    maskByPositive(dy, reluOutput, masked);
+    dy = masked;
+  }
+  const sumDy = new Float64Array(C), sumDyXc = new Float64Array(C);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const m = mean[c]!;
+      let a = 0, b = 0;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) { a += dy[i]!; b += dy[i]! * (x[i]! - m); }
+      sumDy[c]! += a;
+      sumDyXc[c]! += b;
+    }
+  }
+  return { sumDy, sumDyXc };
+}
+
+/**
  * dx = gain/M * (M*dy - sum(dy) - x̂*sum(dy*x̂)) in training (the statistics depend on x), gain*dy in eval.
- * dx may be dy's array (each element is read before it is written).
+ * In training that is a[c]*dy - b[c]*(x - mean) - d[c] with a = gain, b = gain*invstd*sum(dy*x̂)/M,
+ * d = gain*sum(dy)/M. dx may be dy's array (each element is read before it is written).
  */
 function batchNormInputGradient(
   dy: TypedArray, x: TypedArray, mean: TypedArray, invstd: TypedArray, gain: TypedArray,
   sumDy: TypedArray, sumDyXhat: TypedArray, training: boolean, N: number, C: number, P: number, dx: TypedArray,
 ): void {
   const M = N * P;
+  const zeros = new Float64Array(C);
+  const b = training ? gain.map((k, c) => (k * invstd[c]! * sumDyXhat[c]!) / M) : zeros;
+  const d = training ? gain.map((k, c) => (k * sumDy[c]!) / M) : zeros;
+  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b, d) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
-      const k = gain[c]!, m = mean[c]!, s = invstd[c]!;
+      const k = gain[c]!, m = mean[c]!, bc = b[c]!, dc = d[c]!;
       const i0 = (n * C + c) * P, end = i0 + P;
-      if (!training) {
-        for (let i = i0; i < end; i++) dx[i] = k * dy[i]!;
-        continue;
-      }
-      const scale = k / M, sd = sumDy[c]!, sdx = sumDyXhat[c]! * s;
-      for (let i = i0; i < end; i++) dx[i] = scale * (M * dy[i]! - sd - (x[i]! - m) * sdx);
+      if (!training) for (let i = i0; i < end; i++) dx[i] = k * dy[i]!;
+      else for (let i = i0; i < end; i++) dx[i] = k * dy[i]! - bc * (x[i]! - m) - dc;
     }
   }
 }
@@ -153,8 +172,20 @@ function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, op
  */
 function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean: TypedArray; variance: TypedArray } {
   const M = N * P;
-  const shift = new Float64Array(C), s1 = new Float64Array(C), s2 = new Float64Array(C);
+  const shift = new Float64Array(C);
   for (let c = 0; c < C; c++) shift[c] = x[c * P]!;
+  const { s1, s2 } = shiftedSums(x, N, C, P, shift) ?? shiftedSumsLoop(x, N, C, P, shift);
+  const mean = new Float64Array(C), variance = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    const m1 = s1[c]! / M;
+    mean[c] = shift[c]! + m1;
+    variance[c] = Math.max(0, s2[c]! / M - m1 * m1);
+  }
+  return { mean, variance };
+}
+
+function shiftedSumsLoop(x: TypedArray, N: number, C: number, P: number, shift: Float64Array): { s1: Float64Array; s2: Float64Array } {
+  const s1 = new Float64Array(C), s2 = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
       const sh = shift[c]!;
@@ -164,13 +195,7 @@ function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean:
       s2[c]! += b;
     }
   }
-  const mean = new Float64Array(C), variance = new Float64Array(C);
-  for (let c = 0; c < C; c++) {
-    const m1 = s1[c]! / M;
-    mean[c] = shift[c]! + m1;
-    variance[c] = Math.max(0, s2[c]! / M - m1 * m1);
-  }
-  return { mean, variance };
+  return { s1, s2 };
 }
 
 function updateRunning(rm: TypedArray, rv: TypedArray, mean: TypedArray, variance: TypedArray, momentum: number, M: number): void {

@@ -3,6 +3,7 @@
  * Any kernel, stride, dilation, symmetric / asymmetric / 'same' padding, and groups (depthwise when
  * groups = C). Backward: dx is the transposed convolution of dy, dw correlates dy with x, db sums dy.
  */
+import { affinePlanes } from '../backends/cpu/wasm_planes.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { needsGrad, noGrad, record } from '../autograd/tape.js';
 import { conv2dBackward, conv2dBackwardBias, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
@@ -79,6 +80,7 @@ export function conv2dScaleShift(x: Tensor, w: Tensor, scale: Float32Array | Flo
   }
   const y = noGrad(() => conv2d(x, w, null, options));
   const P = g.OH * g.OW, d = y.data;
+  if (affinePlanes(d, d, g.N, g.O, P, scale, shift, relu)) return y;
   for (let n = 0; n < g.N; n++) {
     for (let o = 0; o < g.O; o++) {
       const s = scale[o]!, t = shift[o]!;

@@ -8,6 +8,7 @@
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type Matrix } from './gemm.js';
+import { affinePlanes, shiftedSums } from './wasm_planes.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -278,6 +279,7 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
 }
 
 function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: number): void {
+  if (affinePlanes(y, y, N, O, P, new Float32Array(O).fill(1), bias, false)) return;
   for (let n = 0; n < N; n++) {
     for (let o = 0; o < O; o++) {
       const b = bias[o]!, off = (n * O + o) * P;
@@ -360,6 +362,11 @@ function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: num
 export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray {
   const db = alloc(dtypeOf(dy), g.O);
   const P = g.OH * g.OW;
+  const sums = shiftedSums(dy, g.N, g.O, P, new Float32Array(g.O));
+  if (sums) {
+    db.set(sums.s1);
+    return db;
+  }
   for (let n = 0; n < g.N; n++) {
     for (let o = 0; o < g.O; o++) {
       let s = 0;

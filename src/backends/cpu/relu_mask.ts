@@ -5,27 +5,34 @@
  * On float32 the test is done on the bits: with q the int32 pattern of a float,
  *   (-q & ~q) >> 31  is all ones exactly when q > 0 as an integer, i.e. the float is > 0
  * (+0 is 0; -0 is INT_MIN, whose negation wraps to itself and is cleared by ~q; negative floats are negative
- * ints). A NaN counts as positive when its sign bit is clear. float64 arrays (gradient checks) take the
- * plain comparison.
+ * ints). ReLU keeps a NaN of either sign (x86 makes NaNs with the sign bit set); as a gradient mask's
+ * reference a NaN counts as positive when its sign bit is clear. float64 arrays (gradient checks) take the
+ * plain comparison. Where WebAssembly SIMD runs, wasm_planes.ts does the same passes four values at a time.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
+import { maskPositive, reluValues } from './wasm_planes.js';
 
 const bits = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length);
 /** All ones when the float with int32 pattern q is > 0, else 0 (see above). */
 const positive = (q: number): number => (-q & ~q) >> 31;
 
-/** y = max(y, 0) in place. */
+/** All ones when the float with int32 pattern q is a NaN (exponent all ones, mantissa not 0), else 0. */
+const nan = (q: number): number => (0x7f800000 - (q & 0x7fffffff)) >> 31;
+
+/** y = max(y, 0) in place; NaN stays NaN (a ReLU must not hide one). WebAssembly SIMD where it runs. */
 export function reluInPlace(y: TypedArray): void {
+  if (reluValues(y)) return;
   if (y instanceof Float32Array) {
     const q = bits(y);
-    for (let i = 0; i < q.length; i++) { const v = q[i]!; q[i] = v & positive(v); }
+    for (let i = 0; i < q.length; i++) { const v = q[i]!; q[i] = v & (positive(v) | nan(v)); }
   } else {
-    for (let i = 0; i < y.length; i++) if (!(y[i]! > 0)) y[i] = 0;
+    for (let i = 0; i < y.length; i++) if (y[i]! <= 0) y[i] = 0;
   }
 }
 
 /** out[i] = ref[i] > 0 ? dy[i] : 0 (ReLU's gradient, with ref its input or output). out may be dy. */
 export function maskByPositive(dy: TypedArray, ref: TypedArray, out: TypedArray): void {
+  if (maskPositive(dy, ref, out)) return;
   if (dy instanceof Float32Array && ref instanceof Float32Array && out instanceof Float32Array) {
     const d = bits(dy), r = bits(ref), o = bits(out);
     for (let i = 0; i < o.length; i++) { const v = r[i]!; o[i] = d[i]! & positive(v); }

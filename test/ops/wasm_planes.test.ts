@@ -1,0 +1,126 @@
+/**
+ * The WebAssembly SIMD passes (wasm_planes.ts) against the TypeScript loops they replace, through the ops
+ * that use them (batchnorm forward and backward, the inference scale-and-shift, ReLU and its gradient,
+ * conv bias and its gradient, gradient accumulation), on shapes that cover every chunking edge: one value
+ * per plane ([N, C]), planes of 9 and 289 (a tail of 1), a plane larger than one chunk (16,384 values),
+ * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
+ */
+import { expect } from 'chai';
+import { add, batchNorm, conv2d, conv2dScaleShift, mul, relu, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
+import { expectClose, randomTensor } from '../helpers.js';
+import { Rng } from '../../src/util/random.js';
+
+// [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
+const SHAPES = [[6, 5], [2, 7, 3, 3], [40, 3, 17, 17], [1, 2, 130, 130], [4, 1, 5, 5]];
+
+/** Runs fn with the WebAssembly passes and with the TypeScript loops; returns both results. */
+function bothPaths(fn: () => Float64Array[]): [Float64Array[], Float64Array[]] {
+  try {
+    setWasmPlanes(true);
+    const wasm = tidy(fn);
+    setWasmPlanes(false);
+    return [wasm, tidy(fn)];
+  } finally {
+    setWasmPlanes(true);
+  }
+}
+
+const values = (...ts: (Tensor | null | undefined)[]): Float64Array[] => ts.map((t) => Float64Array.from(t!.data));
+
+function expectSame(got: Float64Array[], want: Float64Array[], what: string): void {
+  got.forEach((g, i) => {
+    const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-30);
+    expectClose(g, want[i]!, 2e-6 * scale, 0, `${what} #${i}`);
+  });
+}
+
+describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accumulation)', () => {
+  it('the module is valid WebAssembly and runs here', () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
+    expect(wasm.validate(planesModuleBytes())).to.equal(true);
+    expect(wasmPlanesAvailable()).to.equal(true);
+  });
+
+  for (const shape of SHAPES) {
+    it(`batchnorm in training mode, with and without ReLU, forward and every gradient: as the TypeScript loops (${shape.join('x')})`, () => {
+      for (const withRelu of [false, true]) {
+        const [wasm, js] = bothPaths(() => {
+          const C = shape[1]!;
+          const x = randomTensor(shape, 1), gamma = randomTensor([C], 2), beta = randomTensor([C], 3);
+          for (const t of [x, gamma, beta]) t.requiresGrad = true;
+          const runningMean = tensor(new Float32Array(C), [C]), runningVar = tensor(new Float32Array(C).fill(1), [C]);
+          const y = batchNorm(x, { gamma, beta, runningMean, runningVar, training: true, relu: withRelu });
+          sum(mul(y, randomTensor(shape, 4))).backward();
+          return values(y, x.grad, gamma.grad, beta.grad, runningMean, runningVar);
+        });
+        expectSame(wasm, js, `relu=${withRelu}`);
+      }
+    });
+  }
+
+  it('eval-mode batchnorm and its gradient, conv2dScaleShift with ReLU, conv bias and its gradient: as the TypeScript loops', () => {
+    const [wasm, js] = bothPaths(() => {
+      const x = randomTensor([2, 3, 9, 9], 5), C = 3;
+      x.requiresGrad = true;
+      const y = batchNorm(x, { runningMean: randomTensor([C], 6), runningVar: tensor(new Float32Array([0.5, 1, 2]), [C]), training: false });
+      sum(mul(y, y)).backward();
+      const w = randomTensor([4, 3, 3, 3], 7), b = randomTensor([4], 8);
+      b.requiresGrad = true;
+      const z = conv2d(x, w, b, { padding: 1 });
+      sum(mul(z, z)).backward();
+      const s = conv2dScaleShift(x, w, Float64Array.from([1, -2, 0.5, 3]), Float64Array.from([0.1, 0.2, -0.3, 0]), true, { padding: 1 });
+      return values(y, x.grad, z, b.grad, s);
+    });
+    expectSame(wasm, js, 'eval');
+  });
+
+  it('ReLU forward and backward, and gradient accumulation (a tensor used twice): as the TypeScript loops', () => {
+    const [wasm, js] = bothPaths(() => {
+      const x = randomTensor([3, 5, 7, 11], 9);
+      x.requiresGrad = true;
+      const y = relu(x);
+      sum(mul(add(y, mul(y, y)), randomTensor([3, 5, 7, 11], 10))).backward();
+      return values(y, x.grad);
+    });
+    for (let i = 0; i < 2; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), ['y', 'dx'][i]).to.equal(true);
+  });
+
+  it('ReLU keeps NaN of either sign and maps -0 to +0 on both paths', () => {
+    const specials = [NaN, -NaN, -0, 0, -1, 1, Infinity, -Infinity, 1e-45, -1e-45];
+    const x = new Float32Array(specials);
+    new Uint32Array(x.buffer)[1] = 0xffc00000; // the NaN x86 makes: sign bit set
+    for (const on of [true, false]) {
+      setWasmPlanes(on);
+      const y = relu(tensor(x, [x.length])).data;
+      expect(Number.isNaN(y[0]) && Number.isNaN(y[1]), `NaNs (wasm=${on})`).to.equal(true);
+      expect([...y.slice(2)].map((v) => Object.is(v, -0) ? '-0' : v), `wasm=${on}`).to.deep.equal([0, 0, 0, 1, Infinity, 0, Math.fround(1e-45), 0]);
+    }
+    setWasmPlanes(true);
+  });
+
+  it('the kernels against float64 loops (affine, shifted sums, backward sums with the ReLU mask, input gradient)', () => {
+    const rng = new Rng(3);
+    for (const [N, C, P] of [[2, 5, 1], [3, 5, 3], [2, 7, 9], [4, 3, 64], [1, 2, 20000]] as const) {
+      const n = N * C * P, plane = (i: number): number => Math.floor(i / P) % C;
+      const r = (len: number): Float32Array => Float32Array.from({ length: len }, () => rng.uniform(-2, 2));
+      const x = r(n), dy = r(n), out = r(n), a = r(C), b = r(C), m = r(C), d = r(C);
+      const y = new Float32Array(n);
+      expect(affinePlanes(x, y, N, C, P, a, b, false)).to.equal(true);
+      expectClose(y, Float64Array.from(x, (v, i) => v * a[plane(i)]! + b[plane(i)]!), 1e-6, 1e-6, `affine ${N}x${C}x${P}`);
+      const sums = shiftedSums(x, N, C, P, m)!, s1 = new Float64Array(C), s2 = new Float64Array(C);
+      x.forEach((v, i) => { const u = Math.fround(v - m[plane(i)]!); s1[plane(i)]! += u; s2[plane(i)]! += Math.fround(u * u); }); // squares in float32, summed in float64
+      expectClose(sums.s1, s1, 1e-9 * n, 1e-9);
+      expectClose(sums.s2, s2, 1e-9 * n, 1e-9);
+      const masked = new Float32Array(n), back = batchNormSums(dy, x, N, C, P, m, out, masked)!;
+      const sd = new Float64Array(C), sdx = new Float64Array(C);
+      dy.forEach((v, i) => { const g = out[i]! > 0 ? v : 0; sd[plane(i)]! += g; sdx[plane(i)]! += Math.fround(g * Math.fround(x[i]! - m[plane(i)]!)); });
+      expectClose(masked, Float64Array.from(dy, (v, i) => (out[i]! > 0 ? v : 0)), 0, 0, 'mask');
+      expectClose(back.sumDy, sd, 1e-9 * n, 1e-9);
+      expectClose(back.sumDyXc, sdx, 1e-9 * n, 1e-9);
+      const dx = new Float32Array(n);
+      expect(batchNormInputGradient(dy, x, dx, N, C, P, a, m, b, d)).to.equal(true);
+      expectClose(dx, Float64Array.from(dy, (v, i) => a[plane(i)]! * v - b[plane(i)]! * (x[i]! - m[plane(i)]!) - d[plane(i)]!), 1e-5, 1e-5, 'dx');
+    }
+  });
+});
