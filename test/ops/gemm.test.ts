@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
-import { gemm, mat } from '../../src/backends/cpu/gemm.js';
+import { gemm, imagesMat, mat, type Matrix } from '../../src/backends/cpu/gemm.js';
 import { gemmModuleBytes, wasmGemmAvailable } from '../../src/backends/cpu/wasm_gemm.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -76,6 +76,48 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       }
     });
   }
+
+  it('images views (NCHW planes used in place) as A, B and C, small and large planes, partial images in a block: as plain matrices, on 1 and 2 threads', () => {
+    const rng = new Rng(5);
+    /** A [rows, images * P] images view inside NCHW data of rows + 3 channels, starting at channel 2. */
+    const imagesView = (rows: number, cols: number, P: number): { view: Matrix; plain: Float32Array } => {
+      const images = Math.ceil(cols / P), stride = (rows + 3) * P;
+      const data = Float32Array.from({ length: images * stride }, () => rng.uniform(-1, 1));
+      const plain = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) plain[r * cols + c] = data[2 * P + Math.floor(c / P) * stride + r * P + (c % P)]!;
+      return { view: imagesMat(data, 2 * P, P, stride), plain };
+    };
+    for (const [M, K, P, images] of [[20, 30, 9, 70], [36, 50, 49, 13], [9, 300, 7, 5], [12, 40, 100, 9]] as const) {
+      const N = P * images;
+      for (const [tA, tB] of [[false, false], [true, false], [false, true]] as const) {
+        for (const threads of [1, 2]) {
+          setNumThreads(threads);
+          setGemmKernel('wasm');
+          // Columns are images x P: A's stored columns are M, so A is an images view only when stored [K, M].
+          const a = tA ? imagesView(K, M, P) : { plain: Float32Array.from({ length: M * K }, () => rng.uniform(-1, 1)) };
+          const b = tB ? imagesView(N, K, P) : imagesView(K, N, P);
+          const c = imagesView(M, N, P);
+          const aView = 'view' in a ? a.view! : mat(a.plain, 0, tA ? M : K);
+          const accumulate = threads === 1;
+          const want = accumulate ? Float64Array.from(c.plain) : new Float64Array(M * N);
+          reference(tA, tB, M, N, K, a.plain, tA ? M : K, b.plain, tB ? K : N, want, N);
+          const before = Float32Array.from(c.view.data);
+          gemm(tA, tB, M, N, K, aView, b.view, c.view, accumulate);
+          const got = new Float32Array(M * N), inView = new Uint8Array(before.length);
+          for (let r = 0; r < M; r++) {
+            for (let j = 0; j < N; j++) {
+              const i = c.view.offset + Math.floor(j / P) * c.view.images!.stride + r * P + (j % P);
+              got[r * N + j] = c.view.data[i]!;
+              inView[i] = 1;
+            }
+          }
+          const what = `M=${M} K=${K} P=${P} tA=${tA} tB=${tB} threads=${threads}`;
+          expectClose(got, want, 1e-5 * K, 0, what);
+          before.forEach((v, i) => { if (!inView[i] && !Object.is(c.view.data[i], v)) expect.fail(`${what}: value ${i} outside the view changed`); });
+        }
+      }
+    }
+  });
 
   it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of the input, images views shipped whole): forward and both gradients bit-identical to 1 thread, and as in float64', () => {
     // Each geometry is large enough for its forward and gradient GEMMs to be split across threads.

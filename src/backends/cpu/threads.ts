@@ -11,6 +11,7 @@
 import { builtin } from '../../util/node_builtin.js';
 import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
+import { writeSmallImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
 export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, SIZE: 12 } as const;
@@ -184,7 +185,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
-  else if (own < N) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
+  else if (own < N && !writeSmallImages(C, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
 }
 
 const roundUp4 = (n: number): number => Math.ceil(n / 4) * 4;

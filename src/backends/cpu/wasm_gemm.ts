@@ -127,12 +127,36 @@ function packTransposeBody(R: number): number[] {
 
 const PACKS = { packCopyA: packCopyBody(MR), packCopyB: packCopyBody(NR), packTransposeA: packTransposeBody(MR), packTransposeB: packTransposeBody(NR) };
 
+/**
+ * copy2d(src, srcStride, dst, dstStride, rows, width), addresses and strides in bytes: `rows` rows of
+ * `width` 32-bit values, four at a time, then one by one (as integers: bits are copied as they are).
+ */
+function copy2dBody(): number[] {
+  const [SRC_, SRC_STRIDE, DST_, DST_STRIDE, ROWS, WIDTH] = [0, 1, 2, 3, 4, 5];
+  const [S_, D_, LEFT] = [6, 7, 8];
+  const code: number[] = [];
+  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const countdown = (local: number, step: number, inner: () => void): void => {
+    emit(w.block, w.loop, w.get(local), w.i32(step - 1), w.gtS, w.eqz, w.brIf(1)); // while local >= step
+    inner();
+    emit(w.get(local), w.i32(step), w.sub, w.set(local), w.br(0), w.end, w.end);
+  };
+  emit(w.block, w.get(ROWS), w.eqz, w.brIf(0), w.loop);
+  emit(w.get(SRC_), w.set(S_), w.get(DST_), w.set(D_), w.get(WIDTH), w.set(LEFT));
+  countdown(LEFT, 4, () => emit(w.get(D_), w.get(S_), w.load(0), w.store(0), w.get(S_), w.i32(16), w.add, w.set(S_), w.get(D_), w.i32(16), w.add, w.set(D_)));
+  countdown(LEFT, 1, () => emit(w.get(D_), w.get(S_), w.i32Load(0), w.i32Store(0), w.get(S_), w.i32(4), w.add, w.set(S_), w.get(D_), w.i32(4), w.add, w.set(D_)));
+  emit(w.get(SRC_), w.get(SRC_STRIDE), w.add, w.set(SRC_), w.get(DST_), w.get(DST_STRIDE), w.add, w.set(DST_));
+  emit(w.get(ROWS), w.i32(1), w.sub, w.tee(ROWS), w.brIf(0), w.end, w.end);
+  return code;
+}
+
 /** The module: one exported memory, the kernel `tile` and the four pack functions. */
 export function gemmModuleBytes(): Uint8Array {
   const i32s = (n: number): number[] => new Array<number>(n).fill(I32);
   return moduleBytes([
     { name: 'tile', params: i32s(PARAMS), locals: [...i32s(9), ...new Array<number>(11).fill(V128)], code: kernelBody() },
     ...Object.entries(PACKS).map(([name, code]) => ({ name, params: i32s(PACK_PARAMS), locals: [...i32s(7), ...new Array<number>(8).fill(V128)], code })),
+    { name: 'copy2d', params: i32s(6), locals: i32s(3), code: copy2dBody() },
   ]);
 }
 
@@ -143,6 +167,7 @@ interface Instance {
   memory: WasmMemory;
   tile: (pa: number, pb: number, pc: number, mPanels: number, nPanels: number, kc: number, ldc: number, overwrite: number) => void;
   packCopyA: PackFunction; packCopyB: PackFunction; packTransposeA: PackFunction; packTransposeB: PackFunction;
+  copy2d: (src: number, srcStride: number, dst: number, dstStride: number, rows: number, width: number) => void;
   heap: Float32Array;
 }
 
@@ -165,13 +190,61 @@ function reserve(k: Instance, floats: number): void {
   if (reserveBytes(k.memory, floats * 4)) k.heap = new Float32Array(k.memory.buffer);
 }
 
+/** Images views with planes smaller than this go through imagesBlock (larger planes are a memcpy per row). */
+const SMALL_PLANE = 64;
+
+const smallImages = (X: Matrix): boolean =>
+  !!X.images && X.ld === X.images.P && X.images.P < SMALL_PLANE && X.data instanceof Float32Array && !X.produce && !X.consume;
+
+/**
+ * Copies the block rows [r0, r0+rows) x columns [c0, c0+cols) of an images view with small planes to (toX)
+ * or from heap[at..] (row stride ld), image by image: an image's rows of the block are consecutive planes,
+ * one span of memory, moved by one memcpy to or from heap[scratch..]; copy2d deals them between that
+ * plane-by-plane layout and the block's rows. (JavaScript would copy runs of 9 or 64 values element by
+ * element.) Writing part of an image's columns first reads its span, so the other columns stay as they were.
+ */
+function imagesBlock(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, toX: boolean, scratch: number): void {
+  const { P, stride } = X.images!, x = X.data as Float32Array, span = rows * P;
+  let n = Math.floor(c0 / P), p = c0 - n * P;
+  for (let j = 0; j < cols; n++, p = 0) {
+    const width = Math.min(P - p, cols - j), from = X.offset + n * stride + r0 * P;
+    if (toX) {
+      if (width < P) k.heap.set(x.subarray(from, from + span), scratch);
+      k.copy2d((at + j) * 4, ld * 4, (scratch + p) * 4, P * 4, rows, width);
+      x.set(k.heap.subarray(scratch, scratch + span), from);
+    } else {
+      k.heap.set(x.subarray(from, from + span), scratch);
+      k.copy2d((scratch + p) * 4, P * 4, (at + j) * 4, ld * 4, rows, width);
+    }
+    j += width;
+  }
+}
+
+/**
+ * writeBlock into an images view with small planes from any plain block (the threaded GEMM's shared
+ * buffer), through the module: rows copied into its memory, then imagesBlock. False (nothing done) when
+ * X is not such a view or the kernel is unavailable. Not for use while a GEMM runs on this thread.
+ */
+export function writeSmallImages(X: Matrix, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number): boolean {
+  const k = kernel();
+  if (!k || !smallImages(X)) return false;
+  const scratch = roundUp(rows * cols, 4);
+  reserve(k, scratch + rows * SMALL_PLANE);
+  for (let r = 0; r < rows; r++) k.heap.set(buf.subarray(at + r * ld, at + r * ld + cols), r * cols);
+  imagesBlock(k, X, 0, rows, c0, cols, 0, cols, true, scratch);
+  return true;
+}
+
 /**
  * Copies rows [r0, r0+rows) x columns [c0, c0+cols) of a stored matrix into heap[at..] with row stride ld
- * (a memcpy per row, or per plane of an images view), zeroing the rest of each row and the rows up to
- * rowsPad: zeros in the padding keep the kernel's unused lanes finite (and out of denormal slow paths).
+ * (a memcpy per row, or per plane of an images view, or imagesBlock), zeroing the rest of each row and the
+ * rows up to rowsPad: zeros in the padding keep the kernel's unused lanes finite (and out of denormal slow
+ * paths).
  */
-function stage(X: Matrix, r0: number, rows: number, c0: number, cols: number, heap: Float32Array, at: number, ld: number, rowsPad: number): void {
-  readBlock(X, r0, rows, c0, cols, heap, at, ld);
+function stage(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, rowsPad: number, scratch: number): void {
+  const heap = k.heap;
+  if (smallImages(X)) imagesBlock(k, X, r0, rows, c0, cols, at, ld, false, scratch);
+  else readBlock(X, r0, rows, c0, cols, heap, at, ld);
   if (cols < ld) for (let r = 0; r < rows; r++) heap.fill(0, at + r * ld + cols, at + (r + 1) * ld);
   if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
 }
@@ -185,14 +258,14 @@ const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
  * When the stored rows run along the depth (A transposed, B not), each stored row is a row of every
  * panel and is dealt out as is; otherwise each stored row is one panel column, transposed into place.
  */
-function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number): void {
+function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number, scratch: number): void {
   const widthPad = roundUp(width, R);
   if (depthInRows) {
-    stage(X, k0, kc, i0, width, k.heap, stagingAt, widthPad, kc);
+    stage(k, X, k0, kc, i0, width, stagingAt, widthPad, kc, scratch);
     (R === MR ? k.packCopyA : k.packCopyB)(stagingAt * 4, widthPad * 4, at * 4, kc, widthPad / R);
   } else {
     const ld = roundUp(kc, 4);
-    stage(X, i0, width, k0, kc, k.heap, stagingAt, ld, widthPad);
+    stage(k, X, i0, width, k0, kc, stagingAt, ld, widthPad, scratch);
     (R === MR ? k.packTransposeA : k.packTransposeB)(stagingAt * 4, ld * 4, at * 4, kc, widthPad / R);
   }
 }
@@ -211,28 +284,32 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   const mPad = roundUp(M, MR);
   const blockWidth = C.consume ? CONSUMED_BLOCK : NC; // a consumed C is handed over in the same blocks on any thread count
   const ncMax = Math.min(blockWidth, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
-  // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile][staging], each region 16-byte
-  // aligned; after each panel region, slack for the up to 3 rows a transposing pack writes past kc.
+  // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile][staging][scratch for imagesBlock],
+  // each region 16-byte aligned; after each panel region, slack for the up to 3 rows a transposing pack
+  // writes past kc.
   const pa = 0, pb = pa + mPad * K + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
+  const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax);
   try {
-    reserve(k, staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax));
+    reserve(k, scratch + Math.max(mPad, NC, KC) * SMALL_PLANE);
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging);
+  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging, scratch);
   const heap = k.heap;
   for (let j0 = 0; j0 < N; j0 += blockWidth) {
     const nc = Math.min(blockWidth, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
-      readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
+      if (smallImages(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch);
+      else readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
       heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
-      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging);
+      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch);
       k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
-    writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
+    if (smallImages(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch);
+    else writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
   }
   return true;
 }
