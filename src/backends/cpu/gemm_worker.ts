@@ -15,7 +15,7 @@ for (;;) {
     // Take the newest shared buffer the main thread posted.
     for (let m = receiveMessageOnPort(parentPort!); m; m = receiveMessageOnPort(parentPort!)) data = m.message as Float32Array;
   }
-  const [j0, j1] = columnSlice(Atomics.load(ctrl, CTRL.N), index, Atomics.load(ctrl, CTRL.THREADS));
+  const [j0, j1] = columnSlice(Atomics.load(ctrl, CTRL.N), index, Atomics.load(ctrl, CTRL.THREADS), Atomics.load(ctrl, CTRL.ALIGN));
   runSlice(data, operands, ctrl, j0, j1, colsFromWords);
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);

@@ -11,10 +11,10 @@
 import { builtin } from '../../util/node_builtin.js';
 import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
-import { writeSmallImages } from './wasm_gemm.js';
+import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, SIZE: 12 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, ALIGN: 12, SIZE: 13 } as const;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
 interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
@@ -60,9 +60,12 @@ function ensurePool(floats: number): Pool {
   return pool;
 }
 
-/** Columns [from, to) of C for thread t of T, aligned to the 8-wide microkernel. */
-export function columnSlice(N: number, t: number, T: number): [number, number] {
-  const chunk = Math.ceil(N / T / 8) * 8;
+/**
+ * Columns [from, to) of C for thread t of T, in multiples of `align`: 8 (the microkernel's width), or the
+ * images' plane size when B is an images view, so each worker's columns start at an image (see from()).
+ */
+export function columnSlice(N: number, t: number, T: number, align = 8): [number, number] {
+  const chunk = Math.ceil(N / T / align) * align;
   return [Math.min(N, t * chunk), Math.min(N, (t + 1) * chunk)];
 }
 
@@ -129,16 +132,22 @@ function shipped(d: Float32Array, words: Int32Array, o: number, rebuildCols: Reb
 /** conv.ts's colsFromWords, handed in by the worker (this module does not depend on conv.ts). */
 export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>) => Matrix;
 
-/** Stored rows [r, r+rows) x columns [c, c+cols) of X, shifted to start at (0, 0). */
-function window(X: Matrix, r: number, c: number): Matrix {
+/**
+ * X from stored row r and column c on. An images view stays one (so it is staged image by image, see
+ * wasm_gemm.ts) when c falls on an image; otherwise, and for a produced matrix, a window that reads X.
+ */
+function from(X: Matrix, r: number, c: number): Matrix {
+  if (X.images && c % X.images.P === 0) return { ...X, offset: X.offset + r * X.ld + (c / X.images.P) * X.images.stride };
   return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld) };
 }
 
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
-  const T = threads, own = columnSlice(N, 0, T)[1]; // the pool has threads - 1 workers
+  const T = threads; // the pool has threads - 1 workers
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
   const a = shipping(A, aRows, aCols, aRows, aCols);
+  const P = B.images && !transB ? B.images.P : 0, align = P > 0 && N >= 2 * T * P ? P : 8;
+  const own = columnSlice(N, 0, T, align)[1];
   const b = shipping(B, bRows, bCols, K, N - own);
   const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats);
   const p = ensurePool(cAt + M * N);
@@ -150,7 +159,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   if (b.kind !== PLAIN) shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
   else words.set([PLAIN, bAt], OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
-    const [j0, j1] = columnSlice(N, t, T), n = j1 - j0;
+    const [j0, j1] = columnSlice(N, t, T, align), n = j1 - j0;
     if (n <= 0) continue;
     if (b.kind === PLAIN) {
       if (transB) copyPacked(B, j0, n, 0, K, d, bAt + K * (j0 - own));
@@ -166,6 +175,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   Atomics.store(p.ctrl, CTRL.TRANS_B, transB ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.ACCUMULATE, accumulate ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.C_AT, cAt);
+  Atomics.store(p.ctrl, CTRL.ALIGN, align);
   const kernel = gemmKernel(); // every thread runs the caller's kernel, so results do not depend on T
   Atomics.store(p.ctrl, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(p.ctrl, CTRL.DONE, 0);
@@ -185,7 +195,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   }
   Atomics.store(p.ctrl, CTRL.RESIZE, 0);
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
-  else if (own < N && !writeSmallImages(C, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
+  else if (own < N && !writeImages(C, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
 }
 
 const roundUp4 = (n: number): number => Math.ceil(n / 4) * 4;
@@ -198,11 +208,11 @@ export function runSlice(
   if (n <= 0) return;
   const M = ctrl[CTRL.M]!, N = ctrl[CTRL.N]!, K = ctrl[CTRL.K]!, T = ctrl[CTRL.THREADS]!;
   const transA = ctrl[CTRL.TRANS_A] === 1, transB = ctrl[CTRL.TRANS_B] === 1;
-  const own = columnSlice(N, 0, T)[1];
+  const own = columnSlice(N, 0, T, ctrl[CTRL.ALIGN])[1];
   const A = shipped(d, words, 0, rebuildCols);
   let B: Matrix;
   if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
-  else B = transB ? window(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : window(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
+  else B = transB ? from(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : from(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
   const C = mat(d, ctrl[CTRL.C_AT]! + j0, N);
   gemmBlocked(transA, transB, M, n, K, A, B, C, ctrl[CTRL.ACCUMULATE] === 1, ctrl[CTRL.WASM] === 1 ? 'wasm' : 'js');
 }

@@ -190,48 +190,57 @@ function reserve(k: Instance, floats: number): void {
   if (reserveBytes(k.memory, floats * 4)) k.heap = new Float32Array(k.memory.buffer);
 }
 
-/** Images views with planes smaller than this go through imagesBlock (larger planes are a memcpy per row). */
-const SMALL_PLANE = 64;
+/**
+ * Images views are copied image by image through the module (imagesBlock) where that beats a memcpy per
+ * row: planes under SMALL_PLANE values (rows too short for a native copy to pay), or a block covering at
+ * least half of each plane. Scratch room for one image's rows: ROOM_PER_ROW floats per row.
+ */
+const SMALL_PLANE = 64, ROOM_PER_ROW = 512;
 
-const smallImages = (X: Matrix): boolean =>
-  !!X.images && X.ld === X.images.P && X.images.P < SMALL_PLANE && X.data instanceof Float32Array && !X.produce && !X.consume;
+const imagesInPlace = (X: Matrix): boolean =>
+  !!X.images && X.ld === X.images.P && X.data instanceof Float32Array && !X.produce && !X.consume;
 
 /**
- * Copies the block rows [r0, r0+rows) x columns [c0, c0+cols) of an images view with small planes to (toX)
- * or from heap[at..] (row stride ld), image by image: an image's rows of the block are consecutive planes,
- * one span of memory, moved by one memcpy to or from heap[scratch..]; copy2d deals them between that
- * plane-by-plane layout and the block's rows. (JavaScript would copy runs of 9 or 64 values element by
- * element.) Writing part of an image's columns first reads its span, so the other columns stay as they were.
+ * Copies the block rows [r0, r0+rows) x columns [c0, c0+cols) of an images view to (toX) or from heap[at..]
+ * (row stride ld), image by image. An image's rows of the block are consecutive planes, so its part of the
+ * block lies in one span of memory: one memcpy moves that span to or from heap[scratch..], and copy2d
+ * deals it between the plane-by-plane layout and the block's rows. (JavaScript would copy runs of 9 or 64
+ * values element by element, or pay for a subarray per row.) Writing part of an image's columns first
+ * reads the span, so the values between the block's columns stay as they were. Images whose span would
+ * not fit the scratch `room`, or of which the block takes under half a large plane, are copied row by row.
  */
-function imagesBlock(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, toX: boolean, scratch: number): void {
-  const { P, stride } = X.images!, x = X.data as Float32Array, span = rows * P;
+function imagesBlock(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, toX: boolean, scratch: number, room: number): void {
+  const { P, stride } = X.images!, x = X.data as Float32Array;
   let n = Math.floor(c0 / P), p = c0 - n * P;
   for (let j = 0; j < cols; n++, p = 0) {
-    const width = Math.min(P - p, cols - j), from = X.offset + n * stride + r0 * P;
-    if (toX) {
+    const width = Math.min(P - p, cols - j), from = X.offset + n * stride + r0 * P + p, span = (rows - 1) * P + width;
+    if (span > room || (P >= SMALL_PLANE && 2 * width < P)) {
+      if (toX) writeBlock(X, r0, rows, n * P + p, width, k.heap, at + j, ld);
+      else readBlock(X, r0, rows, n * P + p, width, k.heap, at + j, ld);
+    } else if (toX) {
       if (width < P) k.heap.set(x.subarray(from, from + span), scratch);
-      k.copy2d((at + j) * 4, ld * 4, (scratch + p) * 4, P * 4, rows, width);
+      k.copy2d((at + j) * 4, ld * 4, scratch * 4, P * 4, rows, width);
       x.set(k.heap.subarray(scratch, scratch + span), from);
     } else {
       k.heap.set(x.subarray(from, from + span), scratch);
-      k.copy2d((scratch + p) * 4, P * 4, (at + j) * 4, ld * 4, rows, width);
+      k.copy2d(scratch * 4, P * 4, (at + j) * 4, ld * 4, rows, width);
     }
     j += width;
   }
 }
 
 /**
- * writeBlock into an images view with small planes from any plain block (the threaded GEMM's shared
- * buffer), through the module: rows copied into its memory, then imagesBlock. False (nothing done) when
- * X is not such a view or the kernel is unavailable. Not for use while a GEMM runs on this thread.
+ * writeBlock into an images view from any plain block (the threaded GEMM's shared buffer), through the
+ * module: rows copied into its memory, then imagesBlock. False (nothing done) when X is not an images view
+ * or the kernel is unavailable. Not for use while a GEMM runs on this thread.
  */
-export function writeSmallImages(X: Matrix, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number): boolean {
+export function writeImages(X: Matrix, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number): boolean {
   const k = kernel();
-  if (!k || !smallImages(X)) return false;
-  const scratch = roundUp(rows * cols, 4);
-  reserve(k, scratch + rows * SMALL_PLANE);
+  if (!k || !imagesInPlace(X)) return false;
+  const scratch = roundUp(rows * cols, 4), room = rows * ROOM_PER_ROW;
+  reserve(k, scratch + room);
   for (let r = 0; r < rows; r++) k.heap.set(buf.subarray(at + r * ld, at + r * ld + cols), r * cols);
-  imagesBlock(k, X, 0, rows, c0, cols, 0, cols, true, scratch);
+  imagesBlock(k, X, 0, rows, c0, cols, 0, cols, true, scratch, room);
   return true;
 }
 
@@ -241,9 +250,9 @@ export function writeSmallImages(X: Matrix, rows: number, c0: number, cols: numb
  * rows up to rowsPad: zeros in the padding keep the kernel's unused lanes finite (and out of denormal slow
  * paths).
  */
-function stage(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, rowsPad: number, scratch: number): void {
+function stage(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, rowsPad: number, scratch: number, room: number): void {
   const heap = k.heap;
-  if (smallImages(X)) imagesBlock(k, X, r0, rows, c0, cols, at, ld, false, scratch);
+  if (imagesInPlace(X)) imagesBlock(k, X, r0, rows, c0, cols, at, ld, false, scratch, room);
   else readBlock(X, r0, rows, c0, cols, heap, at, ld);
   if (cols < ld) for (let r = 0; r < rows; r++) heap.fill(0, at + r * ld + cols, at + (r + 1) * ld);
   if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
@@ -258,14 +267,14 @@ const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
  * When the stored rows run along the depth (A transposed, B not), each stored row is a row of every
  * panel and is dealt out as is; otherwise each stored row is one panel column, transposed into place.
  */
-function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number, scratch: number): void {
+function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number, scratch: number, room: number): void {
   const widthPad = roundUp(width, R);
   if (depthInRows) {
-    stage(k, X, k0, kc, i0, width, stagingAt, widthPad, kc, scratch);
+    stage(k, X, k0, kc, i0, width, stagingAt, widthPad, kc, scratch, room);
     (R === MR ? k.packCopyA : k.packCopyB)(stagingAt * 4, widthPad * 4, at * 4, kc, widthPad / R);
   } else {
     const ld = roundUp(kc, 4);
-    stage(k, X, i0, width, k0, kc, stagingAt, ld, widthPad, scratch);
+    stage(k, X, i0, width, k0, kc, stagingAt, ld, widthPad, scratch, room);
     (R === MR ? k.packTransposeA : k.packTransposeB)(stagingAt * 4, ld * 4, at * 4, kc, widthPad / R);
   }
 }
@@ -288,27 +297,27 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // each region 16-byte aligned; after each panel region, slack for the up to 3 rows a transposing pack
   // writes past kc.
   const pa = 0, pb = pa + mPad * K + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
-  const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax);
+  const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax), room = Math.max(mPad, KC) * ROOM_PER_ROW;
   try {
-    reserve(k, scratch + Math.max(mPad, NC, KC) * SMALL_PLANE);
+    reserve(k, scratch + room);
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging, scratch);
+  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging, scratch, room);
   const heap = k.heap;
   for (let j0 = 0; j0 < N; j0 += blockWidth) {
     const nc = Math.min(blockWidth, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
-      if (smallImages(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch);
+      if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch, room);
       else readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
       heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
-      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch);
+      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room);
       k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
-    if (smallImages(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch);
+    if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
     else writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
   }
   return true;
