@@ -9,7 +9,7 @@ export { sizeOf, type Shape, type PaddingSpec } from './tensor/shape.js';
 export * from './ops/index.js';
 export * as ops from './ops/index.js';
 export { noGrad, isGradEnabled } from './autograd/tape.js';
-export { tidy, keep, liveTensors, tensorBytes, resetPeakBytes } from './autograd/memory.js';
+export { tidy, keep, liveTensors, tensorBytes, resetPeakBytes, tidyAndRecycle, allocationStats, clearPool } from './autograd/memory.js';
 export { gradcheck, type GradcheckOptions, type GradcheckReport, type InputReport } from './autograd/gradcheck.js';
 export { FacenetError, ShapeError, DTypeError, ArgumentError, DisposedError, WeightFileError } from './errors.js';
 export { Rng } from './util/random.js';

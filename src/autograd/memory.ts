@@ -3,7 +3,8 @@
  * graph of intermediates alive, and GPU textures are not garbage collected at all. So every tensor is
  * counted from construction to dispose(), and tidy() disposes what a block created but did not return.
  */
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor, TypedArray } from '../tensor/tensor.js';
+import { noGrad } from './tape.js';
 
 let liveCount = 0;
 let liveBytes = 0;
@@ -34,12 +35,95 @@ export function onCreate(t: Tensor, tracked: boolean): void {
   liveBytes += bytesOf(t);
   if (liveBytes > peakBytes) peakBytes = liveBytes;
   if (tracked) scopes[scopes.length - 1]?.add(t);
+  for (const r of recycling) r.created.push(t);
 }
 
-export function onDispose(t: Tensor): void {
+/** `storage`: the host array the tensor held (null for a device tensor or a view that never had one). */
+export function onDispose(t: Tensor, storage: TypedArray | null): void {
   liveCount--;
   liveBytes -= bytesOf(t);
   for (const s of scopes) s.delete(t);
+  if (storage instanceof Float32Array) for (const r of recycling) r.freed.push(storage);
+}
+
+/*
+ * Buffer reuse. tidyAndRecycle() runs an inference block and, when it ends, gives the float32 arrays of the
+ * tensors that died inside it to alloc(), which hands them out again (zeroed) for the same lengths: a loop
+ * embedding one batch after another then allocates almost nothing per batch once warm (the garbage
+ * collector otherwise sweeps every batch's intermediates, and zero-fills each new array). An array is
+ * reused only if it was allocated inside the block, belonged to a tensor disposed there, and is held by no
+ * tensor still alive nor returned; under noGrad, no graph keeps one either. The caller's part of the
+ * contract: keep no typed array of an intermediate (.data) past the block; copy values out.
+ */
+interface Recycling { allocated: Set<TypedArray>; created: Tensor[]; freed: Float32Array[] }
+const recycling: Recycling[] = [];
+const pool = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+/** At most this many bytes wait in the pool (beyond it, arrays are left to the garbage collector). */
+const POOL_LIMIT = 512 * 2 ** 20;
+const stats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0 };
+
+/** alloc()'s new arrays, counted, and noted by the enclosing tidyAndRecycle blocks. */
+export function noteAllocation(a: TypedArray): void {
+  stats.fresh++;
+  stats.freshBytes += a.byteLength;
+  for (const r of recycling) r.allocated.add(a);
+}
+
+/** A pooled float32 array of length n, zeroed, or null. */
+export function takePooled(n: number): Float32Array | null {
+  const a = pool.get(n)?.pop();
+  if (!a) return null;
+  pooledBytes -= a.byteLength;
+  stats.reused++;
+  stats.reusedBytes += a.byteLength;
+  for (const r of recycling) r.allocated.add(a);
+  return a.fill(0);
+}
+
+/** Arrays alloc() made new and took from the pool since the process started (counts and bytes). */
+export function allocationStats(): { fresh: number; freshBytes: number; reused: number; reusedBytes: number; pooledBytes: number } {
+  return { ...stats, pooledBytes };
+}
+
+/** Empties the buffer pool (its arrays go to the garbage collector). */
+export function clearPool(): void {
+  pool.clear();
+  pooledBytes = 0;
+}
+
+/**
+ * tidy(fn) under noGrad, then recycles the float32 arrays of the tensors that died inside (see above).
+ * For inference code that copies its results out of tensors' arrays before returning.
+ */
+export function tidyAndRecycle<T>(fn: () => T): T {
+  const r: Recycling = { allocated: new Set(), created: [], freed: [] };
+  recycling.push(r);
+  let result: T;
+  try {
+    result = noGrad(() => tidy(fn));
+  } finally {
+    recycling.splice(recycling.indexOf(r), 1);
+  }
+  const held = new Set<unknown>();
+  for (const t of r.created) if (!t.isDisposed && !t.device) held.add(t.data);
+  collectArrays(result, held);
+  for (const a of r.freed) {
+    if (!r.allocated.has(a) || held.has(a) || pooledBytes + a.byteLength > POOL_LIMIT) continue;
+    held.add(a); // a tensor and its views free the same array: pool it once
+    const list = pool.get(a.length) ?? [];
+    list.push(a);
+    pool.set(a.length, list);
+    pooledBytes += a.byteLength;
+  }
+  return result;
+}
+
+function collectArrays(value: unknown, into: Set<unknown>, depth = 0): void {
+  if (value === null || typeof value !== 'object' || depth > 8) return;
+  if (ArrayBuffer.isView(value)) into.add(value);
+  else if (Array.isArray(value)) for (const v of value) collectArrays(v, into, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collectArrays(v, into, depth + 1);
 }
 
 /**

@@ -8,7 +8,7 @@
 import { useBackend, type BackendName } from '../backends/backend.js';
 import { FacenetError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
-import { resetPeakBytes, tensorBytes, tidy } from '../autograd/memory.js';
+import { resetPeakBytes, tensorBytes, tidyAndRecycle } from '../autograd/memory.js';
 import type { ImageLimits, RgbImage } from '../io/image.js';
 import { imagesToTensor, resizeBilinear } from '../io/transform.js';
 import type { LoadedModel } from '../models/load.js';
@@ -256,11 +256,12 @@ export class FacePipeline {
   }
 
   private embedBatch(images: RgbImage[]): Float32Array[] {
-    return noGrad(() => tidy(() => {
+    // Batches of the same size reuse the previous batch's buffers (the embeddings are copied out).
+    return tidyAndRecycle(() => {
       const out = this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor;
       const d = this.spec.embeddingDim;
       return images.map((_, i) => Float32Array.from(out.data.subarray(i * d, (i + 1) * d)));
-    }));
+    });
   }
 
   distance(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -6,8 +6,7 @@
  * Boxes above the score threshold are kept after NMS (IoU 0.4), in image pixels.
  */
 import { ArgumentError } from '../errors.js';
-import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../autograd/memory.js';
+import { tidyAndRecycle } from '../autograd/memory.js';
 import type { RgbImage } from '../io/image.js';
 import { imagesToTensor, warpAffine } from '../io/transform.js';
 import { TINY_FACE_ANCHORS, TINY_FACE_MEAN_RGB, type TinyFaceDetector } from '../models/tiny_face_detector.js';
@@ -57,7 +56,7 @@ export class TinyDetector {
     const scale = side / S; // source pixels per network pixel
     // Pad to a square (black bottom/right) and resize in one warp.
     const input = warpAffine(img, [scale, 0, 0, 0, scale, 0], S, S);
-    const found = noGrad(() => tidy(() => {
+    const found = tidyAndRecycle(() => { // boxes are plain numbers: the network's buffers are reused for the next photo
       const out = this.net.forward(imagesToTensor([input], { mean: TINY_FACE_MEAN_RGB, std: 255 }));
       const cells = out.shape[2]!;
       const d = out.data;
@@ -75,7 +74,7 @@ export class TinyDetector {
         }
       }
       return boxes;
-    }));
+    });
     return found;
   }
 }

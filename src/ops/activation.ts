@@ -24,7 +24,8 @@ export function relu(x: Tensor): Tensor {
   const viaGpu = onGpu('relu', x);
   if (viaGpu) return viaGpu;
   const xd = x.data;
-  const y = xd.slice();
+  const y = alloc(x.dtype, x.size);
+  y.set(xd);
   reluInPlace(y);
   return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
     const dx = alloc(x.dtype, x.size);

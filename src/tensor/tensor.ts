@@ -3,15 +3,22 @@
  * its shape, and, when it was produced by a differentiable op, the autograd node that made it.
  */
 import { DisposedError, DTypeError, FacenetError, ShapeError } from '../errors.js';
-import { onCreate, onDispose } from '../autograd/memory.js';
+import { noteAllocation, onCreate, onDispose, takePooled } from '../autograd/memory.js';
 import { runBackward, type GradNode } from '../autograd/tape.js';
 import { assertValidShape, sizeOf, type Shape } from './shape.js';
 
 export type DType = 'float32' | 'float64';
 export type TypedArray = Float32Array | Float64Array;
 
+/** A zeroed array of n values: new, or float32 from the buffer pool (see tidyAndRecycle). */
 export function alloc(dtype: DType, n: number): TypedArray {
-  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  if (dtype === 'float32') {
+    const pooled = takePooled(n);
+    if (pooled) return pooled;
+  }
+  const a = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  noteAllocation(a);
+  return a;
 }
 
 export function dtypeOf(data: TypedArray): DType {
@@ -129,13 +136,14 @@ export class Tensor {
 
   dispose(): void {
     if (this.disposed) return;
+    const storage = this.storage;
     this.disposed = true;
     this.storage = null;
     this.deviceData?.release();
     this.deviceData = null;
     this.node = null;
     this.zeroGrad();
-    onDispose(this);
+    onDispose(this, storage);
   }
 
   /** A copy that is a leaf: no history, no grad. */

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../autograd/memory.js';
+import { tidy, tidyAndRecycle } from '../autograd/memory.js';
 import { useBackend } from '../backends/backend.js';
 import type { GpuMode } from '../backends/gpu/device.js';
 import { setNumThreads } from '../backends/cpu/threads.js';
@@ -119,7 +119,7 @@ export interface OurBackends {
 export async function benchInference(m: BenchModel, batch: number, o: OurBackends, report: (r: BenchRow) => void): Promise<void> {
   const x = randn([batch, 3, m.height, m.width], { seed: 2 });
   // Read the output back: on the GPU that is when the work is known to be done.
-  const forward = (): void => { tidy(() => { noGrad(() => (m.model.forward(x) as Tensor).data); }); };
+  const forward = (): void => { tidyAndRecycle(() => { (m.model.forward(x) as Tensor).data; return null; }); }; // as the pipeline embeds: buffers reused
   for (const threads of o.threads) {
     setNumThreads(threads);
     report(benchRow(m, batch, 'facenet-cpu', threads, await timeRuns(forward, o.runs)));
