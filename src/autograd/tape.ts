@@ -3,7 +3,7 @@
  * closure mapping dL/dout to dL/dinput (written beside the op's forward). backward() walks the graph
  * in reverse topological order, sums gradients that meet at a tensor, and accumulates into leaves' .grad.
  */
-import { addValues } from '../backends/cpu/wasm_planes.js';
+import { binaryValues } from '../backends/cpu/wasm_planes.js';
 import { FacenetError } from '../errors.js';
 import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
 
@@ -83,7 +83,7 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
     }
     const sum = owned.has(prev) ? prev : prev.slice();
     owned.add(sum);
-    if (!addValues(sum, g)) for (let i = 0; i < sum.length; i++) sum[i]! += g[i]!;
+    if (!binaryValues('add', sum, g, sum)) for (let i = 0; i < sum.length; i++) sum[i]! += g[i]!;
     grads.set(t, sum);
   };
   accumulate(root, seed.slice());

@@ -10,6 +10,7 @@ import { alloc, Tensor, type DType, type TypedArray } from '../tensor/tensor.js'
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
+import { absValues, affinePlanes, batchNormSums, binaryValues, shiftedSums } from '../backends/cpu/wasm_planes.js';
 
 interface BinaryRule {
   f: (a: number, b: number) => number;
@@ -44,7 +45,9 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
     (same ? [null, null] : (maps ??= [broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)]));
   const y = alloc(dtype, n);
   const perChannel = !same && perChannelOperand(a.shape, b.shape) && (name === 'add' || name === 'mul' || name === 'sub');
-  if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
+  const simple = name === 'add' || name === 'mul' || name === 'sub';
+  if (same && simple && binaryValues(name, ad, bd, y)) { /* WebAssembly SIMD */ }
+  else if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
   else if (same && name === 'mul') for (let k = 0; k < n; k++) y[k] = ad[k]! * bd[k]!;
   else if (same && name === 'sub') for (let k = 0; k < n; k++) y[k] = ad[k]! - bd[k]!; // TF graphs' PReLU
   else if (perChannel) channelLoop(name as 'add' | 'mul' | 'sub', ad, bd, y, a.shape);
@@ -87,6 +90,10 @@ function perChannelOperand(a: readonly number[], b: readonly number[]): boolean 
 
 function channelLoop(name: 'add' | 'mul' | 'sub', a: TypedArray, c: TypedArray, y: TypedArray, shape: readonly number[]): void {
   const C = shape[1]!, inner = sizeOf(shape.slice(2)), planes = sizeOf(shape) / inner;
+  // y = a * scale[c] + shift[c], in WebAssembly where it runs
+  const ones = new Float32Array(C).fill(1), zeros = new Float32Array(C);
+  const [scale, shift] = name === 'add' ? [ones, c] : name === 'sub' ? [ones, c.map((v) => -v)] : [c, zeros];
+  if (affinePlanes(a, y, planes / C, C, inner, scale, shift, false)) return;
   for (let p = 0; p < planes; p++) {
     const v = c[p % C]!, base = p * inner;
     if (name === 'add') for (let i = base; i < base + inner; i++) y[i] = a[i]! + v;
@@ -100,6 +107,10 @@ function channelLoopBackward(name: 'add' | 'mul' | 'sub', dtype: DType, dy: Type
   const C = shape[1]!, inner = sizeOf(shape.slice(2)), planes = sizeOf(shape) / inner;
   const da = needs[0] ? (name === 'mul' ? alloc(dtype, dy.length) : dy) : null;
   const dc = needs[1] ? alloc(dtype, C) : null;
+  const zeros = new Float32Array(C), N = planes / C;
+  const viaWasm = (!da || da === dy || affinePlanes(dy, da, N, C, inner, c, zeros, false)) &&
+    (!dc || wasmChannelSums(name, dy, a, N, C, inner, dc));
+  if (viaWasm) return [da, dc];
   for (let p = 0; p < planes; p++) {
     const v = c[p % C]!, base = p * inner;
     let s = 0;
@@ -114,13 +125,24 @@ function channelLoopBackward(name: 'add' | 'mul' | 'sub', dtype: DType, dy: Type
   return [da, dc];
 }
 
+/** dc of channelLoopBackward: per channel, sum(dy * a) (mul), sum(dy) (add), -sum(dy) (sub); false where WebAssembly does not run. */
+function wasmChannelSums(name: 'add' | 'mul' | 'sub', dy: TypedArray, a: TypedArray, N: number, C: number, inner: number, dc: TypedArray): boolean {
+  const zeros = new Float32Array(C);
+  const sums = name === 'mul' ? batchNormSums(dy, a, N, C, inner, zeros, null, null)?.sumDyXc : shiftedSums(dy, N, C, inner, zeros)?.s1;
+  if (!sums) return false;
+  for (let i = 0; i < C; i++) dc[i] = name === 'sub' ? -sums[i]! : sums[i]!;
+  return true;
+}
+
 function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
   const ad = a.data;
   const y = alloc(a.dtype, a.size);
-  for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
+  // x + b, x - b and x * b as one per-channel affine map over a single plane (WebAssembly where it runs)
+  const affine = name === 'add' ? [1, b] : name === 'sub' ? [1, -b] : name === 'mul' ? [b, 0] : null;
+  if (!affine || !affinePlanes(ad, y, 1, 1, a.size, [affine[0]!], [affine[1]!], false)) for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
   return record(new Tensor(y, a.shape), `${name}Scalar`, [a], (dy) => {
     const ga = alloc(a.dtype, a.size);
-    for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
+    if (!affine || !affinePlanes(dy, ga, 1, 1, a.size, [affine[0]!], [0], false)) for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
     return [ga];
   });
 }
@@ -153,11 +175,11 @@ export const exp = (x: Tensor): Tensor => unary('exp', x, Math.exp, (_v, y) => y
 export const log = (x: Tensor): Tensor => unary('log', x, Math.log, (v) => 1 / v);
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, Math.sqrt, (_v, y) => 0.5 / y);
 export const square = (x: Tensor): Tensor => unary('square', x, (v) => v * v, (v) => 2 * v);
-/** |x|, with gradient sign(x) (0 at 0). Plain loops: TF graphs' PReLU runs it on every activation. */
+/** |x|, with gradient sign(x) (0 at 0). TF graphs' PReLU runs it on every activation. */
 export function abs(x: Tensor): Tensor {
   const xd = x.data;
   const y = alloc(x.dtype, x.size);
-  for (let k = 0; k < y.length; k++) y[k] = Math.abs(xd[k]!);
+  if (!absValues(xd, y)) for (let k = 0; k < y.length; k++) y[k] = Math.abs(xd[k]!);
   return record(new Tensor(y, x.shape), 'abs', [x], (dy) => {
     const dx = alloc(x.dtype, x.size);
     for (let k = 0; k < dx.length; k++) dx[k] = xd[k]! > 0 ? dy[k]! : xd[k]! < 0 ? -dy[k]! : 0;

@@ -144,13 +144,24 @@ function columnSpans(g: ConvGeometry): Int32Array {
 const GATHER_BELOW_OW = 16;
 const tapMaps = new Map<string, Int32Array>();
 
+/** cache.get(key), or build() stored under key; at most 256 entries (photo sizes make new shapes: bounded). */
+function cached(cache: Map<string, Int32Array>, key: string, build: () => Int32Array): Int32Array {
+  let value = cache.get(key);
+  if (value) return value;
+  if (cache.size >= 256) cache.clear();
+  value = build();
+  cache.set(key, value);
+  return value;
+}
+
 function tapMap(g: ConvGeometry): Int32Array {
   const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
-  let map = tapMaps.get(key);
-  if (map) return map;
-  if (tapMaps.size >= 256) tapMaps.clear(); // shapes vary with photo sizes (detector pyramids): keep it bounded
+  return cached(tapMaps, key, () => buildTapMap(g));
+}
+
+function buildTapMap(g: ConvGeometry): Int32Array {
   const P = g.OH * g.OW;
-  map = new Int32Array(g.KH * g.KW * P);
+  const map = new Int32Array(g.KH * g.KW * P);
   for (let ki = 0; ki < g.KH; ki++) {
     for (let kj = 0; kj < g.KW; kj++) {
       for (let oh = 0; oh < g.OH; oh++) {
@@ -161,7 +172,6 @@ function tapMap(g: ConvGeometry): Int32Array {
       }
     }
   }
-  tapMaps.set(key, map);
   return map;
 }
 
@@ -387,7 +397,13 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
  */
 const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, input column shift]
 
+const tapRowCache = new Map<string, Int32Array>();
+
 function tapRows(g: ConvGeometry): Int32Array {
+  return cached(tapRowCache, GEOMETRY_FIELDS.map((f) => g[f]).join(), () => buildTapRows(g));
+}
+
+function buildTapRows(g: ConvGeometry): Int32Array {
   const M = g.O / g.C;
   const rows: number[] = [];
   for (let o = 0; o < g.O; o++) {

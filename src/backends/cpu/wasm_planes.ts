@@ -189,24 +189,32 @@ function bnInputGradientKernel(): WasmFunction {
 }
 
 /**
- * Flat kernels over n4 groups of four values (the caller pads to whole groups): (pointers..., n4).
- * mask: out = ref > 0 ? dy : 0 (ReLU's gradient); relu: x = max(x, 0) in place; add: a += b.
+ * Flat kernels over n4 groups of four values (the caller pads to whole groups): (inputs..., out, n4).
+ * mask: out = ref > 0 ? dy : 0 (ReLU's gradient); relu: out = max(x, 0); add, sub, mul: out = a op b;
+ * abs: out = |x| (the sign bit cleared).
  */
-function flatKernel(name: string, pointers: number, step: (e: Emit, tmp: number) => void): WasmFunction {
+function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) => void): WasmFunction {
   const { code, emit: e } = body();
-  const N4 = pointers, TMP = pointers + 1;
+  const OUT = inputs, N4 = inputs + 1, TMP = inputs + 2;
   repeat(e, N4, () => {
-    step(e, TMP);
-    for (let i = 0; i < pointers; i++) e(w.get(i), w.i32(16), w.add, w.set(i));
+    e(w.get(OUT));
+    value(e, TMP);
+    e(w.store(0));
+    for (let i = 0; i <= inputs; i++) e(w.get(i), w.i32(16), w.add, w.set(i));
   });
-  return { name, params: new Array<number>(pointers + 1).fill(I32), locals: [V128], code };
+  return { name, params: new Array<number>(inputs + 2).fill(I32), locals: [V128], code };
 }
 
+const load = (i: number): number[] => [...w.get(i), ...w.load(0)];
+const signBitsOff = [0xfd, 0x0c, ...[0, 1, 2, 3].flatMap(() => [0xff, 0xff, 0xff, 0x7f])]; // v128.const i32x4 0x7fffffff
+
 const flatKernels = [
-  // (dy, ref, out): out = dy & (bits(ref) > 0)
-  flatKernel('mask', 3, (e) => e(w.get(2), w.get(0), w.load(0), w.get(1), w.load(0), w.zero, w.i32x4GtS, w.and128, w.store(0))),
-  flatKernel('relu', 1, (e, tmp) => { e(w.get(0), w.get(0), w.load(0)); relu4(e, tmp); e(w.store(0)); }),
-  flatKernel('add', 2, (e) => e(w.get(0), w.get(0), w.load(0), w.get(1), w.load(0), w.f32x4Add, w.store(0))),
+  flatKernel('mask', 2, (e) => e(load(0), load(1), w.zero, w.i32x4GtS, w.and128)),
+  flatKernel('relu', 1, (e, tmp) => { e(load(0)); relu4(e, tmp); }),
+  flatKernel('add', 2, (e) => e(load(0), load(1), w.f32x4Add)),
+  flatKernel('sub', 2, (e) => e(load(0), load(1), op.f32x4Sub)),
+  flatKernel('mul', 2, (e) => e(load(0), load(1), w.f32x4Mul)),
+  flatKernel('abs', 1, (e) => e(load(0), signBitsOff, w.and128)),
 ];
 
 export function planesModuleBytes(): Uint8Array {
@@ -218,7 +226,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn;
+  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -364,15 +372,14 @@ export function batchNormInputGradient(
   return true;
 }
 
-/** A flat kernel over `arrays` (inputs copied in), chunk by chunk; `out` (a buffer index) copied into arrays[outTo]. */
-function overValues(k: Instance, kernel: Fn, arrays: Float32Array[], out: number, outTo: Float32Array): void {
+/** A flat kernel over `inputs` (copied in by chunk), its result copied out into `out` (which may be an input). */
+function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float32Array): void {
   const { buffer } = layout(k, 0);
-  const total = outTo.length;
-  for (let at = 0; at < total; at += CHUNK) {
-    const length = Math.min(CHUNK, total - at);
-    arrays.forEach((a, i) => k.heap.set(a.subarray(at, at + length), buffer(i) / 4));
-    kernel(...arrays.map((_, i) => buffer(i)), ...(out >= arrays.length ? [buffer(out)] : []), Math.ceil(length / 4));
-    outTo.set(k.heap.subarray(buffer(out) / 4, buffer(out) / 4 + length), at);
+  for (let at = 0; at < out.length; at += CHUNK) {
+    const length = Math.min(CHUNK, out.length - at);
+    inputs.forEach((a, i) => k.heap.set(a.subarray(at, at + length), buffer(i) / 4));
+    kernel(...inputs.map((_, i) => buffer(i)), buffer(inputs.length), Math.ceil(length / 4));
+    out.set(k.heap.subarray(buffer(inputs.length) / 4, buffer(inputs.length) / 4 + length), at);
   }
 }
 
@@ -380,7 +387,7 @@ function overValues(k: Instance, kernel: Fn, arrays: Float32Array[], out: number
 export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(dy, ref, out)) return false;
-  overValues(k, k.mask, [dy as Float32Array, ref as Float32Array], 2, out as Float32Array);
+  overValues(k, k.mask, [dy as Float32Array, ref as Float32Array], out as Float32Array);
   return true;
 }
 
@@ -388,14 +395,22 @@ export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out:
 export function reluValues(x: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(x)) return false;
-  overValues(k, k.relu, [x as Float32Array], 0, x as Float32Array);
+  overValues(k, k.relu, [x as Float32Array], x as Float32Array);
   return true;
 }
 
-/** a += b; false where the kernels do not run. */
-export function addValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+/** out = a op b for same-length arrays (out may be a or b); false where the kernels do not run. */
+export function binaryValues(name: 'add' | 'sub' | 'mul', a: ArrayLike<number>, b: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
-  if (!k || !isF32(a, b)) return false;
-  overValues(k, k.add, [a as Float32Array, b as Float32Array], 0, a as Float32Array);
+  if (!k || !isF32(a, b, out)) return false;
+  overValues(k, k[name], [a as Float32Array, b as Float32Array], out as Float32Array);
+  return true;
+}
+
+/** out = |x|; false where the kernels do not run. */
+export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, out)) return false;
+  overValues(k, k.abs, [x as Float32Array], out as Float32Array);
   return true;
 }
