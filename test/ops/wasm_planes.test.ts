@@ -100,6 +100,13 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     }
   });
 
+  it('depthwise convolution forward (stride 1 four at a time, stride 2 one by one, channel multiplier 2): as the TypeScript loops', () => {
+    for (const [x, w, o] of [[[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1 }], [[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1, stride: 2 }], [[1, 3, 9, 14], [6, 1, 5, 5], { padding: 2 }]] as const) {
+      const [wasm, js] = bothPaths(() => values(conv2d(randomTensor([...x], 21), randomTensor([...w], 22), null, { ...o, groups: x[1] })));
+      expectSame(wasm, js, `${x.join('x')} ${JSON.stringify(o)}`);
+    }
+  });
+
   it('ReLU keeps NaN of either sign and maps -0 to +0 on both paths', () => {
     const specials = [NaN, -NaN, -0, 0, -1, 1, Infinity, -Infinity, 1e-45, -1e-45];
     const x = new Float32Array(specials);

@@ -8,7 +8,7 @@
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type Matrix } from './gemm.js';
-import { affinePlanes, shiftedSums } from './wasm_planes.js';
+import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -424,6 +424,7 @@ function buildTapRows(g: ConvGeometry): Int32Array {
 
 function depthwiseForward(x: TypedArray, w: TypedArray, y: TypedArray, g: ConvGeometry): void {
   const rows = tapRows(g), sw = g.strideW;
+  if (depthwiseImages(x, w, y, rows, g.N, g.C * g.H * g.W, g.O * g.OH * g.OW, sw)) return;
   for (let n = 0; n < g.N; n++) {
     const yOff = n * g.O * g.OH * g.OW, xOff = n * g.C * g.H * g.W;
     for (let r = 0; r < rows.length; r += TAP) {
