@@ -47,7 +47,7 @@ async function benchAll(name: string, gpuModes: Awaited<ReturnType<typeof availa
     setNumThreads(maxThreads);
     for (const backend of backends.filter((b) => b.startsWith('tfjs-'))) await benchTfjs(m, batch, backend, report);
   }
-  if (backends.includes('facenet-cpu') && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report);
+  if (backends.includes('facenet-cpu') && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report, json ? undefined : (line) => console.log(line));
 }
 
 /** The same network and weights on TF.js (NHWC input). */

@@ -58,7 +58,7 @@ export async function runBench(argv: readonly string[], out: Out, err: Out): Pro
       const m = benchModel(name);
       for (const batch of batches) await benchInference(m, batch, { runs, threads, gpuModes }, report);
       setNumThreads(maxThreads);
-      if (args.options.train && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report);
+      if (args.options.train && name !== 'mobilefacenet') await benchTraining(m, maxThreads, runs, report, json ? undefined : out);
     }
   } finally {
     closeGpu();

@@ -137,15 +137,34 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
  * A training step (forward + backward, training mode, batch 16) per image on the CPU, on 1 thread and
  * on `maxThreads` (beside the inference rows of the same thread counts); GFLOP/s counted as 3x the forward.
  */
-export async function benchTraining(m: BenchModel, maxThreads: number, runs: number, report: (r: BenchRow) => void): Promise<void> {
-  m.model.train();
+/**
+ * Training-step rows (forward + backward of sum(output), batch 16) on 1 thread and on all. Each step is
+ * timed alternately with an inference of the same batch, so that their ratio is not skewed by the machine
+ * speeding up or slowing down over a long run (rows timed minutes apart moved it by 0.2-0.3 here); `say`
+ * gets that ratio, the median of the per-pair ratios.
+ */
+export async function benchTraining(m: BenchModel, maxThreads: number, runs: number, report: (r: BenchRow) => void, say?: (line: string) => void): Promise<void> {
   const x = randn([16, 3, m.height, m.width], { seed: 3 });
+  const infer = (): void => { m.model.eval(); tidyAndRecycle(() => { (m.model.forward(x) as Tensor).data; return null; }); };
+  const step = (): void => { m.model.train(); tidy(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }); };
   for (const threads of new Set([1, maxThreads])) {
     setNumThreads(threads);
-    const t = await timeRuns(() => { tidy(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }); }, runs);
-    report(benchRow(m, 16, 'facenet-cpu-train', threads, t, 6));
+    const t = timeAlternately(infer, step, runs);
+    report(benchRow(m, 16, 'facenet-cpu-train', threads, { seconds: t.b, runs: t.runs }, 6));
+    say?.(`  (${m.name}: training step / inference of batch 16 on ${threads} thread${threads > 1 ? 's' : ''}, timed alternately: ${t.ratio.toFixed(2)}x)`);
   }
   m.model.zeroGrad();
   m.model.eval();
   x.dispose();
+}
+
+/** Median seconds of a and of b, run alternately after one warm-up each, and the median of b/a per pair. */
+function timeAlternately(a: () => void, b: () => void, runs: number): { a: number; b: number; ratio: number; runs: number } {
+  const time = (fn: () => void): number => { const start = performance.now(); fn(); return (performance.now() - start) / 1000; };
+  const warm = time(a) + time(b);
+  const n = Math.max(1, Math.min(runs, Math.floor(90 / Math.max(warm, 1e-3))));
+  const ta: number[] = [], tb: number[] = [];
+  for (let i = 0; i < n; i++) { ta.push(time(a)); tb.push(time(b)); }
+  const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
+  return { a: median(ta), b: median(tb), ratio: median(tb.map((v, i) => v / ta[i]!)), runs: n };
 }

@@ -29,6 +29,15 @@ describe('facenet bench (CLI)', function () {
     expect(lines[1]).to.match(/^model +batch +backend +threads +ms\/image +images\/s +GFLOP\/s +runs$/);
     expect(lines.slice(2).every((l) => l.length === lines[1]!.length)).to.equal(true);
   });
+  it('--train in the table: the training rows, each followed by the step/inference ratio timed alternately', () => {
+    const r = run('--model', 'nn4.small2', '--batches', '1', '--runs', '1', '--backends', 'facenet-cpu', '--train');
+    expect(r.status, r.stderr).to.equal(0);
+    const lines = r.stdout.trim().split('\n');
+    const ratios = lines.filter((l) => l.includes('timed alternately'));
+    expect(ratios.map((l) => l.match(/on (\d) threads?/)?.[1])).to.deep.equal(['1', '2']);
+    for (const l of ratios) expect(l).to.match(/\(nn4\.small2: training step \/ inference of batch 16 on \d threads?, timed alternately: \d+\.\d\dx\)$/);
+    expect(lines.filter((l) => l.includes('facenet-cpu-train'))).to.have.length(2);
+  });
   it('unknown models, bad batches and unknown backends are usage errors (exit 2)', () => {
     for (const args of [['--model', 'foo'], ['--batches', '0'], ['--backends', 'tfjs-cpu'], ['--runs', 'x']]) {
       const r = run(...args);
