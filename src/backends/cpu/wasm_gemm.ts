@@ -14,7 +14,7 @@
  * float32 rounding, which the tests check.)
  */
 import { CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
-import { I32, instantiate, moduleBytes, reserveBytes, V128, w, type WasmMemory } from './wasm_writer.js';
+import { body, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type WasmMemory } from './wasm_writer.js';
 
 export const MR = 4;
 export const NR = 8;
@@ -30,8 +30,7 @@ const [B0, B1, A, ACC] = [17, 18, 19, 20]; // ACC..ACC+7: row r of the tile is A
 
 /** tile[C] (+)= A panel x B panel over kc steps, for every (A panel, B panel) pair. */
 function kernelBody(): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = body();
   const decrementAndLoop = (local: number): void => emit(w.get(local), w.i32(1), w.sub, w.tee(local), w.brIf(0));
   emit(w.get(PB), w.set(B_START), w.get(PC), w.set(C_COL), w.get(N_PANELS), w.set(JP));
   emit(w.loop); // over B panels (8 columns of C each)
@@ -77,8 +76,7 @@ const [R0, T0] = [12, 16]; // v128: four source rows, four half-transposed rows
  * Source row k (at src + k*ld) holds row k of every panel side by side: copy R floats at a time.
  */
 function packCopyBody(R: number): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = body();
   emit(w.get(PKC), w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
   emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PKC), w.set(K_LEFT));
   emit(w.loop); // over rows k
@@ -98,8 +96,7 @@ function packCopyBody(R: number): number[] {
  * they fall on the next panel's first rows, which are written after it, or on the slack after the last.
  */
 function packTransposeBody(R: number): number[] {
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
+  const { code, emit } = body();
   emit(w.get(PKC), w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
   emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PANELS), w.set(P_LEFT));
   emit(w.loop); // over panels
@@ -134,19 +131,13 @@ const PACKS = { packCopyA: packCopyBody(MR), packCopyB: packCopyBody(NR), packTr
 function copy2dBody(): number[] {
   const [SRC_, SRC_STRIDE, DST_, DST_STRIDE, ROWS, WIDTH] = [0, 1, 2, 3, 4, 5];
   const [S_, D_, LEFT] = [6, 7, 8];
-  const code: number[] = [];
-  const emit = (...parts: number[][]): void => { for (const p of parts) code.push(...p); };
-  const countdown = (local: number, step: number, inner: () => void): void => {
-    emit(w.block, w.loop, w.get(local), w.i32(step - 1), w.gtS, w.eqz, w.brIf(1)); // while local >= step
-    inner();
-    emit(w.get(local), w.i32(step), w.sub, w.set(local), w.br(0), w.end, w.end);
-  };
-  emit(w.block, w.get(ROWS), w.eqz, w.brIf(0), w.loop);
-  emit(w.get(SRC_), w.set(S_), w.get(DST_), w.set(D_), w.get(WIDTH), w.set(LEFT));
-  countdown(LEFT, 4, () => emit(w.get(D_), w.get(S_), w.load(0), w.store(0), w.get(S_), w.i32(16), w.add, w.set(S_), w.get(D_), w.i32(16), w.add, w.set(D_)));
-  countdown(LEFT, 1, () => emit(w.get(D_), w.get(S_), w.i32Load(0), w.i32Store(0), w.get(S_), w.i32(4), w.add, w.set(S_), w.get(D_), w.i32(4), w.add, w.set(D_)));
-  emit(w.get(SRC_), w.get(SRC_STRIDE), w.add, w.set(SRC_), w.get(DST_), w.get(DST_STRIDE), w.add, w.set(DST_));
-  emit(w.get(ROWS), w.i32(1), w.sub, w.tee(ROWS), w.brIf(0), w.end, w.end);
+  const { code, emit } = body();
+  repeat(emit, ROWS, () => {
+    emit(w.get(SRC_), w.set(S_), w.get(DST_), w.set(D_), w.get(WIDTH), w.set(LEFT));
+    whileAtLeast(emit, LEFT, 4, () => emit(w.get(D_), w.get(S_), w.load(0), w.store(0), w.get(S_), w.i32(16), w.add, w.set(S_), w.get(D_), w.i32(16), w.add, w.set(D_)));
+    whileAtLeast(emit, LEFT, 1, () => emit(w.get(D_), w.get(S_), w.i32Load(0), w.i32Store(0), w.get(S_), w.i32(4), w.add, w.set(S_), w.get(D_), w.i32(4), w.add, w.set(D_)));
+    emit(w.get(SRC_), w.get(SRC_STRIDE), w.add, w.set(SRC_), w.get(DST_), w.get(DST_STRIDE), w.add, w.set(DST_));
+  });
   return code;
 }
 

@@ -1,7 +1,8 @@
 /**
  * WebAssembly SIMD kernels for the per-channel and elementwise passes around the convolutions: batchnorm's
- * statistics, normalization and gradient, the inference scale-and-shift, ReLU and its gradient mask, and
- * gradient accumulation. JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
+ * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU and its
+ * gradient mask, elementwise add/sub/mul/abs (and so gradient accumulation), and depthwise convolution
+ * (a per-plane pass too). JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
  * no vectorization, a float64 round trip per value); WebAssembly SIMD takes four float32 values an
  * instruction. The data lives in JavaScript arrays, so each pass copies chunks into the module's memory
  * (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them, and copies the result out. Chunks are whole
@@ -11,36 +12,21 @@
  * TypeScript loops in the op files remain the path for float64 tensors and where WebAssembly SIMD is
  * missing; both agree to float32 rounding (tested). NaN passes through ReLU with either sign bit.
  */
-import { body, F64, I32, instantiate, moduleBytes, reserveBytes, V128, w, type WasmFunction, type WasmMemory } from './wasm_writer.js';
+import { body, F32, F64, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type Emit, type WasmFunction, type WasmMemory } from './wasm_writer.js';
 
 // ---- kernels ----
 
-/** f32 constant (4 bytes, little-endian) and the few scalar/vector opcodes only these kernels use. */
-const f32Const0 = [0x43, 0, 0, 0, 0];
-const op = {
-  f32Mul: [0x94], f32Add: [0x92], f32Sub: [0x93], f32Ne: [0x5c], i32Or: [0x72],
-  f32x4Sub: [0xfd, 0xe5, 0x01], f32x4Splat: [0xfd, 0x13], f32x4Ne: [0xfd, 0x42], or128: [0xfd, 0x50],
-  // lanes 2-3 of an f32x4 (and zeros) moved to lanes 0-1, to be promoted to float64 next
-  highToLow: [...w.zero, ...w.shuffle([2, 3, 4, 5])],
-};
-
-type Emit = (...parts: number[][]) => void;
-
-/** A guarded countdown loop: runs `inner` `count` times (count in a local, which it consumes). */
-function repeat(e: Emit, count: number, inner: () => void): void {
-  e(w.block, w.get(count), w.eqz, w.brIf(0), w.loop);
-  inner();
-  e(w.get(count), w.i32(1), w.sub, w.tee(count), w.brIf(0), w.end, w.end);
-}
+/** Lanes 2-3 of the f32x4 on the stack moved to lanes 0-1 (to be promoted to float64 next). */
+const highToLow = [...w.zero, ...w.shuffle([2, 3, 4, 5])];
 
 /** v (on the stack) with its lanes that are not > 0 zeroed, NaN kept (as integers, x > 0 iff float > 0). */
 function relu4(e: Emit, tmp: number): void {
-  e(w.tee(tmp), w.get(tmp), w.zero, w.i32x4GtS, w.get(tmp), w.get(tmp), op.f32x4Ne, op.or128, w.and128);
+  e(w.tee(tmp), w.get(tmp), w.zero, w.i32x4GtS, w.get(tmp), w.get(tmp), w.f32x4Ne, w.or128, w.and128);
 }
 /** The same for one float32 on the stack. */
 function relu1(e: Emit, tmp: number): void {
   // select(v, 0, keep): keep = bits(v) > 0 | v != v
-  e(w.tee(tmp), f32Const0, w.get(tmp), w.i32FromF32Bits, w.i32(0), w.gtS, w.get(tmp), w.get(tmp), op.f32Ne, op.i32Or, w.select);
+  e(w.tee(tmp), w.f32Const0, w.get(tmp), w.i32FromF32Bits, w.i32(0), w.gtS, w.get(tmp), w.get(tmp), w.f32Ne, w.i32Or, w.select);
 }
 
 /*
@@ -68,7 +54,7 @@ interface Locals { ptr: (i: number) => number; table: (i: number) => number; ch:
 
 function planeKernel(k: PlaneKernel): WasmFunction {
   const { code, emit: e } = body();
-  const P = k.pointers, PLANES = P + 1, C = P + 2, CH = P + 3, TAB = P + 4;
+  const VALUES = k.pointers, PLANES = VALUES + 1, C = VALUES + 2, CH = VALUES + 3, TAB = VALUES + 4; // parameters
   const nParams = TAB + k.tables;
   const LEFT = nParams, GROUPS = nParams + 1, TAIL = nParams + 2, CH8 = nParams + 3; // i32 locals
   const TMP4 = nParams + 4, TMP1 = nParams + 5, EXTRA = nParams + 6;
@@ -78,9 +64,9 @@ function planeKernel(k: PlaneKernel): WasmFunction {
   repeat(e, LEFT, () => {
     e(w.get(CH), w.i32(8), w.mul, w.set(CH8)); // byte offset of the channel in a float64 table (float32: half)
     k.perPlane(e, L);
-    e(w.get(P), w.i32(2), w.shrU, w.set(GROUPS));
+    e(w.get(VALUES), w.i32(2), w.shrU, w.set(GROUPS));
     repeat(e, GROUPS, () => { k.vector(e, L); advance(16); });
-    e(w.get(P), w.i32(3), w.and, w.set(TAIL));
+    e(w.get(VALUES), w.i32(3), w.and, w.set(TAIL));
     repeat(e, TAIL, () => { k.scalar(e, L); advance(4); });
     k.afterPlane?.(e, L);
     // ch = ch + 1 == C ? 0 : ch + 1
@@ -89,7 +75,7 @@ function planeKernel(k: PlaneKernel): WasmFunction {
   return {
     name: k.name,
     params: new Array<number>(nParams).fill(I32),
-    locals: [I32, I32, I32, I32, V128, 0x7d /* f32 */, ...k.locals],
+    locals: [I32, I32, I32, I32, V128, F32, ...k.locals],
     code,
   };
 }
@@ -101,10 +87,10 @@ const f32OfChannel = (e: Emit, L: Locals, t: number): void => e(w.get(L.table(t)
 function affineKernel(relu: boolean): WasmFunction {
   const A = 0, B = 1, A1 = 2, B1 = 3; // extra locals: v128 a, b; f32 a, b
   return planeKernel({
-    name: relu ? 'affineRelu' : 'affine', pointers: 2, tables: 2, locals: [V128, V128, 0x7d, 0x7d],
+    name: relu ? 'affineRelu' : 'affine', pointers: 2, tables: 2, locals: [V128, V128, F32, F32],
     perPlane: (e, L) => {
-      f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), op.f32x4Splat, w.set(L.extra(A)));
-      f32OfChannel(e, L, 1); e(w.tee(L.extra(B1)), op.f32x4Splat, w.set(L.extra(B)));
+      f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A)));
+      f32OfChannel(e, L, 1); e(w.tee(L.extra(B1)), w.f32x4Splat, w.set(L.extra(B)));
     },
     vector: (e, L) => {
       e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add);
@@ -112,7 +98,7 @@ function affineKernel(relu: boolean): WasmFunction {
       e(w.store(0));
     },
     scalar: (e, L) => {
-      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.f32Load(0), w.get(L.extra(A1)), op.f32Mul, w.get(L.extra(B1)), op.f32Add);
+      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
       if (relu) relu1(e, L.tmp1);
       e(w.f32Store(0));
     },
@@ -126,11 +112,11 @@ function affineKernel(relu: boolean): WasmFunction {
  */
 function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
   const S = 0, U = 1, V = 2, SUM_U_LO = 3, SUM_U_HI = 4, SUM_UV_LO = 5, SUM_UV_HI = 6, S1 = 7, U1 = 8, SU = 9, SUV = 10;
-  const locals = [V128, V128, V128, V128, V128, V128, V128, 0x7d, 0x7d, F64, F64];
+  const locals = [V128, V128, V128, V128, V128, V128, V128, F32, F32, F64, F64];
   const accumulate = (e: Emit, L: Locals, lo: number, hi: number, value: () => void): void => {
     value();
     e(w.tee(L.tmp4), w.f64x2FromF32Low, w.get(L.extra(lo)), w.f64x2Add, w.set(L.extra(lo)));
-    e(w.get(L.tmp4), op.highToLow, w.f64x2FromF32Low, w.get(L.extra(hi)), w.f64x2Add, w.set(L.extra(hi)));
+    e(w.get(L.tmp4), highToLow, w.f64x2FromF32Low, w.get(L.extra(hi)), w.f64x2Add, w.set(L.extra(hi)));
   };
   const foldInto = (e: Emit, L: Locals, table: number, lo: number, hi: number, scalar: number): void => {
     e(w.get(L.table(table)), w.get(L.ch), w.add, w.get(L.table(table)), w.get(L.ch), w.add, w.f64Load(0));
@@ -140,13 +126,13 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
   return planeKernel({
     name, pointers, tables: 3, locals,
     perPlane: (e, L) => {
-      f32OfChannel(e, L, 0); e(w.tee(L.extra(S1)), op.f32x4Splat, w.set(L.extra(S)));
+      f32OfChannel(e, L, 0); e(w.tee(L.extra(S1)), w.f32x4Splat, w.set(L.extra(S)));
       for (const acc of [SUM_U_LO, SUM_U_HI, SUM_UV_LO, SUM_UV_HI]) e(w.zero, w.set(L.extra(acc)));
       e(w.f64Const0, w.set(L.extra(SU)), w.f64Const0, w.set(L.extra(SUV)));
     },
     vector: (e, L) => {
       const v = pointers === 1 ? 0 : 1; // v = (pointer v) - shift
-      e(w.get(L.ptr(v)), w.load(0), w.get(L.extra(S)), op.f32x4Sub, w.set(L.extra(V)));
+      e(w.get(L.ptr(v)), w.load(0), w.get(L.extra(S)), w.f32x4Sub, w.set(L.extra(V)));
       if (pointers === 1) e(w.get(L.extra(V)), w.set(L.extra(U)));
       else e(w.get(L.ptr(0)), w.load(0), w.set(L.extra(U)));
       accumulate(e, L, SUM_U_LO, SUM_U_HI, () => e(w.get(L.extra(U))));
@@ -154,11 +140,11 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
     },
     scalar: (e, L) => {
       const v = pointers === 1 ? 0 : 1;
-      e(w.get(L.ptr(v)), w.f32Load(0), w.get(L.extra(S1)), op.f32Sub, w.set(L.tmp1));
+      e(w.get(L.ptr(v)), w.f32Load(0), w.get(L.extra(S1)), w.f32Sub, w.set(L.tmp1));
       if (pointers === 1) e(w.get(L.tmp1), w.set(L.extra(U1)));
       else e(w.get(L.ptr(0)), w.f32Load(0), w.set(L.extra(U1)));
       e(w.get(L.extra(SU)), w.get(L.extra(U1)), w.f64FromF32, w.f64Add, w.set(L.extra(SU)));
-      e(w.get(L.extra(SUV)), w.get(L.extra(U1)), w.get(L.tmp1), op.f32Mul, w.f64FromF32, w.f64Add, w.set(L.extra(SUV)));
+      e(w.get(L.extra(SUV)), w.get(L.extra(U1)), w.get(L.tmp1), w.f32Mul, w.f64FromF32, w.f64Add, w.set(L.extra(SUV)));
     },
     afterPlane: (e, L) => {
       foldInto(e, L, 1, SUM_U_LO, SUM_U_HI, SU);
@@ -171,19 +157,19 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
 function bnInputGradientKernel(): WasmFunction {
   const A = 0, M = 1, B = 2, D = 3, A1 = 4, M1 = 5, B1 = 6, D1 = 7;
   return planeKernel({
-    name: 'bnInputGradient', pointers: 3, tables: 4, locals: [V128, V128, V128, V128, 0x7d, 0x7d, 0x7d, 0x7d],
+    name: 'bnInputGradient', pointers: 3, tables: 4, locals: [V128, V128, V128, V128, F32, F32, F32, F32],
     perPlane: (e, L) => {
-      [[A, A1], [M, M1], [B, B1], [D, D1]].forEach(([vec, one], t) => { f32OfChannel(e, L, t); e(w.tee(L.extra(one!)), op.f32x4Splat, w.set(L.extra(vec!))); });
+      [[A, A1], [M, M1], [B, B1], [D, D1]].forEach(([vec, one], t) => { f32OfChannel(e, L, t); e(w.tee(L.extra(one!)), w.f32x4Splat, w.set(L.extra(vec!))); });
     },
     vector: (e, L) => {
       e(w.get(L.ptr(2)), w.get(L.ptr(0)), w.load(0), w.get(L.extra(A)), w.f32x4Mul);
-      e(w.get(L.ptr(1)), w.load(0), w.get(L.extra(M)), op.f32x4Sub, w.get(L.extra(B)), w.f32x4Mul, op.f32x4Sub);
-      e(w.get(L.extra(D)), op.f32x4Sub, w.store(0));
+      e(w.get(L.ptr(1)), w.load(0), w.get(L.extra(M)), w.f32x4Sub, w.get(L.extra(B)), w.f32x4Mul, w.f32x4Sub);
+      e(w.get(L.extra(D)), w.f32x4Sub, w.store(0));
     },
     scalar: (e, L) => {
-      e(w.get(L.ptr(2)), w.get(L.ptr(0)), w.f32Load(0), w.get(L.extra(A1)), op.f32Mul);
-      e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(M1)), op.f32Sub, w.get(L.extra(B1)), op.f32Mul, op.f32Sub);
-      e(w.get(L.extra(D1)), op.f32Sub, w.f32Store(0));
+      e(w.get(L.ptr(2)), w.get(L.ptr(0)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul);
+      e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(M1)), w.f32Sub, w.get(L.extra(B1)), w.f32Mul, w.f32Sub);
+      e(w.get(L.extra(D1)), w.f32Sub, w.f32Store(0));
     },
   });
 }
@@ -206,15 +192,14 @@ function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) 
 }
 
 const load = (i: number): number[] => [...w.get(i), ...w.load(0)];
-const signBitsOff = [0xfd, 0x0c, ...[0, 1, 2, 3].flatMap(() => [0xff, 0xff, 0xff, 0x7f])]; // v128.const i32x4 0x7fffffff
 
 const flatKernels = [
   flatKernel('mask', 2, (e) => e(load(0), load(1), w.zero, w.i32x4GtS, w.and128)),
   flatKernel('relu', 1, (e, tmp) => { e(load(0)); relu4(e, tmp); }),
   flatKernel('add', 2, (e) => e(load(0), load(1), w.f32x4Add)),
-  flatKernel('sub', 2, (e) => e(load(0), load(1), op.f32x4Sub)),
+  flatKernel('sub', 2, (e) => e(load(0), load(1), w.f32x4Sub)),
   flatKernel('mul', 2, (e) => e(load(0), load(1), w.f32x4Mul)),
-  flatKernel('abs', 1, (e) => e(load(0), signBitsOff, w.and128)),
+  flatKernel('abs', 1, (e) => e(load(0), w.i32x4Const(0x7fffffff), w.and128)),
 ];
 
 /**
@@ -231,22 +216,23 @@ function depthwiseKernel(): WasmFunction {
   const field = (i: number): number[] => [...w.get(ROWS), ...w.i32Load(4 * i)];
   e(w.get(SW), w.i32(4), w.mul, w.set(STEP));
   repeat(e, N, () => {
-    e(w.get(W), field(2), w.i32(4), w.mul, w.add, w.f32Load(0), w.tee(WV), op.f32x4Splat, w.set(WV4));
+    e(w.get(W), field(2), w.i32(4), w.mul, w.add, w.f32Load(0), w.tee(WV), w.f32x4Splat, w.set(WV4));
     e(w.get(Y), field(0), field(3), w.add, w.i32(4), w.mul, w.add, w.set(YP));
     e(w.get(X), field(1), field(3), w.get(SW), w.mul, w.add, field(5), w.add, w.i32(4), w.mul, w.add, w.set(XP));
     e(field(4), field(3), w.sub, w.set(COUNT));
     e(w.get(SW), w.i32(1), w.eq, w.if);
-    e(w.block, w.loop, w.get(COUNT), w.i32(3), w.gtS, w.eqz, w.brIf(1)); // while count >= 4
-    e(w.get(YP), w.get(YP), w.load(0), w.get(WV4), w.get(XP), w.load(0), w.f32x4Mul, w.f32x4Add, w.store(0));
-    e(w.get(YP), w.i32(16), w.add, w.set(YP), w.get(XP), w.i32(16), w.add, w.set(XP), w.get(COUNT), w.i32(4), w.sub, w.set(COUNT), w.br(0), w.end, w.end);
+    whileAtLeast(e, COUNT, 4, () => {
+      e(w.get(YP), w.get(YP), w.load(0), w.get(WV4), w.get(XP), w.load(0), w.f32x4Mul, w.f32x4Add, w.store(0));
+      e(w.get(YP), w.i32(16), w.add, w.set(YP), w.get(XP), w.i32(16), w.add, w.set(XP));
+    });
     e(w.end);
     repeat(e, COUNT, () => {
-      e(w.get(YP), w.get(YP), w.f32Load(0), w.get(WV), w.get(XP), w.f32Load(0), op.f32Mul, op.f32Add, w.f32Store(0));
+      e(w.get(YP), w.get(YP), w.f32Load(0), w.get(WV), w.get(XP), w.f32Load(0), w.f32Mul, w.f32Add, w.f32Store(0));
       e(w.get(YP), w.i32(4), w.add, w.set(YP), w.get(XP), w.get(STEP), w.add, w.set(XP));
     });
     e(w.get(ROWS), w.i32(24), w.add, w.set(ROWS));
   });
-  return { name: 'depthwise', params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, 0x7d, V128], code };
+  return { name: 'depthwise', params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, F32, V128], code };
 }
 
 export function planesModuleBytes(): Uint8Array {

@@ -38,7 +38,7 @@ const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.fl
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 const name = (s: string): number[] => vec([...s].map((c) => [c.charCodeAt(0)]));
 
-export const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
+export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
 const SIMD = 0xfd;
 const simd = (op: number, ...rest: number[]): number[] => [SIMD, ...uleb(op), ...rest];
 
@@ -52,6 +52,8 @@ export const w = {
   f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)], f32Store: (offset: number) => [0x38, 2, ...uleb(offset)],
   f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)], f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
   i32Load: (offset: number) => [0x28, 2, ...uleb(offset)], i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
+  i32Or: [0x72],
+  f32Add: [0x92], f32Sub: [0x93], f32Mul: [0x94], f32Ne: [0x5c], f32Const0: [0x43, 0, 0, 0, 0],
   f64Add: [0xa0], f64Sub: [0xa1], f64Mul: [0xa2], f64FromF32: [0xbb], f32FromF64: [0xb6],
   i32FromF32Bits: [0xbc], f32FromI32Bits: [0xbe], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
   load: (offset: number) => simd(0x00, 4, ...uleb(offset)),
@@ -64,17 +66,35 @@ export const w = {
   // i8x16.shuffle picking four 32-bit lanes of (a, b): lanes 0-3 are a's, 4-7 are b's.
   shuffle: (lanes: number[]) => simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])),
   zero: simd(0x0c, ...new Array<number>(16).fill(0)),
-  f64x2Splat: simd(0x14), f64x2Lane: (lane: number) => simd(0x21, lane),
+  /** v128.const i32x4 (v, v, v, v) */
+  i32x4Const: (v: number) => simd(0x0c, ...[0, 1, 2, 3].flatMap(() => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff])),
+  f32x4Splat: simd(0x13), f64x2Splat: simd(0x14), f64x2Lane: (lane: number) => simd(0x21, lane),
   f64x2FromF32Low: simd(0x5f), f32x4FromF64x2: simd(0x5e),
   f64x2Add: simd(0xf0), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2),
-  f32x4Add: simd(0xe4), f32x4Mul: simd(0xe6),
-  i32x4GtS: simd(0x3b), and128: simd(0x4e),
+  f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
+  i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50),
 };
 
+export type Emit = (...parts: number[][]) => void;
+
 /** Collects a function body: emit(...parts) appends opcodes. */
-export function body(): { code: number[]; emit: (...parts: number[][]) => void } {
+export function body(): { code: number[]; emit: Emit } {
   const code: number[] = [];
   return { code, emit: (...parts) => { for (const p of parts) code.push(...p); } };
+}
+
+/** A guarded countdown loop: runs `inner` `count` times (count is a local, which it consumes). */
+export function repeat(emit: Emit, count: number, inner: () => void): void {
+  emit(w.block, w.get(count), w.eqz, w.brIf(0), w.loop);
+  inner();
+  emit(w.get(count), w.i32(1), w.sub, w.tee(count), w.brIf(0), w.end, w.end);
+}
+
+/** while (local >= step) { inner(); local -= step; } */
+export function whileAtLeast(emit: Emit, local: number, step: number, inner: () => void): void {
+  emit(w.block, w.loop, w.get(local), w.i32(step - 1), w.gtS, w.eqz, w.brIf(1));
+  inner();
+  emit(w.get(local), w.i32(step), w.sub, w.set(local), w.br(0), w.end, w.end);
 }
 
 export interface WasmFunction {
