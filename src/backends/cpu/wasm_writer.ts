@@ -54,23 +54,16 @@ export const w = {
   i32Load: (offset: number) => [0x28, 2, ...uleb(offset)], i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
   i32Or: [0x72],
   f32Add: [0x92], f32Sub: [0x93], f32Mul: [0x94], f32Ne: [0x5c], f32Const0: [0x43, 0, 0, 0, 0],
-  f64Add: [0xa0], f64Sub: [0xa1], f64Mul: [0xa2], f64FromF32: [0xbb], f32FromF64: [0xb6],
-  i32FromF32Bits: [0xbc], f32FromI32Bits: [0xbe], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
+  f64Add: [0xa0], f64FromF32: [0xbb], i32FromF32Bits: [0xbc], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
   load: (offset: number) => simd(0x00, 4, ...uleb(offset)),
   store: (offset: number) => simd(0x0b, 4, ...uleb(offset)),
   load32Splat: (offset: number) => simd(0x09, 2, ...uleb(offset)),
-  /** Two float32 values into lanes 0-1 (of four). */
-  load64Zero: (offset: number) => simd(0x5d, 3, ...uleb(offset)),
-  /** Lanes 0-1 (two float32 values) to memory. */
-  store64Lane0: (offset: number) => simd(0x5b, 3, ...uleb(offset), 0),
   // i8x16.shuffle picking four 32-bit lanes of (a, b): lanes 0-3 are a's, 4-7 are b's.
   shuffle: (lanes: number[]) => simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])),
   zero: simd(0x0c, ...new Array<number>(16).fill(0)),
   /** v128.const i32x4 (v, v, v, v) */
   i32x4Const: (v: number) => simd(0x0c, ...[0, 1, 2, 3].flatMap(() => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff])),
-  f32x4Splat: simd(0x13), f64x2Splat: simd(0x14), f64x2Lane: (lane: number) => simd(0x21, lane),
-  f64x2FromF32Low: simd(0x5f), f32x4FromF64x2: simd(0x5e),
-  f64x2Add: simd(0xf0), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2),
+  f32x4Splat: simd(0x13), f64x2Lane: (lane: number) => simd(0x21, lane), f64x2FromF32Low: simd(0x5f), f64x2Add: simd(0xf0),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
   i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50),
 };
@@ -133,10 +126,6 @@ export function instantiate(bytes: Uint8Array): Record<string, unknown> | null {
   } catch {
     return null;
   }
-}
-
-export function validWasm(bytes: Uint8Array): boolean {
-  return typeof WebAssembly === 'object' && WebAssembly.validate(bytes);
 }
 
 /** Grows memory to at least `bytes`; returns whether it grew (views on the old buffer are then stale). */
