@@ -84,14 +84,15 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     // made in the array that then becomes dx.
     const dy = relu ? alloc(dtype, x.size) : dyOut;
     const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, mean, relu ? y : null, dy);
-    const sumDyXhat = alloc(dtype, C);
+    const sumDyXhat = alloc(dtype, C), betaGrad = alloc(dtype, C); // gradients in the parameters' dtype
     for (let c = 0; c < C; c++) sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
+    betaGrad.set(sumDy);
     let dx: TypedArray | null = null;
     if (needs[0]) {
       dx = relu ? dy : alloc(dtype, x.size);
       batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
     }
-    return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
+    return gamma ? [dx, sumDyXhat, beta ? betaGrad : null] : [dx, beta ? betaGrad : null];
   });
 }
 

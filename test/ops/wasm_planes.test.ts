@@ -52,6 +52,7 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
           const runningMean = tensor(new Float32Array(C), [C]), runningVar = tensor(new Float32Array(C).fill(1), [C]);
           const y = batchNorm(x, { gamma, beta, runningMean, runningVar, training: true, relu: withRelu });
           sum(mul(y, randomTensor(shape, 4))).backward();
+          expect([x.grad!.dtype, gamma.grad!.dtype, beta.grad!.dtype]).to.deep.equal(['float32', 'float32', 'float32']);
           return values(y, x.grad, gamma.grad, beta.grad, runningMean, runningVar);
         });
         expectSame(wasm, js, `relu=${withRelu}`);
