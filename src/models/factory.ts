@@ -18,15 +18,17 @@ export interface BuildOptions {
   variant?: string;
   dtype?: DType;
   seed?: number;
+  /** 'none': weights start at zero, not sampled, for a model whose state dict is loaded next (faster). */
+  init?: 'random' | 'none';
 }
 
 /** A module whose forward maps a batch of images to whatever the architecture outputs. */
 export type AnyModel = Module & { forward(x: Tensor): unknown };
 
 const BUILDERS: Record<string, { variants?: string[]; build: (o: BuildOptions) => AnyModel }> = {
-  'nn4.small2': { variants: ['torch', 'keras'], build: (o) => new Nn4Small2({ variant: (o.variant ?? 'torch') as Nn4Variant, dtype: o.dtype, seed: o.seed }) },
-  nn2: { build: (o) => new Nn2({ dtype: o.dtype, seed: o.seed }) },
-  'inception-resnet-v1': { build: (o) => new InceptionResnetV1({ dtype: o.dtype, seed: o.seed }) },
+  'nn4.small2': { variants: ['torch', 'keras'], build: (o) => new Nn4Small2({ ...o, variant: (o.variant ?? 'torch') as Nn4Variant }) },
+  nn2: { build: (o) => new Nn2(o) },
+  'inception-resnet-v1': { build: (o) => new InceptionResnetV1(o) },
   'mtcnn-pnet': { build: (o) => new PNet(o) },
   'mtcnn-rnet': { build: (o) => new RNet(o) },
   'mtcnn-onet': { build: (o) => new ONet(o) },

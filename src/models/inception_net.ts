@@ -5,12 +5,11 @@
  *   avgpool -> dense -> L2 normalize
  * A config lists the blocks, the LRN convention and the final pool; every conv is conv -> BN -> ReLU.
  */
-import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import type { LrnOptions } from '../ops/lrn.js';
 import { Module } from '../nn/module.js';
-import { ConvBnAct, Linear } from '../nn/layers.js';
+import { ConvBnAct, Linear, layerInit, type ModelInit } from '../nn/layers.js';
 import { Inception, type InceptionSpec } from '../nn/inception.js';
 
 /** Tensors recorded during a forward pass, by name (conv1_relu, lrn1, stem, inception_3a, ..., pre_norm). */
@@ -34,9 +33,9 @@ export class InceptionNet extends Module {
   private readonly blocks: [string, Inception][];
   private readonly dense: Linear;
 
-  constructor(readonly config: InceptionNetConfig, options: { dtype?: DType; seed?: number } = {}) {
+  constructor(readonly config: InceptionNetConfig, options: ModelInit = {}) {
     super();
-    const unit = { dtype: options.dtype, rng: new Rng(options.seed ?? 1), eps: config.eps };
+    const unit = { ...layerInit(options), eps: config.eps };
     this.conv1 = this.child('conv1', new ConvBnAct(3, 64, 7, { ...unit, stride: 2, padding: 3 }));
     this.conv2 = this.child('conv2', new ConvBnAct(64, 64, 1, unit));
     this.conv3 = this.child('conv3', new ConvBnAct(64, 192, 3, { ...unit, padding: 1 }));

@@ -9,10 +9,10 @@
  * inference does not use.
  */
 import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { BatchNorm, Conv2d, ConvBnAct, Linear, Sequential, type LayerInit } from '../nn/layers.js';
+import { BatchNorm, Conv2d, ConvBnAct, layerInit, Linear, Sequential, type LayerInit, type ModelInit } from '../nn/layers.js';
 import type { Taps } from './inception_net.js';
 
 type Unit = LayerInit;
@@ -87,9 +87,7 @@ class Mixed extends Module {
   }
 }
 
-export interface IrV1Options {
-  dtype?: DType;
-  seed?: number;
+export interface IrV1Options extends ModelInit {
   /** Dropout before last_linear in training mode (facenet-pytorch: 0.6). */
   dropout?: number;
 }
@@ -108,7 +106,7 @@ export class InceptionResnetV1 extends Module {
 
   constructor(readonly options: IrV1Options = {}) {
     super();
-    const u: Unit = { dtype: options.dtype, rng: new Rng(options.seed ?? 1) };
+    const u: Unit = layerInit(options);
     const stem: [string, ConvBnAct][] = [
       ['conv2d_1a', basic(u, 3, 32, 3, { stride: 2 })],
       ['conv2d_2a', basic(u, 32, 32, 3)],

@@ -4,11 +4,10 @@
  * of the padded square. Four dense blocks (each: a strided conv, then three separable convs whose
  * inputs are ReLUs of running sums), avgpool 7/2, fc 256 -> 136.
  */
-import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { Conv2d, Linear, SeparableConv2d, type LayerInit } from '../nn/layers.js';
+import { Conv2d, Linear, SeparableConv2d, layerInit, type LayerInit, type ModelInit } from '../nn/layers.js';
 
 class DenseBlock extends Module {
   private readonly first: Conv2d | SeparableConv2d;
@@ -31,9 +30,9 @@ class DenseBlock extends Module {
 export class FaceLandmark68Net extends Module {
   private readonly blocks: DenseBlock[];
   private readonly fc: Linear;
-  constructor(options: { dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit = {}) {
     super();
-    const u: LayerInit = { dtype: options.dtype, rng: new Rng(options.seed ?? 1) };
+    const u: LayerInit = layerInit(options);
     const sizes = [3, 32, 64, 128, 256];
     this.blocks = [0, 1, 2, 3].map((i) => this.child(`dense${i}`, new DenseBlock(sizes[i]!, sizes[i + 1]!, i === 0, u)));
     this.fc = this.child('fc', new Linear(256, 136, u));

@@ -47,7 +47,7 @@ function loadModel({ tensors, metadata }: SafetensorsFile, path: string): Loaded
       throw new WeightFileError(path, `tensor ${name} is stored as ${t.dtype}, but ${architecture} weights are floating point (F32, F16, BF16 or F64); re-convert the source weights with \`facenet convert\``, 'BAD_DTYPE');
     }
   }
-  const model = buildModel(architecture, { variant });
+  const model = buildModel(architecture, { variant, init: 'none' }); // every parameter comes from the file
   try {
     model.loadStateDict(tensors, { source: path });
   } catch (err) {

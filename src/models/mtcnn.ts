@@ -7,10 +7,10 @@
  * RNet and ONet flatten in [N, W, H, C] order (the Caffe original's), hence the transposes.
  */
 import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { Conv2d, Linear, PReLU } from '../nn/layers.js';
+import { Conv2d, Linear, PReLU, layerInit, type LayerInit, type ModelInit } from '../nn/layers.js';
 
 export interface MtcnnOutput {
   /** Box regression: [N, 4, H, W] for PNet, [N, 4] for RNet/ONet. */
@@ -23,10 +23,10 @@ export interface MtcnnOutput {
 
 /** Registers conv/prelu/dense layers by name and runs them in a given order. */
 abstract class MtcnnNet extends Module {
-  protected readonly init: { dtype?: DType; rng: Rng };
-  constructor(options: { dtype?: DType; seed?: number }) {
+  protected readonly init: LayerInit;
+  constructor(options: ModelInit) {
     super();
-    this.init = { dtype: options.dtype, rng: new Rng(options.seed ?? 1) };
+    this.init = layerInit(options);
   }
   protected conv(name: string, inC: number, outC: number, k: number): Conv2d {
     return this.child(name, new Conv2d(inC, outC, k, this.init));

@@ -4,7 +4,7 @@
  * 4a-4e, 5a-5b with L2-pool or max-pool branches, avgpool 7, dense 1024 -> 128. No public weights
  * exist: it is built with random initialization, for training.
  */
-import type { DType } from '../tensor/tensor.js';
+import type { ModelInit } from '../nn/layers.js';
 import type { InceptionSpec } from '../nn/inception.js';
 import { InceptionNet } from './inception_net.js';
 
@@ -43,7 +43,7 @@ function blocks(): [string, InceptionSpec][] {
 }
 
 export class Nn2 extends InceptionNet {
-  constructor(options: { dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit = {}) {
     super({ blocks: blocks(), lrn: { size: 5, alpha: 1e-4, beta: 0.75, k: 1, convention: 'torch' }, finalPool: 7, embeddingDim: 128, eps: 1e-5 }, options);
   }
 }

@@ -5,7 +5,7 @@
  *   'torch': the canonical OpenFace Torch7 network;
  *   'keras': the Keras-OpenFace port the CSV weights come from (TF-style LRN, strided pools + zero padding).
  */
-import type { DType } from '../tensor/tensor.js';
+import type { ModelInit } from '../nn/layers.js';
 import type { InceptionSpec, PoolBranchSpec } from '../nn/inception.js';
 import type { LrnOptions } from '../ops/lrn.js';
 import { InceptionNet } from './inception_net.js';
@@ -58,7 +58,7 @@ function blocks(variant: Nn4Variant): [string, InceptionSpec][] {
 
 export class Nn4Small2 extends InceptionNet {
   readonly variant: Nn4Variant;
-  constructor(options: { variant?: Nn4Variant; dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit & { variant?: Nn4Variant } = {}) {
     const variant = options.variant ?? 'torch';
     super({ blocks: blocks(variant), lrn: LRN[variant], finalPool: 3, embeddingDim: 128, eps: 1e-5 }, options);
     this.variant = variant;

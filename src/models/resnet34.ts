@@ -9,12 +9,11 @@
  * shortcut is avgpool 2/2 of its input with zero channels appended; when the strided 3x3 "valid" conv
  * comes out one pixel smaller than the pooled shortcut, its output gets a zero row and column.
  */
-import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { zeros } from '../tensor/creation.js';
 import { Module } from '../nn/module.js';
-import { Affine, Conv2d, Linear, type LayerInit } from '../nn/layers.js';
+import { Affine, Conv2d, Linear, layerInit, type LayerInit, type ModelInit } from '../nn/layers.js';
 
 class ConvAffine extends Module {
   readonly conv: Conv2d;
@@ -57,9 +56,9 @@ export class FaceRecognitionResNet34 extends Module {
   private readonly blocks: Residual[];
   private readonly fc: Linear;
 
-  constructor(options: { dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit = {}) {
     super();
-    const u: LayerInit = { dtype: options.dtype, rng: new Rng(options.seed ?? 1) };
+    const u: LayerInit = layerInit(options);
     this.stem = this.child('conv32_down', new ConvAffine(3, 32, 7, 2, u));
     const plan: [string, number, number, boolean][] = [
       ['conv32_1', 32, 32, false], ['conv32_2', 32, 32, false], ['conv32_3', 32, 32, false],

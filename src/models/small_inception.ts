@@ -5,11 +5,10 @@
  *   -> maxpool 2 -> inception (... | L2 pool>1x1, 80) -> global average pool -> dense -> L2 normalize
  * About 0.7 MMAC per image: small enough to train for thousands of steps on two cores.
  */
-import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { ConvBnAct, Linear } from '../nn/layers.js';
+import { ConvBnAct, Linear, layerInit, type ModelInit } from '../nn/layers.js';
 import { Inception } from '../nn/inception.js';
 
 export class SmallInception extends Module {
@@ -17,9 +16,9 @@ export class SmallInception extends Module {
   private readonly a: Inception;
   private readonly b: Inception;
   private readonly dense: Linear;
-  constructor(options: { embeddingDim?: number; dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit & { embeddingDim?: number } = {}) {
     super();
-    const u = { dtype: options.dtype, rng: new Rng(options.seed ?? 1), eps: 1e-5 };
+    const u = { ...layerInit(options), eps: 1e-5 };
     this.stem = this.child('conv1', new ConvBnAct(1, 16, 3, { ...u, padding: 1 }));
     this.a = this.child('inception_a', new Inception({
       inChannels: 16, branch1x1: 8, branch3x3: { reduce: 8, out: 16 }, branch5x5: { reduce: 4, out: 8 },

@@ -6,11 +6,10 @@
  *   conv0 3x3 valid + leaky(0.1) -> maxpool 2/2 same -> 5 x (separable 3x3 pad 1 + leaky, maxpool)
  *   (the last pool has stride 1) -> conv8 1x1 -> 25 channels
  */
-import { Rng } from '../util/random.js';
-import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { Conv2d, SeparableConv2d, type LayerInit } from '../nn/layers.js';
+import { Conv2d, SeparableConv2d, layerInit, type LayerInit, type ModelInit } from '../nn/layers.js';
 
 export const TINY_FACE_ANCHORS: readonly [number, number][] = [
   [1.603231, 2.094468], [6.041143, 7.080126], [2.882459, 3.518061], [4.266906, 5.178857], [9.041765, 10.66308],
@@ -22,9 +21,9 @@ export class TinyFaceDetector extends Module {
   private readonly separable: SeparableConv2d[];
   private readonly conv8: Conv2d;
 
-  constructor(options: { dtype?: DType; seed?: number } = {}) {
+  constructor(options: ModelInit = {}) {
     super();
-    const u: LayerInit = { dtype: options.dtype, rng: new Rng(options.seed ?? 1) };
+    const u: LayerInit = layerInit(options);
     this.conv0 = this.child('conv0', new Conv2d(3, 16, 3, u));
     const sizes = [16, 32, 64, 128, 256, 512];
     this.separable = sizes.slice(1).map((out, i) => this.child(`conv${i + 1}`, new SeparableConv2d(sizes[i]!, out, 3, { ...u, padding: 1 })));

@@ -4,7 +4,7 @@
  * unit every FaceNet network is made of. Initialization: He-normal for convolutions and linear layers
  * (ReLU networks), BN gamma 1 and beta 0.
  */
-import type { Rng } from '../util/random.js';
+import { Rng } from '../util/random.js';
 import { full, randn, zeros } from '../tensor/creation.js';
 import type { DType, Tensor } from '../tensor/tensor.js';
 import { pair, type PaddingSpec } from '../tensor/shape.js';
@@ -15,6 +15,22 @@ import { needsGrad } from '../autograd/tape.js';
 export interface LayerInit {
   dtype?: DType;
   rng: Rng;
+  /** false: weights start at zero instead of being sampled (a state dict is about to replace them). */
+  random?: boolean;
+}
+
+/** What a model's constructor takes to start its layers: dtype, seed, and init 'none' to skip sampling. */
+export interface ModelInit { dtype?: DType; seed?: number; init?: 'random' | 'none' }
+
+/** The LayerInit of a model built with these options. */
+export function layerInit(o: ModelInit): LayerInit {
+  return { dtype: o.dtype, rng: new Rng(o.seed ?? 1), random: o.init !== 'none' };
+}
+
+/** He-normal weights (or zeros when options.random is false). */
+function heNormal(shape: number[], fanIn: number, options: LayerInit): Tensor {
+  if (options.random === false) return zeros(shape, { dtype: options.dtype });
+  return randn(shape, { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / fanIn) });
 }
 
 export class Conv2d extends Module {
@@ -28,7 +44,7 @@ export class Conv2d extends Module {
     const [kh, kw] = pair(kernel, 'Conv2d', 'kernel');
     const groups = options.groups ?? 1;
     const fanIn = (inChannels / groups) * kh * kw;
-    this.weight = this.param('weight', randn([outChannels, inChannels / groups, kh, kw], { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / fanIn) }));
+    this.weight = this.param('weight', heNormal([outChannels, inChannels / groups, kh, kw], fanIn, options));
     this.bias = options.bias ?? true ? this.param('bias', zeros([outChannels], { dtype: options.dtype })) : null;
   }
   forward(x: Tensor): Tensor {
@@ -66,7 +82,7 @@ export class Linear extends Module {
   readonly bias: Tensor | null;
   constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean } & LayerInit) {
     super();
-    this.weight = this.param('weight', randn([outFeatures, inFeatures], { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / inFeatures) }));
+    this.weight = this.param('weight', heNormal([outFeatures, inFeatures], inFeatures, options));
     this.bias = options.bias ?? true ? this.param('bias', zeros([outFeatures], { dtype: options.dtype })) : null;
   }
   forward(x: Tensor): Tensor {

@@ -90,6 +90,22 @@ describe('safetensors', () => {
     for (const [k, t] of model.stateDict()) expect(Array.from(loaded.get(k)!.data)).to.deep.equal(Array.from(t.data));
   });
 
+  it("models built to be loaded skip sampling their weights (init 'none': zeros, same layout), and load every value from the file", () => {
+    for (const arch of ['dlib-resnet34', 'mtcnn-onet', 'inception-resnet-v1']) {
+      const random = buildModel(arch, { seed: 5 }).stateDict(), empty = buildModel(arch, { init: 'none' }).stateDict();
+      expect([...empty.keys()], arch).to.deep.equal([...random.keys()]);
+      for (const [k, t] of empty) {
+        expect(t.shape, k).to.deep.equal(random.get(k)!.shape);
+        if (k.endsWith('.weight') && t.rank >= 2) expect(t.data.every((v) => v === 0), k).to.equal(true);
+      }
+    }
+    const model = buildModel('mtcnn-onet', { seed: 9 });
+    const file = join(tmp, 'onet.safetensors');
+    writeFileSync(file, encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }])), { architecture: 'mtcnn-onet' }));
+    const loaded = loadModelFile(file).model.stateDict();
+    for (const [k, t] of model.stateDict()) expect(Buffer.from(Float32Array.from(loaded.get(k)!.data).buffer).equals(Buffer.from(Float32Array.from(t.data).buffer)), k).to.equal(true);
+  });
+
   it('encodes a model file that loads back into the same architecture', () => {
     const file = join(tmp, 'enc.safetensors');
     writeFileSync(file, encodeSafetensors(new Map([['x', { shape: [1], data: new Float32Array([1]) }]])));
