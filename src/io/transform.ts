@@ -56,13 +56,32 @@ export function applyAffine(m: Affine, x: number, y: number): [number, number] {
  */
 export function warpAffine(img: RgbImage, toSource: Affine, width: number, height: number): RgbImage {
   const data = new Uint8Array(width * height * 3);
+  const [a, b, tx, c, d, ty] = toSource;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const [sx, sy] = applyAffine(toSource, x + 0.5, y + 0.5);
-      for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = Math.round(sample(img, sx, sy, c, 0));
+      // sample()'s arithmetic for the three channels at once, without a call or a closure per value: the
+      // pipeline warps every photo at several sizes (measured: a fifth of a `facenet compare`).
+      const fx = a * (x + 0.5) + b * (y + 0.5) + tx - 0.5, fy = c * (x + 0.5) + d * (y + 0.5) + ty - 0.5;
+      bilinear3(img, fx, fy, data, (y * width + x) * 3);
     }
   }
   return { data, width, height };
+}
+
+/**
+ * out[at..at+2] = the three channels of img sampled bilinearly at pixel-grid position (fx, fy) (the
+ * sample position minus half a pixel), rounded; neighbours outside the image read as 0. Same values as
+ * sample() (tested).
+ */
+function bilinear3(img: RgbImage, fx: number, fy: number, out: Uint8Array, at: number): void {
+  const x0 = Math.floor(fx), y0 = Math.floor(fy), ax = fx - x0, ay = fy - y0, W = img.width, H = img.height, src = img.data;
+  const left = x0 >= 0 && x0 < W, right = x0 + 1 >= 0 && x0 + 1 < W, top = y0 >= 0 && y0 < H, bottom = y0 + 1 >= 0 && y0 + 1 < H;
+  const i00 = (y0 * W + x0) * 3, i01 = i00 + 3 * W;
+  for (let ch = 0; ch < 3; ch++) {
+    const v00 = top && left ? src[i00 + ch]! : 0, v10 = top && right ? src[i00 + 3 + ch]! : 0;
+    const v01 = bottom && left ? src[i01 + ch]! : 0, v11 = bottom && right ? src[i01 + 3 + ch]! : 0;
+    out[at + ch] = Math.round((1 - ay) * ((1 - ax) * v00 + ax * v10) + ay * ((1 - ax) * v01 + ax * v11));
+  }
 }
 
 /**

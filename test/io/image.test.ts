@@ -125,4 +125,21 @@ describe('geometry', () => {
     expect(Array.from(warpAffine(img, [1, 0, 0, 0, 1, 0], 10, 8).data)).to.deep.equal(Array.from(img.data));
     expect(pixel(warpAffine(img, [1, 0, -5, 0, 1, -5], 10, 8), 0, 0)).to.deep.equal([0, 0, 0]);
   });
+  it('warpAffine equals bilinear sampling pixel by pixel (rotation, scale, borders), exactly', () => {
+    const img = testCard(13, 9);
+    const at = (x: number, y: number, c: number): number => (x < 0 || y < 0 || x >= 13 || y >= 9 ? 0 : img.data[(y * 13 + x) * 3 + c]!);
+    for (const m of [[0.8, -0.3, 2.5, 0.3, 0.8, -1.2], [1.7, 0, -3, 0, 1.7, -2], [0.5, 0.2, 6, -0.2, 0.5, 4]] as const) {
+      const out = warpAffine(img, [...m], 17, 11);
+      for (let y = 0; y < 11; y++) {
+        for (let x = 0; x < 17; x++) {
+          const fx = m[0] * (x + 0.5) + m[1] * (y + 0.5) + m[2] - 0.5, fy = m[3] * (x + 0.5) + m[4] * (y + 0.5) + m[5] - 0.5;
+          const x0 = Math.floor(fx), y0 = Math.floor(fy), ax = fx - x0, ay = fy - y0;
+          for (let c = 0; c < 3; c++) {
+            const want = Math.round((1 - ay) * ((1 - ax) * at(x0, y0, c) + ax * at(x0 + 1, y0, c)) + ay * ((1 - ax) * at(x0, y0 + 1, c) + ax * at(x0 + 1, y0 + 1, c)));
+            if (out.data[(y * 17 + x) * 3 + c] !== want) expect.fail(`pixel ${x},${y} channel ${c}: ${out.data[(y * 17 + x) * 3 + c]} vs ${want}`);
+          }
+        }
+      }
+    }
+  });
 });
