@@ -7,6 +7,7 @@ import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
+import { leakyValues } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -61,4 +62,14 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
 }
 
 /** Leaky ReLU: x for x > 0, alpha * x otherwise (tiny face detector: alpha 0.1). */
-export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => onGpu('leakyRelu', x, alpha) ?? unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
+export function leakyRelu(x: Tensor, alpha = 0.01): Tensor {
+  const viaGpu = onGpu('leakyRelu', x, alpha);
+  if (viaGpu) return viaGpu;
+  const xd = x.data, y = alloc(x.dtype, x.size);
+  if (!leakyValues(xd, alpha, y)) return unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
+  return record(new Tensor(y, x.shape), 'leakyRelu', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    if (!leakyValues(xd, alpha, dx, dy)) for (let i = 0; i < dx.length; i++) dx[i] = xd[i]! > 0 ? dy[i]! : alpha * dy[i]!;
+    return [dx];
+  });
+}

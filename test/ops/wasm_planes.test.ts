@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, conv2d, conv2dScaleShift, mul, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, leakyRelu, conv2d, conv2dScaleShift, mul, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import { Rng } from '../../src/util/random.js';
@@ -87,13 +87,13 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     for (let i = 0; i < 2; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), ['y', 'dx'][i]).to.equal(true);
   });
 
-  it('elementwise add, sub, mul (same shape, per channel, with a number) and abs, forward and gradients: as the TypeScript loops', () => {
+  it('elementwise add, sub, mul (same shape, per channel, with a number), abs and leaky ReLU, forward and gradients: as the TypeScript loops', () => {
     for (const shape of [[2, 3, 5, 7], [3, 4, 17, 17], [1, 2, 130, 130]]) {
       const [wasm, js] = bothPaths(() => {
         const C = shape[1]!;
         const a = randomTensor(shape, 11), b = randomTensor(shape, 12), c = randomTensor([1, C, 1, 1], 13);
         for (const t of [a, b, c]) t.requiresGrad = true;
-        const outs = [add(a, b), sub(a, b), mul(a, b), add(a, c), sub(a, c), mul(a, c), add(a, 0.3), sub(a, 0.3), mul(a, -1.7), abs(a)];
+        const outs = [add(a, b), sub(a, b), mul(a, b), add(a, c), sub(a, c), mul(a, c), add(a, 0.3), sub(a, 0.3), mul(a, -1.7), abs(a), leakyRelu(a, 0.1)];
         sum(outs.reduce((acc, t, i) => add(acc, mul(t, i + 1)))).backward();
         return values(...outs, a.grad, b.grad, c.grad);
       });

@@ -193,6 +193,24 @@ function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) 
 
 const load = (i: number): number[] => [...w.get(i), ...w.load(0)];
 
+/**
+ * Leaky ReLU and its gradient, with alpha (float32) at address `alphaAt` in memory:
+ * leaky (x, out, n4, alphaAt): out = x > 0 ? x : alpha * x (NaN stays NaN);
+ * leakyGrad (dy, x, out, n4, alphaAt): out = x > 0 ? dy : alpha * dy.
+ */
+function leakyKernel(gradient: boolean): WasmFunction {
+  const { code, emit: e } = body();
+  const inputs = gradient ? 2 : 1, OUT = inputs, N4 = inputs + 1, ALPHA_AT = inputs + 2, ALPHA = inputs + 3, V = inputs + 4;
+  e(w.get(ALPHA_AT), w.load32Splat(0), w.set(ALPHA));
+  repeat(e, N4, () => {
+    const x = gradient ? 1 : 0;
+    e(w.get(OUT), load(0), w.tee(V), w.get(V), w.get(ALPHA), w.f32x4Mul); // v, alpha * v (v: x or dy)
+    e(load(x), w.zero, w.i32x4GtS, w.bitselect, w.store(0)); // x > 0 as integers: positive floats only (a NaN gives alpha * NaN)
+    for (let i = 0; i <= inputs; i++) e(w.get(i), w.i32(16), w.add, w.set(i));
+  });
+  return { name: gradient ? 'leakyGrad' : 'leaky', params: new Array<number>(inputs + 3).fill(I32), locals: [V128, V128], code };
+}
+
 const flatKernels = [
   flatKernel('mask', 2, (e) => e(load(0), load(1), w.zero, w.i32x4GtS, w.and128)),
   flatKernel('relu', 1, (e, tmp) => { e(load(0)); relu4(e, tmp); }),
@@ -236,7 +254,7 @@ function depthwiseKernel(): WasmFunction {
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, depthwiseKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()]);
 }
 
 // ---- running them ----
@@ -244,7 +262,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; depthwise: Fn;
+  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -390,13 +408,17 @@ export function batchNormInputGradient(
   return true;
 }
 
-/** A flat kernel over `inputs` (copied in by chunk), its result copied out into `out` (which may be an input). */
-function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float32Array): void {
-  const { buffer } = layout(k, 0);
+/**
+ * A flat kernel over `inputs` (copied in by chunk), its result copied out into `out` (which may be an
+ * input); `scalar`, when given, is stored at address 0 and its address passed last.
+ */
+function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float32Array, scalar?: number): void {
+  const { buffer } = layout(k, 16);
+  if (scalar !== undefined) k.heap[0] = scalar;
   for (let at = 0; at < out.length; at += CHUNK) {
     const length = Math.min(CHUNK, out.length - at);
     inputs.forEach((a, i) => k.heap.set(a.subarray(at, at + length), buffer(i) / 4));
-    kernel(...inputs.map((_, i) => buffer(i)), buffer(inputs.length), Math.ceil(length / 4));
+    kernel(...inputs.map((_, i) => buffer(i)), buffer(inputs.length), Math.ceil(length / 4), ...(scalar !== undefined ? [0] : []));
     out.set(k.heap.subarray(buffer(inputs.length) / 4, buffer(inputs.length) / 4 + length), at);
   }
 }
@@ -456,5 +478,14 @@ export function depthwiseImages(x: ArrayLike<number>, w: ArrayLike<number>, y: A
     k.depthwise(at.rows, rows.length / 6, at.w, xAt, yAt, strideW);
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + imageOut), n * imageOut);
   }
+  return true;
+}
+
+/** Leaky ReLU (out = x > 0 ? x : alpha x), or with dy its gradient (out = x > 0 ? dy : alpha dy); false where the kernels do not run. */
+export function leakyValues(x: ArrayLike<number>, alpha: number, out: ArrayLike<number>, dy?: ArrayLike<number>): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, out, ...(dy ? [dy] : []))) return false;
+  if (dy) overValues(k, k.leakyGrad, [dy as Float32Array, x as Float32Array], out as Float32Array, alpha);
+  else overValues(k, k.leaky, [x as Float32Array], out as Float32Array, alpha);
   return true;
 }

@@ -66,6 +66,8 @@ export const w = {
   f32x4Splat: simd(0x13), f64x2Lane: (lane: number) => simd(0x21, lane), f64x2FromF32Low: simd(0x5f), f64x2Add: simd(0xf0),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
   i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50),
+  /** v128.bitselect(a, b, mask): a where mask bits are set, else b */
+  bitselect: simd(0x52),
 };
 
 export type Emit = (...parts: number[][]) => void;
