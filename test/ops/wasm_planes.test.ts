@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, leakyRelu, conv2d, conv2dScaleShift, mul, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, leakyRelu, maxPool2d, conv2d, conv2dScaleShift, mul, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import { Rng } from '../../src/util/random.js';
@@ -105,6 +105,23 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     for (const [x, w, o] of [[[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1 }], [[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1, stride: 2 }], [[1, 3, 9, 14], [6, 1, 5, 5], { padding: 2 }]] as const) {
       const [wasm, js] = bothPaths(() => values(conv2d(randomTensor([...x], 21), randomTensor([...w], 22), null, { ...o, groups: x[1] })));
       expectSame(wasm, js, `${x.join('x')} ${JSON.stringify(o)}`);
+    }
+  });
+
+  it('max pooling forward and backward (strides, padding, ceil mode, planes larger than a chunk, ties): as the TypeScript loop', () => {
+    const cases = [
+      [[2, 3, 11, 9], { kernel: 3, stride: 2, padding: 1 }], [[1, 2, 8, 8], { kernel: 2, stride: 2 }],
+      [[2, 2, 7, 10], { kernel: 3, stride: 2, ceilMode: true }], [[1, 1, 150, 150], { kernel: 3, stride: 1, padding: 1 }],
+    ] as const;
+    for (const [shape, o] of cases) {
+      const [wasm, js] = bothPaths(() => {
+        const x = tensor(randomTensor([...shape], 31).data.map((v) => Math.round(v * 2) / 2), [...shape]); // ties
+        x.requiresGrad = true;
+        const y = maxPool2d(x, o);
+        sum(mul(y, randomTensor([...y.shape], 32))).backward();
+        return values(y, x.grad);
+      });
+      for (let i = 0; i < 2; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${shape.join('x')} #${i}`).to.equal(true);
     }
   });
 

@@ -253,8 +253,47 @@ function depthwiseKernel(): WasmFunction {
   return { name: 'depthwise', params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, F32, V128], code };
 }
 
+/**
+ * Max pooling of `planes` planes: (src, dst, arg, planes, H, W, OH, OW, h0, h1, w0, w1, base). The window of
+ * output (oh, ow) is rows [h0[oh], h1[oh]) x columns [w0[ow], w1[ow]) (int32 tables); dst gets its maximum
+ * and arg the flat input index of the first maximum, counted from `base` (the first plane's index in the
+ * whole input) — NaN never wins, as in the TypeScript loop.
+ */
+function maxPoolKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const [SRC, DST, ARG, PLANES, H, W, OH, OW, H0, H1, W0, W1, BASE] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; // parameters
+  const [PLANE, OY, OX, ROWS_LEFT, OUTS_LEFT, ROW, ROW_END, COL, COL_END, AT, IDX, PLANE_BYTES] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
+  const [BEST, V] = [25, 26]; // f32
+  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
+  e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(SRC), w.set(PLANE));
+  repeat(e, PLANES, () => {
+    e(w.i32(0), w.set(OY), w.get(OH), w.set(ROWS_LEFT));
+    repeat(e, ROWS_LEFT, () => {
+      e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
+      repeat(e, OUTS_LEFT, () => {
+        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END), w.i32(-1), w.set(AT), w.f32Const0, w.set(BEST));
+        e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
+        e(tab(W0, OX), w.set(COL));
+        e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
+        e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.set(IDX));
+        e(w.get(PLANE), w.get(IDX), w.i32(4), w.mul, w.add, w.f32Load(0), w.set(V));
+        // take v when it beats the best so far, or is the window's first value
+        e(w.get(V), w.get(BEST), w.f32Gt, w.get(AT), w.i32(0), w.ltS, w.i32Or, w.if);
+        e(w.get(V), w.set(BEST), w.get(IDX), w.set(AT), w.end);
+        e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
+        e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
+        e(w.get(DST), w.get(BEST), w.f32Store(0), w.get(ARG), w.get(BASE), w.get(AT), w.add, w.i32Store(0));
+        e(w.get(DST), w.i32(4), w.add, w.set(DST), w.get(ARG), w.i32(4), w.add, w.set(ARG), w.get(OX), w.i32(1), w.add, w.set(OX));
+      });
+      e(w.get(OY), w.i32(1), w.add, w.set(OY));
+    });
+    e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.get(BASE), w.get(H), w.get(W), w.mul, w.add, w.set(BASE));
+  });
+  return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
+}
+
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel(), maxPoolKernel()]);
 }
 
 // ---- running them ----
@@ -262,7 +301,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn;
+  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn; maxPool: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -487,5 +526,36 @@ export function leakyValues(x: ArrayLike<number>, alpha: number, out: ArrayLike<
   if (!k || !isF32(x, out, ...(dy ? [dy] : []))) return false;
   if (dy) overValues(k, k.leakyGrad, [dy as Float32Array, x as Float32Array], out as Float32Array, alpha);
   else overValues(k, k.leaky, [x as Float32Array], out as Float32Array, alpha);
+  return true;
+}
+
+/**
+ * Max pooling over [N*C planes of H x W] with the window tables of pool.ts (rows [h0[oh], h1[oh]) x
+ * columns [w0[ow], w1[ow]), each non-empty): y and argmax (flat input indices), plane chunks through the
+ * module's memory; false where the kernels do not run.
+ */
+export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array, planes: number, H: number, W: number, OH: number, OW: number, tables: [Int32Array, Int32Array, Int32Array, Int32Array]): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, y) || H * W > 1 << 22) return false;
+  const [h0, h1, w0, w1] = tables;
+  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false; // an empty window: the TypeScript loop
+  const tableBytes = 4 * (2 * OH + 2 * OW), inPlane = H * W, outPlane = OH * OW;
+  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
+  const xAt = Math.ceil(tableBytes / 16) * 16, yAt = xAt + Math.ceil((step * inPlane * 4) / 16) * 16, argAt = yAt + step * outPlane * 4;
+  if (reserveBytes(k.memory, argAt + step * outPlane * 4)) {
+    k.heap = new Float32Array(k.memory.buffer);
+    k.heap64 = new Float64Array(k.memory.buffer);
+  }
+  const ints = new Int32Array(k.memory.buffer);
+  let at = 0;
+  const addresses = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; });
+  const xs = x as Float32Array, ys = y as Float32Array;
+  for (let q = 0; q < planes; q += step) {
+    const n = Math.min(step, planes - q);
+    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
+    k.maxPool(xAt, yAt, argAt, n, H, W, OH, OW, ...addresses, q * inPlane);
+    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
+    argmax.set(ints.subarray(argAt / 4, argAt / 4 + n * outPlane), q * outPlane);
+  }
   return true;
 }
