@@ -1,8 +1,8 @@
 /**
  * WebAssembly SIMD kernels for the per-channel and elementwise passes around the convolutions: batchnorm's
- * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU and its
- * gradient mask, elementwise add/sub/mul/abs (and so gradient accumulation), and depthwise convolution
- * (a per-plane pass too). JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
+ * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU and leaky ReLU
+ * and their gradients, elementwise add/sub/mul/abs (and so gradient accumulation), and the per-plane passes
+ * of depthwise convolution and max pooling. JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
  * no vectorization, a float64 round trip per value); WebAssembly SIMD takes four float32 values an
  * instruction. The data lives in JavaScript arrays, so each pass copies chunks into the module's memory
  * (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them, and copies the result out. Chunks are whole
