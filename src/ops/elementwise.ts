@@ -44,12 +44,9 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   const indexMaps = (): [Int32Array | null, Int32Array | null] =>
     (same ? [null, null] : (maps ??= [broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)]));
   const y = alloc(dtype, n);
-  const perChannel = !same && perChannelOperand(a.shape, b.shape) && (name === 'add' || name === 'mul' || name === 'sub');
   const simple = name === 'add' || name === 'mul' || name === 'sub';
-  if (same && simple && binaryValues(name, ad, bd, y)) { /* WebAssembly SIMD */ }
-  else if (same && name === 'add') for (let k = 0; k < n; k++) y[k] = ad[k]! + bd[k]!; // hot in residual nets
-  else if (same && name === 'mul') for (let k = 0; k < n; k++) y[k] = ad[k]! * bd[k]!;
-  else if (same && name === 'sub') for (let k = 0; k < n; k++) y[k] = ad[k]! - bd[k]!; // TF graphs' PReLU
+  const perChannel = !same && simple && perChannelOperand(a.shape, b.shape);
+  if (same && simple) sameShapeLoop(name, ad, bd, y);
   else if (perChannel) channelLoop(name as 'add' | 'mul' | 'sub', ad, bd, y, a.shape);
   else {
     const [ai, bi] = indexMaps();
@@ -69,6 +66,15 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
     }
     return [ga, gb];
   });
+}
+
+/** y = a op b for same-shape operands (residual adds, TF graphs' PReLU): WebAssembly SIMD where it runs. */
+function sameShapeLoop(name: 'add' | 'mul' | 'sub', a: TypedArray, b: TypedArray, y: TypedArray): void {
+  if (binaryValues(name, a, b, y)) return;
+  const n = y.length;
+  if (name === 'add') for (let k = 0; k < n; k++) y[k] = a[k]! + b[k]!;
+  else if (name === 'mul') for (let k = 0; k < n; k++) y[k] = a[k]! * b[k]!;
+  else for (let k = 0; k < n; k++) y[k] = a[k]! - b[k]!;
 }
 
 /** The op as one kernel when the GPU backend is active (a number b is a broadcast operand); null otherwise. */
