@@ -7,7 +7,7 @@ import { record } from '../autograd/tape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
-import { leakyValues } from '../backends/cpu/wasm_planes.js';
+import { leakyValues, reluValues } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -26,8 +26,10 @@ export function relu(x: Tensor): Tensor {
   if (viaGpu) return viaGpu;
   const xd = x.data;
   const y = alloc(x.dtype, x.size);
-  y.set(xd);
-  reluInPlace(y);
+  if (!reluValues(xd, y)) { // WebAssembly SIMD straight from x into y, where it runs
+    y.set(xd);
+    reluInPlace(y);
+  }
   return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
     const dx = alloc(x.dtype, x.size);
     maskByPositive(dy, xd, dx);

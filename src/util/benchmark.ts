@@ -57,9 +57,10 @@ export async function timeRuns(fn: () => Promise<void> | void, runs: number): Pr
     await fn();
     times.push((performance.now() - start) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return { seconds: times[Math.floor(times.length / 2)]!, runs: n };
+  return { seconds: median(times), runs: n };
 }
+
+const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
 
 /** A model ready to time: random weights (speed does not depend on them), MobileFaceNet's real graph. */
 export interface BenchModel {
@@ -165,6 +166,5 @@ function timeAlternately(a: () => void, b: () => void, runs: number): { a: numbe
   const n = Math.max(1, Math.min(runs, Math.floor(90 / Math.max(warm, 1e-3))));
   const ta: number[] = [], tb: number[] = [];
   for (let i = 0; i < n; i++) { ta.push(time(a)); tb.push(time(b)); }
-  const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
   return { a: median(ta), b: median(tb), ratio: median(tb.map((v, i) => v / ta[i]!)), runs: n };
 }

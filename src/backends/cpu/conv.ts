@@ -220,11 +220,11 @@ function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
 function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number): Matrix {
   const floats = (images - 1) * imageStride + channels * g.H * g.W;
   const words = [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])];
-  return {
-    data: alloc(dtypeOf(x), 0), offset: 0, ld: 0,
-    produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false),
-    cols: { x, base, floats, words },
-  };
+  return { ...producedCols(x, base, imageStride, g), cols: { x, base, floats, words } };
+}
+
+function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
+  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false) };
 }
 
 const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;
@@ -232,8 +232,7 @@ const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'group
 /** A worker thread's colsOf over the copy of the input at x[base..], from the matrix's ColsSource words. */
 export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<number>): Matrix {
   const g = Object.fromEntries(GEOMETRY_FIELDS.map((f, i) => [f, words[i + 1]!])) as unknown as ConvGeometry;
-  const imageStride = words[0]!;
-  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false) };
+  return producedCols(x, base, words[0]!, g);
 }
 
 /** A dcols result whose blocks are added onto the images of dx at base.. as they are computed. */
@@ -400,7 +399,8 @@ const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, inp
 const tapRowCache = new Map<string, Int32Array>();
 
 function tapRows(g: ConvGeometry): Int32Array {
-  return cached(tapRowCache, GEOMETRY_FIELDS.map((f) => g[f]).join(), () => buildTapRows(g));
+  // The table is per image: the batch size is not part of its key.
+  return cached(tapRowCache, GEOMETRY_FIELDS.filter((f) => f !== 'N').map((f) => g[f]).join(), () => buildTapRows(g));
 }
 
 function buildTapRows(g: ConvGeometry): Int32Array {

@@ -329,13 +329,17 @@ function kernels(): Instance | null {
 const CHUNK = 16384;
 const BUFFERS = 3;
 
+/** Makes the module's memory hold `bytes`, renewing the views when it grows. */
+function reserve(k: Instance, bytes: number): void {
+  if (!reserveBytes(k.memory, bytes)) return;
+  k.heap = new Float32Array(k.memory.buffer);
+  k.heap64 = new Float64Array(k.memory.buffer);
+}
+
 /** Room for `tableBytes` of tables at 0, then BUFFERS chunk buffers (each padded to whole groups of 4). */
 function layout(k: Instance, tableBytes: number): { buffer: (i: number) => number } {
   const tables = Math.ceil(tableBytes / 16) * 16, stride = (CHUNK + 4) * 4;
-  if (reserveBytes(k.memory, tables + BUFFERS * stride)) {
-    k.heap = new Float32Array(k.memory.buffer);
-    k.heap64 = new Float64Array(k.memory.buffer);
-  }
+  reserve(k, tables + BUFFERS * stride);
   return { buffer: (i) => tables + i * stride };
 }
 
@@ -470,11 +474,11 @@ export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out:
   return true;
 }
 
-/** x = max(x, 0) in place (NaN kept); false where the kernels do not run. */
-export function reluValues(x: ArrayLike<number>): boolean {
+/** out = max(x, 0) (out may be x; NaN kept); false where the kernels do not run. */
+export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): boolean {
   const k = kernels();
-  if (!k || !isF32(x)) return false;
-  overValues(k, k.relu, [x as Float32Array], x as Float32Array);
+  if (!k || !isF32(x, out)) return false;
+  overValues(k, k.relu, [x as Float32Array], out as Float32Array);
   return true;
 }
 
@@ -495,7 +499,7 @@ export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean
 }
 
 /**
- * y += depthwise convolution of N images (imageIn / imageOut floats each) with the tap-row table `rows`
+ * y = depthwise convolution of N images (imageIn / imageOut floats each) with the tap-row table `rows`
  * (see depthwiseKernel), image by image through the module's memory; false where the kernels do not run
  * or an image would not fit.
  */
@@ -504,16 +508,13 @@ export function depthwiseImages(x: ArrayLike<number>, w: ArrayLike<number>, y: A
   if (!k || !isF32(x, w, y) || imageIn + imageOut > 1 << 24) return false;
   const at = { rows: 0, w: rows.length * 4 }, wBytes = Math.ceil((w.length * 4) / 16) * 16;
   const xAt = at.w + wBytes, yAt = xAt + Math.ceil((imageIn * 4) / 16) * 16;
-  if (reserveBytes(k.memory, yAt + imageOut * 4)) {
-    k.heap = new Float32Array(k.memory.buffer);
-    k.heap64 = new Float64Array(k.memory.buffer);
-  }
+  reserve(k, yAt + imageOut * 4);
   new Int32Array(k.memory.buffer).set(rows, 0);
   k.heap.set(w as Float32Array, at.w / 4);
   const xs = x as Float32Array, ys = y as Float32Array;
   for (let n = 0; n < N; n++) {
     k.heap.set(xs.subarray(n * imageIn, (n + 1) * imageIn), xAt / 4);
-    k.heap.set(ys.subarray(n * imageOut, (n + 1) * imageOut), yAt / 4);
+    k.heap.fill(0, yAt / 4, yAt / 4 + imageOut); // the kernel adds every tap onto y
     k.depthwise(at.rows, rows.length / 6, at.w, xAt, yAt, strideW);
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + imageOut), n * imageOut);
   }
@@ -542,10 +543,7 @@ export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax
   const tableBytes = 4 * (2 * OH + 2 * OW), inPlane = H * W, outPlane = OH * OW;
   const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
   const xAt = Math.ceil(tableBytes / 16) * 16, yAt = xAt + Math.ceil((step * inPlane * 4) / 16) * 16, argAt = yAt + step * outPlane * 4;
-  if (reserveBytes(k.memory, argAt + step * outPlane * 4)) {
-    k.heap = new Float32Array(k.memory.buffer);
-    k.heap64 = new Float64Array(k.memory.buffer);
-  }
+  reserve(k, argAt + step * outPlane * 4);
   const ints = new Int32Array(k.memory.buffer);
   let at = 0;
   const addresses = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; });
