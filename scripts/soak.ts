@@ -87,7 +87,7 @@ for (let i = 0; i < fullCount; i++) {
 }
 for (let i = 0; i < alignedCount; i += 16) {
   const batch = Array.from({ length: Math.min(16, alignedCount - i) }, () => crop(pipeline.spec.inputSize[1], pipeline.spec.inputSize[0]));
-  pipeline.run(batch);
+  await pipeline.run(batch);
   if ((i / 16) % Math.max(1, Math.floor(alignedCount / 16 / 20)) === 0 || i + 16 >= alignedCount) sample('aligned', Math.min(i + 16, alignedCount));
 }
 const after = samples.filter((s) => s.phase === 'aligned');

@@ -28,3 +28,13 @@ export function randomTensor(shape: number[], seed: number | Rng, dtype: 'float3
 }
 
 export const shapeOf = (t: Tensor): number[] => [...t.shape];
+
+/** The error a promise rejects with (fails the test when it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await promise;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected the promise to reject');
+}

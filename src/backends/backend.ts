@@ -46,6 +46,20 @@ export function gpuFor(...inputs: readonly (Tensor | null | undefined)[]): GpuDe
   return inputs.every((t) => !t || t.dtype === 'float32') ? device : null;
 }
 
+/**
+ * Runs fn where values can be read synchronously: on the active backend, or on the CPU while the active
+ * device is asynchronous (WebGPU), for code that reads values mid-graph (the face detectors).
+ */
+export function synchronously<T>(fn: () => T): T {
+  if (active !== 'gpu' || !device?.isAsync) return fn();
+  active = 'cpu';
+  try {
+    return fn();
+  } finally {
+    active = 'gpu';
+  }
+}
+
 /** The open GPU device (for its counters), or null. */
 export function gpuDevice(): GpuDevice | null {
   return device;

@@ -5,7 +5,7 @@
  * PNG/JPEG; in a browser (browser.ts), models are fetched as bytes and images arrive as pixels.
  * Detectors: 'tiny' (face-api's tiny face detector + 68-point landmarks) or 'mtcnn' (5 points).
  */
-import { useBackend, type BackendName } from '../backends/backend.js';
+import { synchronously, useBackend, type BackendName } from '../backends/backend.js';
 import { FacenetError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import { resetPeakBytes, tensorBytes, tidyAndRecycle } from '../autograd/memory.js';
@@ -175,7 +175,12 @@ export class FacePipeline {
     return typeof input === 'string' ? this.images.read(input, this.limits) : this.images.decode(input, name, this.limits);
   }
 
+  /** Detection and landmarks read scores mid-graph: on an asynchronous device (WebGPU) they run on the CPU. */
   private geometry(img: RgbImage, pick: Pick): { face: DetectedFace; l68: Point[] | null; corners: Corners }[] {
+    return synchronously(() => this.findFaces(img, pick));
+  }
+
+  private findFaces(img: RgbImage, pick: Pick): { face: DetectedFace; l68: Point[] | null; corners: Corners }[] {
     let raw = this.detector.detect(img);
     if (pick !== 'all' && raw.length > 1) {
       const score = (b: Corners): number => pick === 'largest'
@@ -214,7 +219,7 @@ export class FacePipeline {
     this.checkDeadline(started, input);
     if (found.length === 0) return [];
     const aligned = found.map((g) => alignFace(img, { box: g.corners, landmarks5: g.face.landmarks, landmarks68: g.l68 }, this.spec));
-    const embeddings = this.run(aligned.map((a) => a.image));
+    const embeddings = await this.run(aligned.map((a) => a.image));
     return found.map((g, i) => ({ ...g.face, warnings: aligned[i]!.warnings, embedding: embeddings[i]! }));
   }
 
@@ -222,7 +227,7 @@ export class FacePipeline {
   async embedAligned(input: ImageInput): Promise<Float32Array> {
     const img = this.loadImage(input);
     const [H, W] = this.spec.inputSize;
-    return this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)])[0]!;
+    return (await this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)]))[0]!;
   }
 
   /**
@@ -230,7 +235,7 @@ export class FacePipeline {
    * limit allows. The first crop goes alone, to measure what one crop costs. How crops are batched changes
    * the embeddings only by float32 rounding (the GEMM blocking follows the batch size).
    */
-  run(images: RgbImage[]): Float32Array[] {
+  async run(images: RgbImage[]): Promise<Float32Array[]> {
     const [H, W] = this.spec.inputSize;
     images.forEach((img, i) => {
       if (img.width !== W || img.height !== H) {
@@ -242,7 +247,7 @@ export class FacePipeline {
     if (this.bytesPerCrop === 0 && images.length > 0) {
       const before = tensorBytes().live;
       resetPeakBytes();
-      out.push(...this.embedBatch(images.slice(0, 1)));
+      out.push(...await this.embedBatch(images.slice(0, 1)));
       this.bytesPerCrop = Math.max(1, tensorBytes().peak - before);
       next = 1;
     }
@@ -251,17 +256,20 @@ export class FacePipeline {
       throw new FacenetError('BATCH_MEMORY', `${this.model} needs ${mb(this.bytesPerCrop)} MB of tensors per face, over the batch memory limit of ${mb(this.maxBatchBytes)} MB (raise maxBatchBytes / --max-batch-mb)`);
     }
     const chunk = Math.floor(this.maxBatchBytes / this.bytesPerCrop);
-    for (; next < images.length; next += chunk) out.push(...this.embedBatch(images.slice(next, next + chunk)));
+    for (; next < images.length; next += chunk) out.push(...await this.embedBatch(images.slice(next, next + chunk)));
     return out;
   }
 
-  private embedBatch(images: RgbImage[]): Float32Array[] {
+  private async embedBatch(images: RgbImage[]): Promise<Float32Array[]> {
     // Batches of the same size reuse the previous batch's buffers (the embeddings are copied out).
-    return tidyAndRecycle(() => {
-      const out = this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor;
+    const out = tidyAndRecycle(() => this.embedder.forward(imagesToTensor(images, this.spec.normalization)) as Tensor);
+    try {
+      const values = await out.dataAsync(); // a wait only on WebGPU, where the whole forward pass was queued above
       const d = this.spec.embeddingDim;
-      return images.map((_, i) => Float32Array.from(out.data.subarray(i * d, (i + 1) * d)));
-    });
+      return images.map((_, i) => Float32Array.from(values.subarray(i * d, (i + 1) * d)));
+    } finally {
+      out.dispose();
+    }
   }
 
   distance(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -29,15 +29,17 @@ let nextId = 1;
 
 /**
  * Tensor values that live on a device (a GPU texture or buffer). They are copied to the host the first
- * time `.data` is read; device ops pass `value` straight to the next kernel. Reference counted, because
- * a reshape shares its input's values.
+ * time `.data` (or `dataAsync()`) is read; device ops pass `value` straight to the next kernel. Reference
+ * counted, because a reshape shares its input's values. An asynchronous device (WebGPU) can only be read
+ * with readAsync: its read() throws.
  */
 export interface DeviceData {
   /** Which backend owns it, e.g. 'gpu:headlessgl'. */
   readonly backend: string;
-  /** What the backend's kernels take as an argument (a texture, or a typed array on webasm). */
+  /** What the backend's kernels take as an argument (a texture, a typed array on webasm, a promise of a buffer on webgpu). */
   readonly value: unknown;
   read(): Float32Array;
+  readAsync(): Promise<Float32Array>;
   retain(): void;
   release(): void;
 }
@@ -92,6 +94,22 @@ export class Tensor {
       const values = this.deviceData!.read();
       if (values.length !== this.size) throw new ShapeError('tensor', `${values.length} elements read back from ${this.deviceData!.backend}`, this.shape);
       this.storage = values;
+    }
+    return this.storage;
+  }
+
+  /**
+   * The values on the host, read back without blocking: the only way to read a tensor that lives on an
+   * asynchronous device (gpu:webgpu); on every other backend the same values as `.data`.
+   */
+  async dataAsync(): Promise<TypedArray> {
+    if (this.disposed) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}]`);
+    if (this.storage === null) {
+      const device = this.deviceData!;
+      const values = await device.readAsync();
+      if (this.disposed) throw new DisposedError(`tensor #${this.id} [${this.shape.join(', ')}] (disposed while it was read back)`);
+      if (values.length !== this.size) throw new ShapeError('tensor', `${values.length} elements read back from ${device.backend}`, this.shape);
+      this.storage ??= values;
     }
     return this.storage;
   }

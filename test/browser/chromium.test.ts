@@ -1,8 +1,9 @@
 /**
  * The library in headless Chromium (Debian's chromium driven by playwright-core; never a downloaded
  * browser), served from 127.0.0.1 by scripts/serve_browser.ts: the ESM bundle loads without Node and
- * embeds like Node does; every GPU op matches the CPU on WebGL2 (small shapes, forward and backward);
- * the demo page compares two photos as the Node pipeline does, and leaves a screenshot in the artifacts.
+ * embeds like Node does; every GPU op matches the CPU on WebGL2 (small shapes, forward and backward) and
+ * on WebGPU (forward: it is asynchronous), where nn4.small2 embeds as on the CPU; the demo page compares two
+ * photos as the Node pipeline does, on the CPU and on WebGPU, and leaves a screenshot in the artifacts.
  * Without Chromium the suite is pending (a failure under CI=true).
  */
 import { expect } from 'chai';
@@ -18,7 +19,7 @@ import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { noGrad } from '../../src/autograd/tape.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { createPipeline } from '../../src/face/pipeline.js';
-import { GPU_OPS, type ParityResult } from '../gpu/parity.js';
+import { GPU_OPS, WEBGPU_FORWARD_OPS, type ParityResult } from '../gpu/parity.js';
 import { SHARED, sharedPath } from '../shared.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -45,7 +46,8 @@ describe('browser: headless Chromium', function () {
     const parityBundle = join(tmpdir(), `facenet-parity-${process.pid}.js`);
     await build({ entryPoints: [join(ROOT, 'dist/test/gpu/parity.js')], bundle: true, format: 'esm', platform: 'browser', external: ['gpu.js'], outfile: parityBundle, logLevel: 'silent' });
     server = await serveDemo({ port: 0, from: join(SHARED, 'weights'), extraFiles: { '/parity.js': parityBundle } });
-    browser = await chromium.launch({ executablePath: CHROMIUM });
+    // WebGPU: headless Chromium offers an adapter (SwiftShader, on the CPU) only behind this flag.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--enable-unsafe-webgpu'] });
     page = await browser.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${server.url}registry.json`); // a same-origin page to import the bundles into
@@ -105,7 +107,99 @@ describe('browser: headless Chromium', function () {
     expect(pageErrors).to.deep.equal([]);
   });
 
-  it('demo page: two photos give the Node pipeline\'s distance and decision; screenshot saved', async function () {
+  it('webgpu: every GPU op\'s forward equals the CPU within 1e-5 + 1e-4 max|cpu|; what reads values mid-graph says GPU_ASYNC', async () => {
+    const got = await page.evaluate(async ({ ops, url, lib }) => {
+      const { parityForward } = await import(url);
+      const out: ParityResult[] = [];
+      for (const op of ops) for (const seed of [1, 2, 3]) out.push(await parityForward(op, seed, 'gpu:webgpu'));
+      const f = await import(lib); // the library's own bundle (parity.js carries a copy with its own backend state)
+      await f.useBackend('gpu:webgpu');
+      const refused = (fn: () => unknown): string => {
+        try {
+          fn();
+          return 'no error';
+        } catch (e) {
+          return `${(e as { code?: string }).code}: ${(e as Error).message}`;
+        }
+      };
+      const x = new f.Tensor(Float32Array.from({ length: 2 * 3 * 4 * 4 }, (_, i) => Math.sin(i)), [2, 3, 4, 4], { requiresGrad: true });
+      const y = f.relu(x);
+      const errors = {
+        data: refused(() => y.data), // a synchronous read
+        backward: refused(() => y.backward(f.ones([2, 3, 4, 4]))), // relu's gradient kernel, read back for the tape
+        trainingBatchnorm: refused(() => f.batchNorm(x, { gamma: f.ones([3]), beta: f.zeros([3]), runningMean: f.zeros([3]), runningVar: f.ones([3]), training: true })),
+      };
+      // Host values are taken at the call, even when the launch waits for a pending input.
+      const host = new f.Tensor(new Float32Array(96).fill(1), [2, 3, 4, 4]);
+      const sum = f.noGrad(() => f.tidy(() => f.add(f.relu(f.relu(x)), host)));
+      host.data.fill(100);
+      const hostTaken = Array.from(await sum.dataAsync()).every((v, i) => v === Math.fround(Math.max(0, Math.fround(Math.sin(i))) + 1));
+      sum.dispose();
+      const relu = Array.from(await y.dataAsync()) as number[];
+      y.dispose();
+      await f.gpuDevice().settled(); // the refused gradient's kernel may still be compiling, holding y's buffer
+      const backend = f.activeBackend() as string;
+      const liveBuffers = f.gpuDevice().stats().liveBuffers as number; // none left behind by the refused reads
+      await f.useBackend('cpu');
+      return { out, errors, relu, backend, liveBuffers, hostTaken };
+    }, { ops: [...WEBGPU_FORWARD_OPS], url: '/parity.js', lib: '/facenet.js' });
+    expect(got.backend).to.equal('gpu:webgpu');
+    expect(got.liveBuffers).to.equal(0);
+    expect(got.hostTaken, 'host operand read at the call').to.equal(true);
+    expect(got.out).to.have.length(3 * WEBGPU_FORWARD_OPS.length);
+    for (const r of got.out) {
+      expect(r.launches, `${r.op} ran kernels on the device`).to.be.greaterThan(0);
+      expect(r.withinTolerance, `${r.op} (${r.description}): max abs ${r.maxAbs}, rel ${r.maxRel}`).to.equal(true);
+    }
+    expect(got.relu.every((v, i) => v === Math.max(0, Math.fround(Math.sin(i))))).to.equal(true);
+    for (const [what, message] of Object.entries(got.errors)) expect(message, what).to.match(/^GPU_ASYNC: .*await tensor\.dataAsync\(\)/);
+    const perOp = WEBGPU_FORWARD_OPS.map((op) => {
+      const mine = got.out.filter((r) => r.op === op);
+      return { op, maxAbs: Math.max(...mine.map((r) => r.maxAbs)), maxRel: Math.max(...mine.map((r) => r.maxRel)) };
+    });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(join(ARTIFACTS, 'webgpu-parity.json'), JSON.stringify(perOp, null, 1));
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('webgpu: nn4.small2 embeds as on the CPU (1e-5), queued without waiting; 5 passes leave no device buffer alive', async () => {
+    const model = buildModel('nn4.small2');
+    model.eval();
+    const bytes = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), { architecture: 'nn4.small2' });
+    const x = pattern(2 * 3 * 96 * 96);
+    const want = noGrad(() => Array.from((model.forward(new Tensor(x, [2, 3, 96, 96])) as Tensor).data));
+    const got = await page.evaluate(async ({ b64, n, url }) => {
+      const f = await import(url);
+      await f.useBackend('gpu:webgpu');
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const { model } = f.loadModelBytes(bytes, 'nn4.small2.safetensors');
+      const input = new f.Tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5), [2, 3, 96, 96]);
+      const embed = async (): Promise<number[]> => {
+        const out = f.noGrad(() => f.tidy(() => model.forward(input)));
+        const pending = out.device.value instanceof Promise; // the forward pass returned before the GPU ran it
+        const values = Array.from(await out.dataAsync()) as number[];
+        out.dispose();
+        return pending ? values : [];
+      };
+      const first = await embed();
+      const after1 = f.gpuDevice().stats();
+      for (let i = 0; i < 4; i++) await embed();
+      const after5 = f.gpuDevice().stats();
+      await f.useBackend('cpu');
+      return { y: first, after1, after5 };
+    }, { b64: Buffer.from(bytes).toString('base64'), n: x.length, url: '/facenet.js' });
+    expect(got.y, 'results pending after forward()').to.have.length(256);
+    const maxAbs = Math.max(...got.y.map((v, i) => Math.abs(v - want[i]!)));
+    console.log(`      webgpu in Chromium: nn4.small2 max |gpu - cpu| ${maxAbs.toExponential(1)}; ${(got.after5.launches - got.after1.launches) / 4} launches a pass`);
+    expect(maxAbs).to.be.at.most(1e-5);
+    expect(got.after1.liveBuffers).to.equal(0);
+    expect(got.after5.liveBuffers).to.equal(0);
+    expect(got.after5.kernels).to.equal(got.after1.kernels);
+    expect(got.after5.compiled).to.equal(got.after1.compiled);
+    expect(pageErrors).to.deep.equal([]);
+  });
+
+  it('demo page: two photos give the Node pipeline\'s distance and decision, and the same on WebGPU; screenshot saved', async function () {
     const raw = sharedPath(this, 'faces/openface-examples/raw');
     const photos = [join(raw, 'clapton-1.jpg'), join(raw, 'clapton-2.jpg')] as const;
     const demo = await browser!.newPage({ viewport: { width: 1000, height: 800 } });
@@ -129,6 +223,18 @@ describe('browser: headless Chromium', function () {
     // The browser decodes JPEG with its own decoder (libjpeg-turbo; Node uses jpeg-js): pixels differ by
     // rounding, so the distances agree closely but not exactly.
     expect(Math.abs(shown.distance - node.distance)).to.be.at.most(0.02);
+    // Again on the page's GPU backend: WebGPU here (the embedder; detection runs on the CPU, which reads
+    // scores mid-graph). Same pixels, so the same distance up to float32 rounding in the embedder.
+    await demo.selectOption('#backend', 'gpu');
+    await demo.click('#compare');
+    await demo.waitForFunction("document.getElementById('result').dataset.json || document.getElementById('result').dataset.error", null, { timeout: 300000 });
+    const gpuError = await demo.getAttribute('#result', 'data-error');
+    expect(gpuError, await demo.textContent('#result') ?? '').to.equal(null);
+    const onGpu = JSON.parse((await demo.getAttribute('#result', 'data-json'))!) as typeof shown & { seconds: number };
+    console.log(`      demo on ${onGpu.backend}: distance ${onGpu.distance.toFixed(6)} (cpu in the page ${shown.distance.toFixed(6)}), ${onGpu.seconds} s`);
+    expect(onGpu.backend).to.equal('gpu:webgpu');
+    expect(onGpu.same).to.equal(shown.same);
+    expect(Math.abs(onGpu.distance - shown.distance)).to.be.at.most(1e-4);
     expect(pageErrors).to.deep.equal([]);
     await demo.close();
   });

@@ -14,6 +14,7 @@ import { resizeBilinear, warpAffine } from '../../src/io/transform.js';
 import { resetPeakBytes, tensorBytes } from '../../src/autograd/memory.js';
 import { encodeJpeg, encodePng, pngHeaderOnly, withExifOrientation } from '../fixtures/images.js';
 import { SHARED, sharedPath } from '../shared.js';
+import { rejection } from '../helpers.js';
 
 let pipeline: FacePipeline;
 const faces = (...p: string[]): string => join(SHARED, 'faces', ...p);
@@ -134,21 +135,25 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
 
   it('max batch memory: crops go in chunks that fit, with the same embeddings; one crop over the limit is BATCH_MEMORY', async () => {
     const crops = readdirSync(faces('bbt', 'howard')).sort().map((f) => resizeBilinear(decodeImage(readFileSync(faces('bbt', 'howard', f))), 150, 150));
-    const whole = pipeline.run(crops);
+    const whole = await pipeline.run(crops);
     const perCrop = pipeline.batchBytesPerCrop;
     expect(perCrop, 'measured on the first batch').to.be.above(1e6);
     const limit = Math.floor(2.5 * perCrop); // room for 2 crops per batch
     const chunked = await createPipeline({ from: join(SHARED, 'weights'), maxBatchBytes: limit });
     const before = tensorBytes().live;
     resetPeakBytes();
-    const parts = chunked.run(crops);
+    const parts = await chunked.run(crops);
     expect(tensorBytes().peak - before, 'peak tensor bytes').to.be.at.most(limit);
     // Batch size changes the GEMM blocking, so values agree to float32 rounding, not bit for bit.
     for (const [i, e] of parts.entries()) e.forEach((v, j) => expect(v, `crop ${i}[${j}]`).to.be.closeTo(whole[i]![j]!, 1e-6));
     const tooSmall = await createPipeline({ from: join(SHARED, 'weights'), maxBatchBytes: perCrop / 2 });
     for (let attempt = 0; attempt < 2; attempt++) { // measured on the first call, refused on every call
-      expect(() => tooSmall.run(crops.slice(0, 1))).to.throw(/per face, over the batch memory limit/).with.property('code', 'BATCH_MEMORY');
+      const e = await rejection(tooSmall.run(crops.slice(0, 1)));
+      expect(e.message).to.match(/per face, over the batch memory limit/);
+      expect(e.code).to.equal('BATCH_MEMORY');
     }
-    expect(() => pipeline.run([resizeBilinear(crops[0]!, 96, 96)])).to.throw(/takes 150x150 crops/).with.property('code', 'BAD_IMAGE');
+    const e = await rejection(pipeline.run([resizeBilinear(crops[0]!, 96, 96)]));
+    expect(e.message).to.match(/takes 150x150 crops/);
+    expect(e.code).to.equal('BAD_IMAGE');
   });
 });

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { activeBackend, closeGpu, gpuDevice, useBackend, type BackendName } from '../../src/backends/backend.js';
-import { GpuError } from '../../src/backends/gpu/device.js';
+import { GpuError, chooseMode, type GpuMode } from '../../src/backends/gpu/device.js';
 import { convertWeights } from '../../src/io/convert/index.js';
 import { loadModelFile } from '../../src/models/load.js';
 import type { InceptionNet } from '../../src/models/inception_net.js';
@@ -83,7 +83,9 @@ for (const mode of ['webasm', 'headlessgl'] as const) {
       await useBackend('cpu');
       const expected = ops.maxPool2d(ops.relu(ops.conv2d(x, w, null, { padding: 1 })), { kernel: 2 }).data;
       await useBackend(backend);
+      const early = await y.dataAsync(); // the asynchronous read works on every backend (WebGPU has only it)
       expect(maxError(y, expected).abs).to.be.at.most(1e-5);
+      expect(early).to.equal(y.data);
       y.dispose();
       expect(dev.stats().liveBuffers).to.equal(base);
       expect(() => y.data).to.throw(/dispose/i);
@@ -174,3 +176,41 @@ for (const mode of ['webasm', 'headlessgl'] as const) {
     });
   });
 }
+
+describe('GPU mode selection', () => {
+  const only = (...modes: GpuMode[]): Record<GpuMode, boolean> =>
+    ({ headlessgl: false, webgpu: false, webgl2: false, webgl: false, webasm: false, cpu: true, ...Object.fromEntries(modes.map((m) => [m, true])) });
+
+  it("'gpu' takes webgpu, else webgl2, else webgl, else webasm in a browser, and says why it fell back", () => {
+    const said: string[] = [];
+    const log = (m: string): void => void said.push(m);
+    expect(chooseMode(only('webgpu', 'webgl2', 'webasm'), 'auto', true, log)).to.equal('webgpu');
+    expect(said).to.deep.equal([]);
+    expect(chooseMode(only('webgl2', 'webgl', 'webasm'), 'auto', true, log)).to.equal('webgl2');
+    expect(chooseMode(only('webgl', 'webasm'), 'auto', true, log)).to.equal('webgl');
+    expect(chooseMode(only('webasm'), 'auto', true, log)).to.equal('webasm');
+    expect(said).to.have.length(3);
+    expect(said[0]).to.match(/WebGPU is not available.*using gpu\.js 'webgl2'/);
+  });
+
+  it("'gpu' takes headlessgl, else webasm in Node; webgpu is never picked there unasked", () => {
+    const said: string[] = [];
+    expect(chooseMode(only('headlessgl', 'webgpu', 'webasm'), 'auto', false, (m) => said.push(m))).to.equal('headlessgl');
+    expect(chooseMode(only('webgpu', 'webasm'), 'auto', false, (m) => said.push(m))).to.equal('webasm');
+    expect(said).to.have.length(1);
+    expect(said[0]).to.match(/headless-gl is not available.*xvfb-run/);
+  });
+
+  it("'gpu:MODE' insists: GPU_UNAVAILABLE with what the mode needs", () => {
+    expect(chooseMode(only('webgpu'), 'webgpu', true, () => {})).to.equal('webgpu');
+    expect(() => chooseMode(only('webgl2'), 'webgpu', true, () => {})).to.throw(/'webgpu' is not available.*--enable-unsafe-webgpu/).with.property('code', 'GPU_UNAVAILABLE');
+    expect(() => chooseMode(only('webasm'), 'headlessgl', false, () => {})).to.throw(/`gl` package.*xvfb-run/).with.property('code', 'GPU_UNAVAILABLE');
+  });
+
+  it('gpu:webgpu in Node (no navigator.gpu here) is GPU_UNAVAILABLE, not a crash', async () => {
+    const e = await useBackend('gpu:webgpu').then(() => null, (err: unknown) => err as GpuError);
+    expect(e, 'Node 20 has no WebGPU').to.be.instanceOf(GpuError);
+    expect(e!.code).to.equal('GPU_UNAVAILABLE');
+    expect(activeBackend()).to.equal('cpu');
+  });
+});

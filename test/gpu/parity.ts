@@ -6,6 +6,7 @@
  */
 import { activeBackend, gpuDevice, useBackend, type BackendName } from '../../src/backends/backend.js';
 import { makeCase } from '../../src/autograd/cases.js';
+import { noGrad } from '../../src/autograd/tape.js';
 import { cast } from '../../src/ops/elementwise.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/random.js';
@@ -15,6 +16,13 @@ export const GPU_OPS = [
   'conv2d', 'depthwise', 'dense', 'matmul', 'batchnorm', 'batchnorm-eval', 'lrn', 'maxpool', 'avgpool', 'l2pool', 'globalavgpool',
   'prelu', 'relu', 'leakyrelu', 'sigmoid', 'tanh', 'l2normalize', 'add', 'sub', 'mul', 'div', 'pad', 'concat', 'slice', 'inception',
 ] as const;
+
+/**
+ * The ops whose forward runs on WebGPU (asynchronous: no values on the host mid-graph). Training-mode
+ * batchnorm reads its batch statistics back for the running averages, so it (and the inception case,
+ * which contains it) is not among them.
+ */
+export const WEBGPU_FORWARD_OPS = GPU_OPS.filter((op) => op !== 'batchnorm' && op !== 'inception');
 
 export interface ParityResult {
   op: string;
@@ -50,6 +58,30 @@ function compare(gpu: Float32Array, cpu: Float32Array): { abs: number; rel: numb
   if (gpu.length !== cpu.length) abs = Infinity;
   // A gradient that is exactly 0 in theory (a bias before a training-mode BN) is rounding noise on both sides.
   return { abs, rel: abs / Math.max(scale, 1e-3), ok: abs <= 1e-5 + 1e-4 * scale };
+}
+
+/** One case's output only, read back with dataAsync (the way to read an asynchronous device). */
+async function runForward(op: string, seed: number): Promise<{ out: Float32Array; description: string }> {
+  const c = makeCase(op, seed);
+  if (!c) throw new Error(`no case ${op}`);
+  const out = noGrad(() => c.fn(...c.inputs.map((t) => cast(t, 'float32'))));
+  try {
+    return { out: Float32Array.from(await out.dataAsync()), description: c.description };
+  } finally {
+    out.dispose();
+  }
+}
+
+/** One case's forward on the CPU, then on `backend` (for webgpu, which runs no gradients); leaves `backend` active. */
+export async function parityForward(op: string, seed: number, backend: BackendName): Promise<ParityResult> {
+  await useBackend('cpu');
+  const cpu = await runForward(op, seed);
+  await useBackend(backend);
+  const before = gpuDevice()!.stats().launches;
+  const gpu = await runForward(op, seed);
+  const launches = gpuDevice()!.stats().launches - before;
+  const { abs, rel, ok } = compare(gpu.out, cpu.out);
+  return { op, description: cpu.description, maxAbs: abs, maxRel: rel, launches, withinTolerance: ok };
 }
 
 /** One case on the CPU, then on `backend`; leaves `backend` active. */
