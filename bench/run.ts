@@ -4,9 +4,11 @@
  * backends, same networks and weights, in the same run; plus a training step per image on the CPU. Our own
  * rows come from src/util/benchmark.ts (also behind `facenet bench`); this script adds the TF.js rows, whose
  * packages are devDependencies. headlessgl without a GPU device (/dev/dri) is Mesa's software rasterizer:
- * those rows are marked software GL.
+ * those rows are marked software GL. `facenet-gpu-browser` (not in the default set: slow without a GPU)
+ * adds the browser-only modes, webgpu and webgl2, timed in headless Chromium (bench/browser.ts).
  *   npm run bench [-- --json] [--model nn4.small2,inception-resnet-v1,mobilefacenet,dlib-resnet34]
- *                 [--runs 5] [--backends facenet-cpu,facenet-gpu,tfjs-cpu,tfjs-wasm] [--batches 1,16] [--ops]
+ *                 [--runs 5] [--backends facenet-cpu,facenet-gpu,facenet-gpu-browser,tfjs-cpu,tfjs-wasm]
+ *                 [--batches 1,16] [--ops]
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -26,6 +28,7 @@ import {
 } from '../src/util/benchmark.js';
 import { irv1Tfjs, nn4Tfjs, resnet34Tfjs } from './tfjs_models.js';
 import { runOpBench } from './ops.js';
+import { benchBrowserGpu } from './browser.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => { const i = argv.indexOf(`--${name}`); return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback; };
@@ -82,6 +85,11 @@ if (!json) {
   console.log(formatHeader());
 }
 for (const name of models) await benchAll(name, gpuModes);
-if (!json && gpuModes.includes('headlessgl') && softwareGl()) console.log(SOFTWARE_GL_NOTE);
+let softwareRows = gpuModes.includes('headlessgl') && softwareGl();
+if (backends.includes('facenet-gpu-browser')) {
+  const say = (line: string): void => { if (!json) console.log(line); };
+  await benchBrowserGpu(models.filter((n) => n !== 'mobilefacenet').map(benchModel), batches, runs, (r) => { softwareRows ||= r.software_gl === true; report(r); }, say);
+}
+if (!json && softwareRows) console.log(SOFTWARE_GL_NOTE);
 closeGpu();
 shutdownThreads();

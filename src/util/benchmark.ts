@@ -27,7 +27,7 @@ export interface BenchRow {
   img_per_s: number;
   gflops: number;
   runs: number;
-  /** headless-gl on Mesa's CPU rasterizer: a CPU emulating a GPU. */
+  /** headless-gl on Mesa's CPU rasterizer, or Chromium on SwiftShader: a CPU emulating a GPU. */
   software_gl?: boolean;
 }
 
@@ -43,7 +43,7 @@ export function formatRow(r: BenchRow): string {
   return `${r.model.padEnd(20)} ${String(r.batch).padStart(5)}  ${backend.padEnd(23)} ${String(r.threads).padStart(7)} ${r.ms_per_image.toFixed(1).padStart(10)} ${r.img_per_s.toFixed(2).padStart(9)} ${r.gflops.toFixed(2).padStart(8)} ${String(r.runs).padStart(5)}`;
 }
 
-export const SOFTWARE_GL_NOTE = "* software GL: headless-gl on Mesa's CPU rasterizer (no GPU device under /dev/dri), not a GPU";
+export const SOFTWARE_GL_NOTE = "* software GL: headless-gl on Mesa's CPU rasterizer (no GPU device under /dev/dri), or Chromium's SwiftShader; not a GPU";
 
 /** Median seconds of fn after one warm-up; fewer runs when one run is slow (about 60 s per row). */
 export async function timeRuns(fn: () => Promise<void> | void, runs: number): Promise<{ seconds: number; runs: number }> {
@@ -60,7 +60,7 @@ export async function timeRuns(fn: () => Promise<void> | void, runs: number): Pr
   return { seconds: median(times), runs: n };
 }
 
-const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
+export const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
 
 /** A model ready to time: random weights (speed does not depend on them), MobileFaceNet's real graph. */
 export interface BenchModel {

@@ -21,6 +21,8 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { createPipeline } from '../../src/face/pipeline.js';
 import { GPU_OPS, WEBGPU_FORWARD_OPS, type ParityResult } from '../gpu/parity.js';
 import { SHARED, sharedPath } from '../shared.js';
+import { benchBrowserGpu } from '../../bench/browser.js';
+import { benchModel, type BenchRow } from '../../src/util/benchmark.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -237,6 +239,30 @@ describe('browser: headless Chromium', function () {
     expect(Math.abs(onGpu.distance - shown.distance)).to.be.at.most(1e-4);
     expect(pageErrors).to.deep.equal([]);
     await demo.close();
+  });
+});
+
+describe('npm run bench: browser GPU rows', function () {
+  this.timeout(600000);
+  it('times nn4.small2 on webgpu and webgl2 in headless Chromium, rows marked software on SwiftShader', async function () {
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.CI === 'true') throw new Error(`no Chromium at ${CHROMIUM}; CI requires it`);
+      this.skip();
+    }
+    const rows: BenchRow[] = [], said: string[] = [];
+    await benchBrowserGpu([benchModel('nn4.small2')], [1], 1, (r) => rows.push(r), (line) => said.push(line));
+    expect(rows.map((r) => r.backend)).to.deep.equal(['facenet-gpu-webgpu', 'facenet-gpu-webgl2']);
+    for (const r of rows) {
+      expect(r).to.include({ model: 'nn4.small2', batch: 1, threads: 1, runs: 1 });
+      expect(r.ms_per_image).to.be.greaterThan(0);
+      expect(r.img_per_s).to.be.closeTo(1000 / r.ms_per_image, 1e-9);
+    }
+    // Each row says what rendered it; SwiftShader (Chromium without a GPU, as on CI) is marked software.
+    for (const r of rows) {
+      const line = said.find((l) => l.startsWith(`(${r.backend} in headless Chromium: `));
+      expect(line, r.backend).to.be.a('string');
+      expect(r.software_gl === true, line).to.equal(/swiftshader/i.test(line!));
+    }
   });
 });
 
