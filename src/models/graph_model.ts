@@ -4,13 +4,17 @@
  * ("nchw" values) through every layout-agnostic op and converted back only where an op needs TF's own
  * layout (Reshape, Squeeze, reductions over other axes). The graph is validated when the model is built:
  * unknown ops are one error listing all of them.
+ *
+ * Two rewrites save passes over the activations (the same values, see fusePRelus and convolve):
+ * converters spell PReLU as relu(x) + c * (x - |x|) (five ops), which becomes one prelu; a convolution's
+ * fused bias (and ReLU) is applied as it is written out, when no gradient is asked for.
  */
 import { FacenetError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
-import { noGrad } from '../autograd/tape.js';
+import { isGradEnabled, noGrad } from '../autograd/tape.js';
 import { keep } from '../autograd/memory.js';
 
 export interface GraphNode {
@@ -29,6 +33,9 @@ export class GraphError extends FacenetError {
 /** A value flowing through the graph: `nchw` marks a logical NHWC tensor stored as NCHW. */
 interface Value { t: Tensor; nchw: boolean }
 
+/** Our own node, made by fusePRelus: PReLU of input 0 with the slope derived from the Const of input 1. */
+const FUSED_PRELU = '_FacenetPrelu';
+
 export const SUPPORTED_OPS = [
   'Const', 'Placeholder', 'Identity', 'Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative',
   'MatMul', '_FusedMatMul', 'BiasAdd', 'Add', 'AddV2', 'Sub', 'Mul', 'Maximum', 'Minimum', 'RealDiv',
@@ -43,6 +50,8 @@ export class GraphModel extends Module {
   private readonly consts = new Map<string, Tensor>();
   /** Conv filters converted to OIHW once, by node name. */
   private readonly filters = new Map<string, Tensor>();
+  /** Fused PReLUs' slopes, derived once from their Const, by node name (not weights: not in the state dict). */
+  private readonly slopes = new Map<string, Tensor>();
   private readonly order: GraphNode[];
 
   constructor(readonly nodes: GraphNode[], weights: Map<string, { shape: readonly number[]; data: ArrayLike<number> }>, readonly inputName: string, readonly outputName: string) {
@@ -54,7 +63,7 @@ export class GraphModel extends Module {
       if (!w) throw new GraphError(`no weights for Const node ${n.name}`);
       this.consts.set(n.name, this.buffer(n.name, tensor(w.data, w.shape)));
     }
-    this.order = topoOrder(nodes, outputName);
+    this.order = topoOrder(fusePRelus(nodes, (name) => this.consts.has(name)), outputName);
     if (!nodes.some((n) => n.name === inputName && n.op === 'Placeholder')) throw new GraphError(`input node ${inputName} is not a Placeholder`);
   }
 
@@ -84,7 +93,8 @@ export class GraphModel extends Module {
     switch (n.op) {
       case 'Identity': return a!;
       case 'Conv2D': case '_FusedConv2D': case 'DepthwiseConv2dNative': case 'FusedDepthwiseConv2dNative':
-        return { t: this.fused(n, this.conv(n, a!, b!), inputs.slice(2)), nchw: true };
+        return { t: this.convolve(n, a!, b!, inputs.slice(2)), nchw: true };
+      case FUSED_PRELU: return this.prelu(n, a!, b!);
       case 'MatMul': case '_FusedMatMul': {
         let lhs = toPlain(a!), rhs = toPlain(b!);
         if (n.attr.transpose_a) lhs = ops.transpose(lhs, [1, 0]);
@@ -133,7 +143,22 @@ export class GraphModel extends Module {
     }
   }
 
-  private conv(n: GraphNode, x: Value, filter: Value): Tensor {
+  /**
+   * A convolution and its fused ops. Bias (+ ReLU) alone is applied as the output is written
+   * (conv2dScaleShift, scale 1: the same sums) unless a gradient may be asked for.
+   */
+  private convolve(n: GraphNode, x: Value, filter: Value, args: Value[]): Tensor {
+    const { w, options } = this.convParts(n, filter);
+    const list = (n.attr.fused_ops as string[] | undefined) ?? [];
+    const biasOnly = list[0] === 'BiasAdd' && (list.length === 1 || (list.length === 2 && list[1] === 'Relu'));
+    if (biasOnly && !(isGradEnabled() && x.t.requiresGrad) && args[0]!.t.size === w.shape[0]) {
+      const bias = args[0]!.t.data;
+      return ops.conv2dScaleShift(toNchw(x), w, new Float32Array(bias.length).fill(1), bias, list.length === 2, options);
+    }
+    return this.fused(n, ops.conv2d(toNchw(x), w, null, options), args);
+  }
+
+  private convParts(n: GraphNode, filter: Value): { w: Tensor; options: ops.Conv2dOptions } {
     const depthwise = n.op.includes('Depthwise');
     const f = filter.t;
     const [KH, KW, IN, OUT] = f.shape as [number, number, number, number];
@@ -148,7 +173,28 @@ export class GraphModel extends Module {
       const e = ints(n.attr.explicit_paddings);
       return [e[2]!, e[3]!, e[4]!, e[5]!] as [number, number, number, number];
     })();
-    return ops.conv2d(toNchw(x), w, null, { stride: [s[1] ?? 1, s[2] ?? 1], dilation: [d[1] ?? 1, d[2] ?? 1], padding: pad, groups: depthwise ? IN : 1 });
+    return { w, options: { stride: [s[1] ?? 1, s[2] ?? 1], dilation: [d[1] ?? 1, d[2] ?? 1], padding: pad, groups: depthwise ? IN : 1 } };
+  }
+
+  /**
+   * A fused PReLU node: y = keep * x + c * (x - |x|) with keep 0 (relu(x) + ...) or 1 (x + ...), that is
+   * x for x > 0 and slope * x below, slope = keep + 2c (exact for keep 0: doubling is exact). Per-channel
+   * (or scalar) c over NCHW values: one prelu; otherwise the five ops as written.
+   */
+  private prelu(n: GraphNode, x: Value, c: Value): Value {
+    const keepX = n.attr.keep_x === true;
+    const C = x.t.shape[1];
+    if (x.nchw && x.t.rank === 4 && (c.t.size === 1 || c.t.size === C)) {
+      let slope = this.slopes.get(n.name);
+      if (!slope) {
+        const cv = c.t.data;
+        slope = keep(tensor(Float32Array.from({ length: C! }, (_, i) => (keepX ? 1 : 0) + 2 * cv[c.t.size === 1 ? 0 : i]!), [C!]));
+        this.slopes.set(n.name, slope);
+      }
+      return { t: ops.prelu(x.t, slope), nchw: true };
+    }
+    const leak = this.binary(ops.mul, this.binary(ops.sub, x, { t: ops.abs(x.t), nchw: x.nchw }), c);
+    return this.binary(ops.add, keepX ? x : { t: ops.relu(x.t), nchw: x.nchw }, leak);
   }
 
   /** The fused_ops of _Fused* nodes: BiasAdd, Relu, Relu6, Prelu, LeakyRelu, in order. */
@@ -191,6 +237,38 @@ export class GraphModel extends Module {
     if (a.nchw && axes.join() === '1,2') return { t: op(a.t, { axes: [2, 3], keepDims }), nchw: keepDims };
     return { t: op(toPlain(a), { axes, keepDims }), nchw: false };
   }
+}
+
+/**
+ * Rewrites relu(x) + c * (x - |x|) and x + c * (x - |x|), c a Const, as one FUSED_PRELU node named like
+ * the Add it replaces (so its consumers need no change), when the Relu, Abs, Sub and Mul feed nothing else.
+ */
+export function fusePRelus(nodes: GraphNode[], isConst: (name: string) => boolean): GraphNode[] {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const refName = (ref: string): string => ref.replace(/^\^/, '').replace(/:\d+$/, '');
+  const consumers = new Map<string, number>();
+  for (const n of nodes) for (const ref of n.input) consumers.set(refName(ref), (consumers.get(refName(ref)) ?? 0) + 1);
+  const only = (n: GraphNode | undefined, op: string): n is GraphNode => n?.op === op && consumers.get(n.name) === 1;
+  const rewritten = new Map<string, GraphNode>();
+  for (const add of nodes) {
+    if ((add.op !== 'Add' && add.op !== 'AddV2') || add.input.length !== 2) continue;
+    for (const [i, j] of [[0, 1], [1, 0]] as const) {
+      const mul = byName.get(refName(add.input[i]!));
+      if (!only(mul, 'Mul') || mul.input.length !== 2) continue;
+      const [m0, m1] = mul.input.map(refName) as [string, string];
+      const [subName, c] = isConst(m1) ? [m0, m1] : isConst(m0) ? [m1, m0] : [null, null];
+      const sub = subName === null ? undefined : byName.get(subName);
+      if (!only(sub, 'Sub') || sub.input.length !== 2) continue;
+      const x = refName(sub.input[0]!), abs = byName.get(refName(sub.input[1]!));
+      if (!only(abs, 'Abs') || refName(abs.input[0]!) !== x) continue;
+      const other = refName(add.input[j]!), relu = byName.get(other);
+      const keepX = other === x;
+      if (!keepX && !(only(relu, 'Relu') && refName(relu.input[0]!) === x)) continue;
+      rewritten.set(add.name, { name: add.name, op: FUSED_PRELU, input: [x, c!], attr: { keep_x: keepX } });
+      break;
+    }
+  }
+  return nodes.map((n) => rewritten.get(n.name) ?? n);
 }
 
 /** Nodes needed for `output`, inputs first. */

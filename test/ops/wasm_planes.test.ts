@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, leakyRelu, maxPool2d, conv2d, conv2dScaleShift, mul, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, leakyRelu, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import { Rng } from '../../src/util/random.js';
@@ -123,6 +123,33 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       });
       for (let i = 0; i < 2; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${shape.join('x')} #${i}`).to.equal(true);
     }
+  });
+
+  it('PReLU forward and its gradients (per-channel slopes, planes larger than a chunk): as the TypeScript loops, bit for bit', () => {
+    for (const shape of [[2, 3, 5, 7], [40, 3, 17, 17], [1, 2, 130, 130]]) {
+      const [wasm, js] = bothPaths(() => {
+        const x = randomTensor(shape, 41), alpha = randomTensor([shape[1]!], 42);
+        x.requiresGrad = alpha.requiresGrad = true;
+        const y = prelu(x, alpha);
+        sum(mul(y, randomTensor(shape, 43))).backward();
+        return values(y, x.grad, alpha.grad);
+      });
+      expect(Buffer.from(Float32Array.from(wasm[0]!).buffer).equals(Buffer.from(Float32Array.from(js[0]!).buffer)), `${shape.join('x')} y`).to.equal(true);
+      expectSame(wasm, js, shape.join('x'));
+    }
+  });
+
+  it('PReLU of NaN (either sign), ±0, ±Infinity and denormals: alpha * x below 0, x above, on both paths', () => {
+    const specials = [NaN, -NaN, -0, 0, -1, 1, Infinity, -Infinity, 1e-45, -1e-45, -3];
+    const x = new Float32Array(specials);
+    new Uint32Array(x.buffer)[1] = 0xffc00000; // the NaN x86 makes: sign bit set
+    for (const on of [true, false]) {
+      setWasmPlanes(on);
+      const y = prelu(tensor(x, [1, 1, x.length]), tensor([0.25], [1])).data;
+      expect(Number.isNaN(y[0]) && Number.isNaN(y[1]), `NaNs (wasm=${on})`).to.equal(true);
+      expect([...y.slice(2)].map((v) => Object.is(v, -0) ? '-0' : v), `wasm=${on}`).to.deep.equal(['-0', 0, -0.25, 1, Infinity, -Infinity, Math.fround(1e-45), '-0', -0.75]);
+    }
+    setWasmPlanes(true);
   });
 
   it('ReLU keeps NaN of either sign and maps -0 to +0 on both paths', () => {

@@ -10,7 +10,7 @@
  * plain comparison. Where WebAssembly SIMD runs, wasm_planes.ts does the same passes four values at a time.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
-import { maskPositive, reluValues } from './wasm_planes.js';
+import { maskPositive, preluPlanes, reluValues } from './wasm_planes.js';
 
 const bits = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length);
 /** All ones when the float with int32 pattern q is > 0, else 0 (see above). */
@@ -42,10 +42,12 @@ export function maskByPositive(dy: TypedArray, ref: TypedArray, out: TypedArray)
 }
 
 /**
- * PReLU, y = x for x > 0 and alpha[c] * x otherwise, over [N, C, P] planes, branch-free on float32: with
- * p = max(x, 0) taken on the bits, y = p + alpha * (x - p) (exact: x - p is 0 or x).
+ * PReLU, y = x for x > 0 and alpha[c] * x otherwise (so -0 gives alpha * -0, +Infinity stays, NaN stays
+ * NaN), over [N, C, P] planes: WebAssembly SIMD where it runs; else branch-free on float32: alpha * x is
+ * written, then x's bits are selected over it where x > 0.
  */
 export function preluForward(x: TypedArray, alpha: TypedArray, N: number, C: number, P: number, y: TypedArray): void {
+  if (preluPlanes(x, y, N, C, P, alpha)) return;
   if (!(x instanceof Float32Array && y instanceof Float32Array)) {
     for (let i = 0; i < x.length; i++) y[i] = x[i]! > 0 ? x[i]! : alpha[Math.floor(i / P) % C]! * x[i]!;
     return;
@@ -55,10 +57,9 @@ export function preluForward(x: TypedArray, alpha: TypedArray, N: number, C: num
     for (let c = 0; c < C; c++) {
       const a = alpha[c]!;
       for (let i = (n * C + c) * P, end = i + P; i < end; i++) {
-        const v = q[i]!;
-        yq[i] = v & positive(v);
-        const p = y[i]!;
-        y[i] = p + a * (x[i]! - p);
+        const v = q[i]!, keep = positive(v);
+        y[i] = a * x[i]!;
+        yq[i] = (v & keep) | (yq[i]! & ~keep);
       }
     }
   }

@@ -105,6 +105,23 @@ function affineKernel(relu: boolean): WasmFunction {
   });
 }
 
+/** PReLU: dst = src > 0 ? src : a[c] * src (compared as integers: positive floats only; NaN stays NaN). */
+function preluKernel(): WasmFunction {
+  const A = 0, A1 = 1; // extra locals: v128 a; f32 a
+  return planeKernel({
+    name: 'prelu', pointers: 2, tables: 1, locals: [V128, F32],
+    perPlane: (e, L) => { f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A))); },
+    vector: (e, L) => {
+      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.load(0), w.tee(L.tmp4), w.get(L.tmp4), w.get(L.extra(A)), w.f32x4Mul);
+      e(w.get(L.tmp4), w.zero, w.i32x4GtS, w.bitselect, w.store(0));
+    },
+    scalar: (e, L) => {
+      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.f32Load(0), w.tee(L.tmp1), w.get(L.tmp1), w.get(L.extra(A1)), w.f32Mul);
+      e(w.get(L.tmp1), w.i32FromF32Bits, w.i32(0), w.gtS, w.select, w.f32Store(0));
+    },
+  });
+}
+
 /**
  * Adds, per plane, sum(u) and sum(u * v) into float64 tables 1 and 2, with u and v read from the one or
  * two pointers: moments (one pointer): u = v = x - shift[c]; batchnorm's backward sums (two): u = dy,
@@ -293,7 +310,7 @@ function maxPoolKernel(): WasmFunction {
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel(), maxPoolKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel(), maxPoolKernel()]);
 }
 
 // ---- running them ----
@@ -301,7 +318,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn; maxPool: Fn;
+  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn; maxPool: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -398,6 +415,16 @@ export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: numb
   const { buffer } = layout(k, tableBytes(2, 0, C));
   const tables = writeTables(k, [scale, shift], 0, C);
   overPlanes(k, relu ? k.affineRelu : k.affine, [x as Float32Array], [[0, y as Float32Array]], [0, 0], N, C, P, tables, buffer);
+  return true;
+}
+
+/** y = x > 0 ? x : alpha[c] * x over [N, C, P] (PReLU; y may be x); false where the kernels do not run. */
+export function preluPlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, alpha: ArrayLike<number>): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, y)) return false;
+  const { buffer } = layout(k, tableBytes(1, 0, C));
+  const tables = writeTables(k, [alpha], 0, C);
+  overPlanes(k, k.prelu, [x as Float32Array], [[0, y as Float32Array]], [0, 0], N, C, P, tables, buffer);
   return true;
 }
 
