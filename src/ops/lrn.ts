@@ -6,8 +6,9 @@
  * Backward: dx_c = dy_c s_c^-beta - 2 beta scale x_c sum_{|j-c| <= r} dy_j x_j s_j^(-beta-1).
  */
 import { ArgumentError, ShapeError } from '../errors.js';
-import { record } from '../autograd/tape.js';
-import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { needsGrad, record } from '../autograd/tape.js';
+import { lrnImages } from '../backends/cpu/wasm_planes.js';
+import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
 
@@ -36,17 +37,11 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
     return record(out, 'lrn', [x], (dy) => [gpuOps.lrnBackward(gpu, dy, x, r, k, scale, beta)]);
   }
   const xd = x.data;
-  const s = alloc(x.dtype, x.size); // the denominators' bases, kept for backward
-  const sPow = alloc(x.dtype, x.size); // s^-beta, kept for backward
   const y = alloc(x.dtype, x.size);
-  const squares = alloc(x.dtype, x.size);
-  for (let i = 0; i < x.size; i++) squares[i] = xd[i]! * xd[i]!;
-  windowSums(squares, s, N, C, P, r);
-  for (let i = 0; i < x.size; i++) {
-    s[i] = k + scale * s[i]!;
-    sPow[i] = negPow(s[i]!, beta);
-    y[i] = xd[i]! * sPow[i]!;
-  }
+  // The denominators' bases s and s^-beta are kept for backward; without one, nothing needs them.
+  const s = needsGrad(x) ? alloc(x.dtype, x.size) : null, sPow = s && alloc(x.dtype, x.size);
+  if (!(beta === 0.75 && lrnImages(xd, y, s, sPow, N, C, P, r, k, scale))) normalize(xd, y, s, sPow, N, C, P, r, k, scale, beta);
+  if (!s || !sPow) return new Tensor(y, x.shape);
   return record(new Tensor(y, x.shape), 'lrn', [x], (dy) => {
     const t = alloc(x.dtype, x.size); // dy_j x_j s_j^(-beta-1)
     for (let i = 0; i < t.length; i++) t[i] = (dy[i]! * xd[i]! * sPow[i]!) / s[i]!;
@@ -56,6 +51,21 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
     for (let i = 0; i < dx.length; i++) dx[i] = dy[i]! * sPow[i]! - 2 * beta * scale * xd[i]! * windows[i]!;
     return [dx];
   });
+}
+
+/**
+ * y = x * s^-beta with s = k + scale * (window sums of x²), into s and sPow when given (the same
+ * values as lrnImages, which runs this in WebAssembly for beta = 0.75).
+ */
+function normalize(x: TypedArray, y: TypedArray, s: TypedArray | null, sPow: TypedArray | null, N: number, C: number, P: number, r: number, k: number, scale: number, beta: number): void {
+  const dtype = dtypeOf(x), squares = alloc(dtype, x.length), sums = s ?? alloc(dtype, x.length), pows = sPow ?? alloc(dtype, x.length);
+  for (let i = 0; i < x.length; i++) squares[i] = x[i]! * x[i]!;
+  windowSums(squares, sums, N, C, P, r);
+  for (let i = 0; i < x.length; i++) {
+    sums[i] = k + scale * sums[i]!;
+    pows[i] = negPow(sums[i]!, beta);
+    y[i] = x[i]! * pows[i]!;
+  }
 }
 
 /**

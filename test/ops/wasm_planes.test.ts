@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, leakyRelu, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import { Rng } from '../../src/util/random.js';
@@ -136,6 +136,20 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       });
       expect(Buffer.from(Float32Array.from(wasm[0]!).buffer).equals(Buffer.from(Float32Array.from(js[0]!).buffer)), `${shape.join('x')} y`).to.equal(true);
       expectSame(wasm, js, shape.join('x'));
+    }
+  });
+
+  it('LRN (beta 0.75, both conventions) forward and gradient: as the TypeScript loops, bit for bit (windows wider than the channels, planes not of whole groups)', () => {
+    const cases = [[[2, 37, 7, 5], 5, 'torch'], [[1, 3, 4, 4], 5, 'tf'], [[2, 64, 12, 12], 5, 'torch'], [[1, 2, 3, 1], 7, 'torch'], [[2, 9, 130, 130], 3, 'tf']] as const;
+    for (const [shape, size, convention] of cases) {
+      const [wasm, js] = bothPaths(() => {
+        const x = randomTensor([...shape], 51);
+        x.requiresGrad = true;
+        const y = lrn(x, { size, alpha: 1e-2, beta: 0.75, k: 2, convention });
+        sum(mul(y, randomTensor([...shape], 52))).backward();
+        return values(y, x.grad, noGrad(() => lrn(x, { size, alpha: 1e-2, beta: 0.75, k: 2, convention })));
+      });
+      for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${shape.join('x')} size ${size} #${i}`).to.equal(true);
     }
   });
 

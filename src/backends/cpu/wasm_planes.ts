@@ -238,6 +238,42 @@ const flatKernels = [
 ];
 
 /**
+ * LRN's normalization with beta = 0.75, over n4 groups: (sum, x, s, sPow, y, n4, kAt), with k and scale
+ * as float64 at kAt. Like lrn.ts, in float64 from the float32 values: s = f32(k + scale * sum),
+ * sPow = f32(1 / sqrt(s * sqrt(s))), y = x * sPow, so both paths give the same bits.
+ */
+function lrnKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const SUM = 0, X = 1, S = 2, SP = 3, Y = 4, N4 = 5, K_AT = 6, K = 7, SCALE = 8, ONE = 9, V = 10;
+  /** The float64 function f of the float32 lanes of local `from`, rounded back to float32 lanes. */
+  const perLane = (from: number, f: () => void): void => {
+    for (const high of [false, true]) {
+      e(w.get(from));
+      if (high) e(highToLow);
+      e(w.f64x2FromF32Low);
+      f();
+      e(w.f32x4FromF64);
+    }
+    e(w.shuffle([0, 1, 4, 5]));
+  };
+  e(w.get(K_AT), w.f64Load(0), w.f64x2Splat, w.set(K), w.get(K_AT), w.f64Load(8), w.f64x2Splat, w.set(SCALE));
+  e(w.get(K_AT), w.f64Load(16), w.f64x2Splat, w.set(ONE));
+  repeat(e, N4, () => {
+    e(w.get(SUM), w.load(0), w.set(V));
+    e(w.get(S));
+    perLane(V, () => e(w.get(SCALE), w.f64x2Mul, w.get(K), w.f64x2Add));
+    e(w.tee(V), w.store(0)); // s
+    e(w.get(SP));
+    // 1 / sqrt(s * sqrt(s)), with s on the stack: ONE, s * sqrt(s) -> sqrt -> div
+    perLane(V, () => e(w.set(V + 1), w.get(ONE), w.get(V + 1), w.get(V + 1), w.f64x2Sqrt, w.f64x2Mul, w.f64x2Sqrt, w.f64x2Div));
+    e(w.tee(V), w.store(0)); // sPow
+    e(w.get(Y), w.get(X), w.load(0), w.get(V), w.f32x4Mul, w.store(0));
+    for (const ptr of [SUM, X, S, SP, Y]) e(w.get(ptr), w.i32(16), w.add, w.set(ptr));
+  });
+  return { name: 'lrn', params: new Array<number>(7).fill(I32), locals: [V128, V128, V128, V128, V128], code };
+}
+
+/**
  * Depthwise convolution of one image: (rows, n, w, x, y, sw). Each of the n rows of the table (six int32:
  * y row start, x row start, weight index, first ow, end ow, input column shift; conv.ts's tapRows) adds
  * w[weight] * x[x row + ow*sw + shift] onto y[y row + ow] for ow in [first, end): four at a time when
@@ -310,7 +346,7 @@ function maxPoolKernel(): WasmFunction {
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel(), maxPoolKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), depthwiseKernel(), maxPoolKernel()]);
 }
 
 // ---- running them ----
@@ -318,7 +354,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; depthwise: Fn; maxPool: Fn;
+  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; depthwise: Fn; maxPool: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -522,6 +558,44 @@ export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean
   const k = kernels();
   if (!k || !isF32(x, out)) return false;
   overValues(k, k.abs, [x as Float32Array], out as Float32Array);
+  return true;
+}
+
+/**
+ * LRN with beta = 0.75 over N images of C planes of P values (see lrn.ts), image by image through the
+ * module's memory: the squares, their sums over channel windows of radius r (flat adds of whole channel
+ * ranges, ascending, as lrn.ts sums them), then lrnKernel. Writes y, and s and sPow when given (backward
+ * needs them). False where the kernels do not run or an image would not fit.
+ */
+export function lrnImages(
+  x: ArrayLike<number>, y: ArrayLike<number>, s: ArrayLike<number> | null, sPow: ArrayLike<number> | null,
+  N: number, C: number, P: number, r: number, kBase: number, scale: number,
+): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, y) || (s && !isF32(s, sPow!)) || 5 * C * P > 1 << 24) return false;
+  const n = C * P, stride = Math.ceil(n / 4) * 4 * 4 + 16; // bytes per region, padded to whole groups
+  const X = 32, Q = X + stride, SUM = Q + stride, S = SUM + stride, SP = S + stride, Y = SP + stride;
+  reserve(k, Y + stride);
+  new Float64Array(k.memory.buffer, 0, 3).set([kBase, scale, 1]);
+  const heap = (): Float32Array => k.heap;
+  for (let img = 0; img < N; img++) {
+    heap().set((x as Float32Array).subarray(img * n, (img + 1) * n), X / 4);
+    k.mul(X, X, Q, Math.ceil(n / 4));
+    heap().fill(0, SUM / 4, SUM / 4 + n);
+    for (let d = -r; d <= r; d++) { // sum[c] += q[c + d] for the channels c where c + d exists
+      const c0 = Math.max(0, -d), c1 = Math.min(C, C - d), values = (c1 - c0) * P;
+      if (values <= 0) continue;
+      const to = SUM + c0 * P * 4, from = Q + (c0 + d) * P * 4, groups = Math.floor(values / 4);
+      k.add(to, from, to, groups);
+      for (let i = groups * 4; i < values; i++) heap()[to / 4 + i] = Math.fround(heap()[to / 4 + i]! + heap()[from / 4 + i]!);
+    }
+    k.lrn(SUM, X, S, SP, Y, Math.ceil(n / 4), 0);
+    (y as Float32Array).set(heap().subarray(Y / 4, Y / 4 + n), img * n);
+    if (s) {
+      (s as Float32Array).set(heap().subarray(S / 4, S / 4 + n), img * n);
+      (sPow as Float32Array).set(heap().subarray(SP / 4, SP / 4 + n), img * n);
+    }
+  }
   return true;
 }
 
