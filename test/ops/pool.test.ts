@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ArgumentError, avgPool2d, globalAvgPool, gradcheck, l2Pool2d, maxPool2d, Rng, ShapeError, tensor } from '../../src/index.js';
+import { ArgumentError, noGrad, avgPool2d, globalAvgPool, gradcheck, l2Pool2d, maxPool2d, Rng, ShapeError, tensor } from '../../src/index.js';
 import { refPool, type RefPool } from '../reference.js';
 import { expectClose, randomTensor, shapeOf } from '../helpers.js';
 
@@ -43,6 +43,24 @@ describe('pooling details', () => {
     const x = tensor([1, 5, 5, 2], [1, 1, 2, 2], { requiresGrad: true });
     maxPool2d(x, { kernel: 2 }).backward();
     expect(x.grad!.toArray()).to.deep.equal([0, 1, 0, 0]);
+  });
+  it('max pool propagates a NaN from any position of the window (as PyTorch), with or without a gradient; its gradient goes to the NaN', () => {
+    for (let at = 0; at < 9; at++) {
+      const values = [1, 5, 5, 2, 3, 0, 4, 5, 1];
+      values[at] = NaN;
+      for (const dtype of ['float32', 'float64'] as const) {
+        expect(Number.isNaN(noGrad(() => maxPool2d(tensor(values, [1, 1, 3, 3], { dtype }), { kernel: 3 })).data[0]!), `NaN at ${at} (${dtype})`).to.equal(true);
+        const x = tensor(values, [1, 1, 3, 3], { dtype, requiresGrad: true });
+        const y = maxPool2d(x, { kernel: 3 });
+        expect(Number.isNaN(y.data[0]!)).to.equal(true);
+        y.backward();
+        expect(x.grad!.toArray().indexOf(1), `gradient of NaN at ${at}`).to.equal(at);
+      }
+    }
+    // Windows without a NaN are untouched by their neighbours' NaNs.
+    const y = noGrad(() => maxPool2d(tensor([NaN, 0, 1, 2, 3, 4, 5, 6], [1, 1, 2, 4]), { kernel: 2, stride: 2 })).toArray();
+    expect(Number.isNaN(y[0]!)).to.equal(true);
+    expect(y[1]).to.equal(6);
   });
   it('L2 pool is sqrt(9 * avgpool(x²)) with padding counted, as the goldens define it', () => {
     const x = randomTensor([1, 2, 5, 5], 3, 'float64');

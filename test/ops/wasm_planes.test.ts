@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { abs, add, batchNorm, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
+import type { PoolOptions } from '../../src/ops/pool.js';
 import { Rng } from '../../src/util/random.js';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
@@ -162,6 +163,29 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       const y = prelu(tensor(x, [1, 1, x.length]), tensor([0.25], [1])).data;
       expect(Number.isNaN(y[0]) && Number.isNaN(y[1]), `NaNs (wasm=${on})`).to.equal(true);
       expect([...y.slice(2)].map((v) => Object.is(v, -0) ? '-0' : v), `wasm=${on}`).to.deep.equal(['-0', 0, -0.25, 1, Infinity, -Infinity, Math.fround(1e-45), '-0', -0.75]);
+    }
+    setWasmPlanes(true);
+  });
+
+  it('max pooling without a gradient (separable, no argmax) gives the argmax path\'s values bit for bit: ties, ±0, NaN, strides 1-3, ceil mode, padding', () => {
+    const cases = [
+      [[2, 3, 11, 9], { kernel: 3, stride: 2, padding: 1 }], [[1, 2, 8, 8], { kernel: 2, stride: 2 }],
+      [[2, 2, 7, 10], { kernel: 3, stride: 2, ceilMode: true }], [[1, 1, 150, 150], { kernel: 3, stride: 1, padding: 1 }],
+      [[3, 5, 17, 23], { kernel: [2, 5], stride: [1, 2], padding: [1, 2] }], [[2, 3, 13, 14], { kernel: 3, stride: 3, padding: 1 }],
+      [[1, 2, 5, 40], { kernel: [1, 3], stride: 1 }], [[1, 1, 3, 3], { kernel: 3, stride: 1, padding: 1 }],
+    ] as [number[], PoolOptions][];
+    const rng = new Rng(61);
+    for (const [shape, o] of cases) {
+      // halves give ties and both zeros (Math.round(-0.2) is -0); a few NaNs of either sign
+      const data = randomTensor([...shape], 62).data.map((v) => Math.round(v * 2) / 2);
+      for (let i = 0; i < data.length; i += 1 + Math.floor(rng.uniform(0, 40))) data[i] = rng.uniform(0, 1) < 0.5 ? NaN : -NaN;
+      const x = tensor(data, [...shape]);
+      for (const on of [true, false]) {
+        setWasmPlanes(on);
+        const fast = noGrad(() => maxPool2d(x, o)).data;
+        const withArgmax = maxPool2d(tensor(data.slice(), [...shape], { requiresGrad: true }), o).data;
+        expect(Buffer.from(fast.buffer).equals(Buffer.from(withArgmax.buffer)), `${shape.join('x')} ${JSON.stringify(o)} wasm=${on}`).to.equal(true);
+      }
     }
     setWasmPlanes(true);
   });

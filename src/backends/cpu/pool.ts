@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { maxPoolPlanes } from './wasm_planes.js';
+import { maxPoolPlanes, maxPoolValues } from './wasm_planes.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;
@@ -36,7 +36,10 @@ function windows(g: PoolGeometry): Windows {
   return { h0, h1, hSpan, w0, w1, wSpan };
 }
 
-/** Max pool; argmax[o] is the flat input index that won (the first one at ties), for the backward. */
+/**
+ * Max pool; argmax[o] is the flat input index that won (the first one at ties), for the backward. A window
+ * holding a NaN gives NaN (its last NaN wins), as PyTorch's max pooling does: a NaN is never hidden.
+ */
 export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray; argmax: Int32Array } {
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
   const argmax = new Int32Array(y.length);
@@ -48,7 +51,8 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray;
         let best = -Infinity, at = -1;
         for (let h = h0[oh]!; h < h1[oh]!; h++) {
           for (let i = (plane * g.H + h) * g.W + w0[ow]!, end = i - w0[ow]! + w1[ow]!; i < end; i++) {
-            if (x[i]! > best || at < 0) { best = x[i]!; at = i; }
+            const v = x[i]!;
+            if (v > best || at < 0 || v !== v) { best = v; at = i; } // a NaN anywhere wins (as in PyTorch)
           }
         }
         y[o] = best;
@@ -57,6 +61,14 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray;
     }
   }
   return { y, argmax };
+}
+
+/** Max pool's values alone (inference): the same values as maxPoolForward's y, faster where WebAssembly runs. */
+export function maxPoolValuesOnly(x: TypedArray, g: PoolGeometry): TypedArray {
+  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
+  const { h0, h1, w0, w1 } = windows(g);
+  if (maxPoolValues(x, y, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return y;
+  return maxPoolForward(x, g).y;
 }
 
 export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, inputSize: number): TypedArray {

@@ -330,8 +330,8 @@ function maxPoolKernel(): WasmFunction {
         e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
         e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.set(IDX));
         e(w.get(PLANE), w.get(IDX), w.i32(4), w.mul, w.add, w.f32Load(0), w.set(V));
-        // take v when it beats the best so far, or is the window's first value
-        e(w.get(V), w.get(BEST), w.f32Gt, w.get(AT), w.i32(0), w.ltS, w.i32Or, w.if);
+        // take v when it beats the best so far, is the window's first value, or is NaN
+        e(w.get(V), w.get(BEST), w.f32Gt, w.get(AT), w.i32(0), w.ltS, w.i32Or, w.get(V), w.get(V), w.f32Ne, w.i32Or, w.if);
         e(w.get(V), w.set(BEST), w.get(IDX), w.set(AT), w.end);
         e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
         e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
@@ -345,8 +345,90 @@ function maxPoolKernel(): WasmFunction {
   return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
 }
 
+/** best = v where v > best or v is NaN, lane by lane (max pooling's rule: see maxPoolForward). */
+const takeGreaterOrNaN = (e: Emit, v: number, best: number): void =>
+  e(w.get(v), w.get(best), w.get(v), w.get(best), w.f32x4Gt, w.get(v), w.get(v), w.f32x4Ne, w.or128, w.bitselect, w.set(best));
+
+/*
+ * Max pooling without the argmax (inference), separably: each input row's horizontal window maxima, then
+ * the maxima of those over each output row's input rows, four outputs at a time. Both folds keep the first
+ * value and take a later one only when it is greater or NaN, so the result is maxPool's: the first maximum
+ * in row-major window order, or the window's last NaN (ties, ±0 and NaN bits alike).
+ *
+ * maxRows (x, t, rows, W, OW, stride, KW, padL, lo, hi, w0, w1): for each of `rows` input rows of W values,
+ * t's row of OW values; outputs [lo, hi) (a multiple of 4 apart, windows inside the row) by vectors, with
+ * stride 1 or 2 (even lanes of two loads), the others one by one over their clipped window [w0, w1).
+ */
+function maxRowsKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const X = 0, T = 1, ROWS = 2, W = 3, OW = 4, STRIDE = 5, KW = 6, PAD = 7, LO = 8, HI = 9, W0 = 10, W1 = 11;
+  const OWI = 12, TAP = 13, AT = 14, END = 15, BEST = 16, V = 17, BEST1 = 18, V1 = 19;
+  const tap = (offset: number): void => { // the tap's four values, from address AT + offset
+    e(w.get(STRIDE), w.i32(1), w.eq, w.if);
+    e(w.get(AT), w.v128Load(offset), w.set(V), w.else);
+    e(w.get(AT), w.v128Load(offset), w.get(AT), w.v128Load(offset + 16), w.shuffle([0, 2, 4, 6]), w.set(V), w.end);
+  };
+  e(w.block, w.loop, w.get(ROWS), w.eqz, w.brIf(1));
+  e(w.i32(0), w.set(OWI));
+  e(w.block, w.loop, w.get(OWI), w.get(OW), w.eq, w.brIf(1));
+  e(w.get(OWI), w.get(LO), w.ltS, w.get(OWI), w.get(HI), w.ltS, w.eqz, w.i32Or, w.if);
+  // one output: its clipped window [w0, w1), by scalars
+  e(w.get(W0), w.get(OWI), w.i32(4), w.mul, w.add, w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.tee(AT), w.f32Load(0), w.set(BEST1));
+  e(w.get(W1), w.get(OWI), w.i32(4), w.mul, w.add, w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.set(END));
+  e(w.block, w.loop, w.get(AT), w.i32(4), w.add, w.tee(AT), w.get(END), w.ltS, w.eqz, w.brIf(1));
+  e(w.get(AT), w.f32Load(0), w.tee(V1), w.get(BEST1), w.f32Gt, w.get(V1), w.get(V1), w.f32Ne, w.i32Or, w.if, w.get(V1), w.set(BEST1), w.end, w.br(0), w.end, w.end);
+  e(w.get(T), w.get(OWI), w.i32(4), w.mul, w.add, w.get(BEST1), w.f32Store(0));
+  e(w.get(OWI), w.i32(1), w.add, w.set(OWI), w.else);
+  // four outputs: taps 0..KW-1 from x + (ow * stride - padL) * 4
+  e(w.get(OWI), w.get(STRIDE), w.mul, w.get(PAD), w.sub, w.i32(4), w.mul, w.get(X), w.add, w.set(AT));
+  tap(0);
+  e(w.get(V), w.set(BEST), w.i32(1), w.set(TAP));
+  e(w.block, w.loop, w.get(TAP), w.get(KW), w.eq, w.brIf(1));
+  e(w.get(AT), w.i32(4), w.add, w.set(AT));
+  tap(0);
+  takeGreaterOrNaN(e, V, BEST);
+  e(w.get(TAP), w.i32(1), w.add, w.set(TAP), w.br(0), w.end, w.end);
+  e(w.get(T), w.get(OWI), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
+  e(w.get(OWI), w.i32(4), w.add, w.set(OWI), w.end);
+  e(w.br(0), w.end, w.end);
+  e(w.get(X), w.get(W), w.i32(4), w.mul, w.add, w.set(X), w.get(T), w.get(OW), w.i32(4), w.mul, w.add, w.set(T));
+  e(w.get(ROWS), w.i32(1), w.sub, w.set(ROWS), w.br(0), w.end, w.end);
+  return { name: 'maxRows', params: new Array<number>(12).fill(I32), locals: [I32, I32, I32, I32, V128, V128, F32, F32], code };
+}
+
+/**
+ * maxCols (t, y, planes, H, OW, OH, h0, h1): y's row oh of each plane is the fold of t's rows [h0, h1) of
+ * that plane, by vectors over ceil(OW / 4) groups (the lanes past a row's end land in the next output
+ * row, which is written after it, or in the buffer's padding).
+ */
+function maxColsKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const T = 0, Y = 1, PLANES = 2, H = 3, OW = 4, OH = 5, H0 = 6, H1 = 7;
+  const OHI = 8, ROW = 9, END = 10, G = 11, SRC = 12, DST = 13, ROW_BYTES = 14, BEST = 15, V = 16;
+  e(w.get(OW), w.i32(4), w.mul, w.set(ROW_BYTES));
+  repeat(e, PLANES, () => {
+    e(w.i32(0), w.set(OHI));
+    e(w.block, w.loop, w.get(OHI), w.get(OH), w.eq, w.brIf(1));
+    e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW));
+    e(w.get(H1), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(END));
+    e(w.i32(0), w.set(G));
+    e(w.block, w.loop, w.get(G), w.get(OW), w.ltS, w.eqz, w.brIf(1));
+    e(w.get(T), w.get(ROW), w.get(ROW_BYTES), w.mul, w.add, w.get(G), w.i32(4), w.mul, w.add, w.tee(SRC), w.load(0), w.set(BEST));
+    e(w.get(END), w.get(ROW), w.sub, w.i32(1), w.sub, w.set(DST)); // rows left to fold
+    repeat(e, DST, () => {
+      e(w.get(SRC), w.get(ROW_BYTES), w.add, w.tee(SRC), w.load(0), w.set(V));
+      takeGreaterOrNaN(e, V, BEST);
+    });
+    e(w.get(Y), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
+    e(w.get(G), w.i32(4), w.add, w.set(G), w.br(0), w.end, w.end);
+    e(w.get(Y), w.get(ROW_BYTES), w.add, w.set(Y), w.get(OHI), w.i32(1), w.add, w.set(OHI), w.br(0), w.end, w.end);
+    e(w.get(T), w.get(H), w.get(ROW_BYTES), w.mul, w.add, w.set(T));
+  });
+  return { name: 'maxCols', params: new Array<number>(8).fill(I32), locals: [I32, I32, I32, I32, I32, I32, I32, V128, V128], code };
+}
+
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), depthwiseKernel(), maxPoolKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(), maxColsKernel()]);
 }
 
 // ---- running them ----
@@ -354,7 +436,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; depthwise: Fn; maxPool: Fn;
+  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxCols: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -655,6 +737,43 @@ export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax
     k.maxPool(xAt, yAt, argAt, n, H, W, OH, OW, ...addresses, q * inPlane);
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
     argmax.set(ints.subarray(argAt / 4, argAt / 4 + n * outPlane), q * outPlane);
+  }
+  return true;
+}
+
+/**
+ * Max pooling's values without the argmax (inference), for horizontal strides 1 and 2: see maxRowsKernel.
+ * tables: each output row's input rows [h0, h1) and each output column's columns [w0, w1), clipped.
+ * False where the kernels do not run (or for other strides, or an empty window).
+ */
+export function maxPoolValues(
+  x: ArrayLike<number>, y: ArrayLike<number>, planes: number, H: number, W: number, OH: number, OW: number,
+  tables: [Int32Array, Int32Array, Int32Array, Int32Array], strideW: number, KW: number, padLeft: number,
+): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, y) || (strideW !== 1 && strideW !== 2) || H * W > 1 << 22) return false;
+  const [h0, h1, w0, w1] = tables;
+  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false;
+  // Outputs whose whole window lies inside the row, a multiple of 4 of them, go by vectors.
+  const lo = Math.min(OW, Math.ceil(padLeft / strideW));
+  const inside = Math.max(lo, Math.min(OW, Math.floor((W - KW + padLeft) / strideW) + 1));
+  const hi = lo + Math.floor((inside - lo) / 4) * 4;
+  const inPlane = H * W, rowsPlane = H * OW, outPlane = OH * OW;
+  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
+  const tableBytes = 4 * (2 * OH + 2 * OW), pad = 32;
+  const xAt = Math.ceil(tableBytes / 16) * 16, tAt = xAt + Math.ceil((step * inPlane * 4 + pad) / 16) * 16;
+  const yAt = tAt + Math.ceil((step * rowsPlane * 4 + pad) / 16) * 16;
+  reserve(k, yAt + step * outPlane * 4 + pad);
+  const ints = new Int32Array(k.memory.buffer);
+  let at = 0;
+  const [h0At, h1At, w0At, w1At] = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
+  const xs = x as Float32Array, ys = y as Float32Array;
+  for (let q = 0; q < planes; q += step) {
+    const n = Math.min(step, planes - q);
+    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
+    k.maxRows(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At);
+    k.maxCols(tAt, yAt, n, H, OW, OH, h0At, h1At);
+    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
   }
   return true;
 }

@@ -68,7 +68,8 @@ export const w = {
   /** f32x4.demote_f64x2_zero: the two float64 lanes rounded to float32 in lanes 0-1, zeros above */
   f32x4FromF64: simd(0x5e),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
-  i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50),
+  i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50), f32x4Gt: simd(0x44),
+  v128Load: (offset: number) => simd(0x00, 0, ...uleb(offset)), // alignment 1: for unaligned addresses
   /** v128.bitselect(a, b, mask): a where mask bits are set, else b */
   bitselect: simd(0x52),
 };
