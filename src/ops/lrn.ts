@@ -7,7 +7,7 @@
  */
 import { ArgumentError, ShapeError } from '../errors.js';
 import { needsGrad, record } from '../autograd/tape.js';
-import { lrnImages } from '../backends/cpu/wasm_planes.js';
+import { lrnGradImages, lrnImages } from '../backends/cpu/wasm_planes.js';
 import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -43,11 +43,12 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
   if (!(beta === 0.75 && lrnImages(xd, y, s, sPow, N, C, P, r, k, scale))) normalize(xd, y, s, sPow, N, C, P, r, k, scale, beta);
   if (!s || !sPow) return new Tensor(y, x.shape);
   return record(new Tensor(y, x.shape), 'lrn', [x], (dy) => {
+    const dx = alloc(x.dtype, x.size);
+    if (lrnGradImages(dy, xd, s, sPow, dx, N, C, P, r, 2 * beta * scale)) return [dx];
     const t = alloc(x.dtype, x.size); // dy_j x_j s_j^(-beta-1)
     for (let i = 0; i < t.length; i++) t[i] = (dy[i]! * xd[i]! * sPow[i]!) / s[i]!;
     const windows = alloc(x.dtype, x.size);
     windowSums(t, windows, N, C, P, r);
-    const dx = alloc(x.dtype, x.size);
     for (let i = 0; i < dx.length; i++) dx[i] = dy[i]! * sPow[i]! - 2 * beta * scale * xd[i]! * windows[i]!;
     return [dx];
   });

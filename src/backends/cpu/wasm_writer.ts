@@ -64,7 +64,7 @@ export const w = {
   /** v128.const i32x4 (v, v, v, v) */
   i32x4Const: (v: number) => simd(0x0c, ...[0, 1, 2, 3].flatMap(() => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff])),
   f32x4Splat: simd(0x13), f64x2Lane: (lane: number) => simd(0x21, lane), f64x2FromF32Low: simd(0x5f), f64x2Add: simd(0xf0),
-  f64x2Splat: simd(0x14), f64x2Mul: simd(0xf2), f64x2Div: simd(0xf3), f64x2Sqrt: simd(0xef),
+  f64x2Splat: simd(0x14), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2), f64x2Div: simd(0xf3), f64x2Sqrt: simd(0xef),
   /** f32x4.demote_f64x2_zero: the two float64 lanes rounded to float32 in lanes 0-1, zeros above */
   f32x4FromF64: simd(0x5e),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
