@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { maxPoolPlanes, maxPoolValues } from './wasm_planes.js';
+import { maxPoolPlanes, maxPoolSeparable } from './wasm_planes.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;
@@ -44,6 +44,7 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray;
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
   const argmax = new Int32Array(y.length);
   const { h0, h1, w0, w1 } = windows(g);
+  if (maxPoolSeparable(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return { y, argmax };
   if (maxPoolPlanes(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1])) return { y, argmax };
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
     for (let oh = 0; oh < g.OH; oh++) {
@@ -67,7 +68,7 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray;
 export function maxPoolValuesOnly(x: TypedArray, g: PoolGeometry): TypedArray {
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
   const { h0, h1, w0, w1 } = windows(g);
-  if (maxPoolValues(x, y, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return y;
+  if (maxPoolSeparable(x, y, null, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return y;
   return maxPoolForward(x, g).y;
 }
 

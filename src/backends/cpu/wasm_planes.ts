@@ -374,67 +374,95 @@ function maxPoolKernel(): WasmFunction {
   return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
 }
 
-/** best = v where v > best or v is NaN, lane by lane (max pooling's rule: see maxPoolForward). */
-const takeGreaterOrNaN = (e: Emit, v: number, best: number): void =>
-  e(w.get(v), w.get(best), w.get(v), w.get(best), w.f32x4Gt, w.get(v), w.get(v), w.f32x4Ne, w.or128, w.bitselect, w.set(best));
+/** mask = v > best or v is NaN, lane by lane (max pooling's rule: see maxPoolForward); best = v there. */
+function takeGreaterOrNaN(e: Emit, v: number, best: number, mask: number): void {
+  e(w.get(v), w.get(best), w.f32x4Gt, w.get(v), w.get(v), w.f32x4Ne, w.or128, w.set(mask));
+  e(w.get(v), w.get(best), w.get(mask), w.bitselect, w.set(best));
+}
+
+/** The same selection for the index vectors: bestIndex = index where mask. */
+const takeIndex = (e: Emit, index: number, bestIndex: number, mask: number): void =>
+  e(w.get(index), w.get(bestIndex), w.get(mask), w.bitselect, w.set(bestIndex));
 
 /*
- * Max pooling without the argmax (inference), separably: each input row's horizontal window maxima, then
- * the maxima of those over each output row's input rows, four outputs at a time. Both folds keep the first
- * value and take a later one only when it is greater or NaN, so the result is maxPool's: the first maximum
- * in row-major window order, or the window's last NaN (ties, ±0 and NaN bits alike).
+ * Max pooling, separably: each input row's horizontal window maxima, then the maxima of those over each
+ * output row's input rows, four outputs at a time. Both folds keep the first value and take a later one
+ * only when it is greater or NaN, so the result is maxPool's: the first maximum in row-major window order,
+ * or the window's last NaN (ties, ±0 and NaN bits alike). The "Arg" variants also track where the winner
+ * was (its column, then its flat index): the argmax backward needs.
  *
- * maxRows (x, t, rows, W, OW, stride, KW, padL, lo, hi, w0, w1): for each of `rows` input rows of W values,
- * t's row of OW values; outputs [lo, hi) (a multiple of 4 apart, windows inside the row) by vectors, with
- * stride 1 or 2 (even lanes of two loads), the others one by one over their clipped window [w0, w1).
+ * maxRows (x, t, rows, W, OW, stride, KW, padL, lo, hi, w0, w1[, ti]): for each of `rows` input rows of W
+ * values, t's row of OW values (and ti's of columns); outputs [lo, hi) (a multiple of 4 apart, windows
+ * inside the row) by vectors, with stride 1 or 2 (even lanes of two loads), the others one by one over
+ * their clipped window [w0, w1).
  */
-function maxRowsKernel(): WasmFunction {
+function maxRowsKernel(arg: boolean): WasmFunction {
   const { code, emit: e } = body();
-  const X = 0, T = 1, ROWS = 2, W = 3, OW = 4, STRIDE = 5, KW = 6, PAD = 7, LO = 8, HI = 9, W0 = 10, W1 = 11;
-  const OWI = 12, TAP = 13, AT = 14, END = 15, BEST = 16, V = 17, BEST1 = 18, V1 = 19;
-  const tap = (offset: number): void => { // the tap's four values, from address AT + offset
+  const X = 0, T = 1, ROWS = 2, W = 3, OW = 4, STRIDE = 5, KW = 6, PAD = 7, LO = 8, HI = 9, W0 = 10, W1 = 11, TI = 12;
+  const L = arg ? 13 : 12; // locals
+  const OWI = L, TAP = L + 1, AT = L + 2, END = L + 3, ROW_AT = L + 4, WIN_AT = L + 5; // i32
+  const BEST = L + 6, V = L + 7, MASK = L + 8, IDX = L + 9, BEST_IDX = L + 10, STEPS = L + 11; // v128
+  const BEST1 = L + 12, V1 = L + 13; // f32
+  const tap = (): void => { // the tap's four values, from address AT
     e(w.get(STRIDE), w.i32(1), w.eq, w.if);
-    e(w.get(AT), w.v128Load(offset), w.set(V), w.else);
-    e(w.get(AT), w.v128Load(offset), w.get(AT), w.v128Load(offset + 16), w.shuffle([0, 2, 4, 6]), w.set(V), w.end);
+    e(w.get(AT), w.v128Load(0), w.set(V), w.else);
+    e(w.get(AT), w.v128Load(0), w.get(AT), w.v128Load(16), w.shuffle([0, 2, 4, 6]), w.set(V), w.end);
   };
+  const slot = (base: number): void => void e(w.get(base), w.get(OWI), w.i32(4), w.mul, w.add); // base + ow * 4
+  if (arg) e(w.get(STRIDE), w.i32x4Splat, w.i32x4Lanes(0, 1, 2, 3), w.i32x4Mul, w.set(STEPS)); // lane j's column offset: j * stride
   e(w.block, w.loop, w.get(ROWS), w.eqz, w.brIf(1));
   e(w.i32(0), w.set(OWI));
   e(w.block, w.loop, w.get(OWI), w.get(OW), w.eq, w.brIf(1));
   e(w.get(OWI), w.get(LO), w.ltS, w.get(OWI), w.get(HI), w.ltS, w.eqz, w.i32Or, w.if);
   // one output: its clipped window [w0, w1), by scalars
-  e(w.get(W0), w.get(OWI), w.i32(4), w.mul, w.add, w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.tee(AT), w.f32Load(0), w.set(BEST1));
-  e(w.get(W1), w.get(OWI), w.i32(4), w.mul, w.add, w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.set(END));
+  slot(W0); e(w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.tee(AT), w.tee(WIN_AT), w.f32Load(0), w.set(BEST1));
+  slot(W1); e(w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.set(END));
   e(w.block, w.loop, w.get(AT), w.i32(4), w.add, w.tee(AT), w.get(END), w.ltS, w.eqz, w.brIf(1));
-  e(w.get(AT), w.f32Load(0), w.tee(V1), w.get(BEST1), w.f32Gt, w.get(V1), w.get(V1), w.f32Ne, w.i32Or, w.if, w.get(V1), w.set(BEST1), w.end, w.br(0), w.end, w.end);
-  e(w.get(T), w.get(OWI), w.i32(4), w.mul, w.add, w.get(BEST1), w.f32Store(0));
+  e(w.get(AT), w.f32Load(0), w.tee(V1), w.get(BEST1), w.f32Gt, w.get(V1), w.get(V1), w.f32Ne, w.i32Or, w.if);
+  e(w.get(V1), w.set(BEST1), w.get(AT), w.set(WIN_AT), w.end, w.br(0), w.end, w.end);
+  slot(T); e(w.get(BEST1), w.f32Store(0));
+  if (arg) { slot(TI); e(w.get(WIN_AT), w.get(X), w.sub, w.i32(2), w.shrU, w.i32Store(0)); } // the column
   e(w.get(OWI), w.i32(1), w.add, w.set(OWI), w.else);
-  // four outputs: taps 0..KW-1 from x + (ow * stride - padL) * 4
-  e(w.get(OWI), w.get(STRIDE), w.mul, w.get(PAD), w.sub, w.i32(4), w.mul, w.get(X), w.add, w.set(AT));
-  tap(0);
+  // four outputs: taps 0..KW-1 from column ow * stride - padL
+  e(w.get(OWI), w.get(STRIDE), w.mul, w.get(PAD), w.sub, w.tee(ROW_AT), w.i32(4), w.mul, w.get(X), w.add, w.set(AT));
+  tap();
   e(w.get(V), w.set(BEST), w.i32(1), w.set(TAP));
+  if (arg) e(w.get(ROW_AT), w.i32x4Splat, w.get(STEPS), w.i32x4Add, w.tee(IDX), w.set(BEST_IDX));
   e(w.block, w.loop, w.get(TAP), w.get(KW), w.eq, w.brIf(1));
   e(w.get(AT), w.i32(4), w.add, w.set(AT));
-  tap(0);
-  takeGreaterOrNaN(e, V, BEST);
+  tap();
+  takeGreaterOrNaN(e, V, BEST, MASK);
+  if (arg) { e(w.get(IDX), w.i32x4Const(1), w.i32x4Add, w.set(IDX)); takeIndex(e, IDX, BEST_IDX, MASK); }
   e(w.get(TAP), w.i32(1), w.add, w.set(TAP), w.br(0), w.end, w.end);
-  e(w.get(T), w.get(OWI), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
+  slot(T); e(w.get(BEST), w.store(0));
+  if (arg) { slot(TI); e(w.get(BEST_IDX), w.store(0)); }
   e(w.get(OWI), w.i32(4), w.add, w.set(OWI), w.end);
   e(w.br(0), w.end, w.end);
   e(w.get(X), w.get(W), w.i32(4), w.mul, w.add, w.set(X), w.get(T), w.get(OW), w.i32(4), w.mul, w.add, w.set(T));
+  if (arg) e(w.get(TI), w.get(OW), w.i32(4), w.mul, w.add, w.set(TI));
   e(w.get(ROWS), w.i32(1), w.sub, w.set(ROWS), w.br(0), w.end, w.end);
-  return { name: 'maxRows', params: new Array<number>(12).fill(I32), locals: [I32, I32, I32, I32, V128, V128, F32, F32], code };
+  return {
+    name: arg ? 'maxRowsArg' : 'maxRows', params: new Array<number>(L).fill(I32),
+    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, F32, F32], code,
+  };
 }
 
 /**
- * maxCols (t, y, planes, H, OW, OH, h0, h1): y's row oh of each plane is the fold of t's rows [h0, h1) of
- * that plane, by vectors over ceil(OW / 4) groups (the lanes past a row's end land in the next output
- * row, which is written after it, or in the buffer's padding).
+ * maxCols (t, y, planes, H, OW, OH, h0, h1[, ti, yi, W, base]): y's row oh of each plane is the fold of t's
+ * rows [h0, h1) of that plane (and yi's the winner's flat index, base + plane * H * W + row * W + column),
+ * by vectors over ceil(OW / 4) groups (the lanes past a row's end land in the next output row, which is
+ * written after it, or in the buffer's padding).
  */
-function maxColsKernel(): WasmFunction {
+function maxColsKernel(arg: boolean): WasmFunction {
   const { code, emit: e } = body();
-  const T = 0, Y = 1, PLANES = 2, H = 3, OW = 4, OH = 5, H0 = 6, H1 = 7;
-  const OHI = 8, ROW = 9, END = 10, G = 11, SRC = 12, DST = 13, ROW_BYTES = 14, BEST = 15, V = 16;
+  const T = 0, Y = 1, PLANES = 2, H = 3, OW = 4, OH = 5, H0 = 6, H1 = 7, TI = 8, YI = 9, W = 10, BASE = 11;
+  const L = arg ? 12 : 8;
+  const OHI = L, ROW = L + 1, END = L + 2, G = L + 3, SRC = L + 4, LEFT = L + 5, ROW_BYTES = L + 6, FLAT = L + 7; // i32
+  const BEST = L + 8, V = L + 9, MASK = L + 10, IDX = L + 11, BEST_IDX = L + 12; // v128
+  /** The flat indices of row ROW's winners in this group: base + row * W + their columns (from ti). */
+  const indices = (): void => void e(w.get(FLAT), w.get(ROW), w.get(W), w.mul, w.add, w.i32x4Splat, w.get(SRC), w.get(T), w.sub, w.get(TI), w.add, w.load(0), w.i32x4Add);
   e(w.get(OW), w.i32(4), w.mul, w.set(ROW_BYTES));
+  if (arg) e(w.get(BASE), w.set(FLAT));
   repeat(e, PLANES, () => {
     e(w.i32(0), w.set(OHI));
     e(w.block, w.loop, w.get(OHI), w.get(OH), w.eq, w.brIf(1));
@@ -443,21 +471,31 @@ function maxColsKernel(): WasmFunction {
     e(w.i32(0), w.set(G));
     e(w.block, w.loop, w.get(G), w.get(OW), w.ltS, w.eqz, w.brIf(1));
     e(w.get(T), w.get(ROW), w.get(ROW_BYTES), w.mul, w.add, w.get(G), w.i32(4), w.mul, w.add, w.tee(SRC), w.load(0), w.set(BEST));
-    e(w.get(END), w.get(ROW), w.sub, w.i32(1), w.sub, w.set(DST)); // rows left to fold
-    repeat(e, DST, () => {
+    if (arg) { indices(); e(w.set(BEST_IDX)); }
+    e(w.get(END), w.get(ROW), w.sub, w.i32(1), w.sub, w.set(LEFT)); // rows left to fold
+    repeat(e, LEFT, () => {
       e(w.get(SRC), w.get(ROW_BYTES), w.add, w.tee(SRC), w.load(0), w.set(V));
-      takeGreaterOrNaN(e, V, BEST);
+      takeGreaterOrNaN(e, V, BEST, MASK);
+      if (arg) { e(w.get(ROW), w.i32(1), w.add, w.set(ROW)); indices(); e(w.set(IDX)); takeIndex(e, IDX, BEST_IDX, MASK); }
     });
+    if (arg) e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW)); // back to the window's first row
     e(w.get(Y), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
+    if (arg) e(w.get(YI), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST_IDX), w.store(0));
     e(w.get(G), w.i32(4), w.add, w.set(G), w.br(0), w.end, w.end);
-    e(w.get(Y), w.get(ROW_BYTES), w.add, w.set(Y), w.get(OHI), w.i32(1), w.add, w.set(OHI), w.br(0), w.end, w.end);
+    e(w.get(Y), w.get(ROW_BYTES), w.add, w.set(Y), w.get(OHI), w.i32(1), w.add, w.set(OHI));
+    if (arg) e(w.get(YI), w.get(ROW_BYTES), w.add, w.set(YI));
+    e(w.br(0), w.end, w.end);
     e(w.get(T), w.get(H), w.get(ROW_BYTES), w.mul, w.add, w.set(T));
+    if (arg) e(w.get(TI), w.get(H), w.get(ROW_BYTES), w.mul, w.add, w.set(TI), w.get(FLAT), w.get(H), w.get(W), w.mul, w.add, w.set(FLAT));
   });
-  return { name: 'maxCols', params: new Array<number>(8).fill(I32), locals: [I32, I32, I32, I32, I32, I32, I32, V128, V128], code };
+  return {
+    name: arg ? 'maxColsArg' : 'maxCols', params: new Array<number>(L).fill(I32),
+    locals: [I32, I32, I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128], code,
+  };
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), lrnGradKernel(false), lrnGradKernel(true), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(), maxColsKernel()]);
+  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), lrnGradKernel(false), lrnGradKernel(true), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true)]);
 }
 
 // ---- running them ----
@@ -465,7 +503,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; lrnGradT: Fn; lrnGradDx: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxCols: Fn;
+  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; lrnGradT: Fn; lrnGradDx: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxRowsArg: Fn; maxCols: Fn; maxColsArg: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -817,12 +855,13 @@ export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax
 }
 
 /**
- * Max pooling's values without the argmax (inference), for horizontal strides 1 and 2: see maxRowsKernel.
- * tables: each output row's input rows [h0, h1) and each output column's columns [w0, w1), clipped.
- * False where the kernels do not run (or for other strides, or an empty window).
+ * Max pooling for horizontal strides 1 and 2, separably (see maxRowsKernel): the values, and the argmax
+ * (flat input indices, for the backward) when `argmax` is given. tables: each output row's input rows
+ * [h0, h1) and each output column's columns [w0, w1), clipped. False where the kernels do not run (or for
+ * other strides, or an empty window).
  */
-export function maxPoolValues(
-  x: ArrayLike<number>, y: ArrayLike<number>, planes: number, H: number, W: number, OH: number, OW: number,
+export function maxPoolSeparable(
+  x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array | null, planes: number, H: number, W: number, OH: number, OW: number,
   tables: [Int32Array, Int32Array, Int32Array, Int32Array], strideW: number, KW: number, padLeft: number,
 ): boolean {
   const k = kernels();
@@ -835,10 +874,10 @@ export function maxPoolValues(
   const hi = lo + Math.floor((inside - lo) / 4) * 4;
   const inPlane = H * W, rowsPlane = H * OW, outPlane = OH * OW;
   const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const tableBytes = 4 * (2 * OH + 2 * OW), pad = 32;
-  const xAt = Math.ceil(tableBytes / 16) * 16, tAt = xAt + Math.ceil((step * inPlane * 4 + pad) / 16) * 16;
-  const yAt = tAt + Math.ceil((step * rowsPlane * 4 + pad) / 16) * 16;
-  reserve(k, yAt + step * outPlane * 4 + pad);
+  const bytes = (floats: number): number => Math.ceil((floats * 4 + 32) / 16) * 16; // a region, padded
+  const xAt = Math.ceil((4 * (2 * OH + 2 * OW)) / 16) * 16, tAt = xAt + bytes(step * inPlane), tiAt = tAt + bytes(step * rowsPlane);
+  const yAt = tiAt + bytes(step * rowsPlane), yiAt = yAt + bytes(step * outPlane);
+  reserve(k, yiAt + bytes(step * outPlane));
   const ints = new Int32Array(k.memory.buffer);
   let at = 0;
   const [h0At, h1At, w0At, w1At] = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
@@ -846,8 +885,14 @@ export function maxPoolValues(
   for (let q = 0; q < planes; q += step) {
     const n = Math.min(step, planes - q);
     k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    k.maxRows(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At);
-    k.maxCols(tAt, yAt, n, H, OW, OH, h0At, h1At);
+    if (argmax) {
+      k.maxRowsArg(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At, tiAt);
+      k.maxColsArg(tAt, yAt, n, H, OW, OH, h0At, h1At, tiAt, yiAt, W, q * inPlane);
+      argmax.set(ints.subarray(yiAt / 4, yiAt / 4 + n * outPlane), q * outPlane);
+    } else {
+      k.maxRows(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At);
+      k.maxCols(tAt, yAt, n, H, OW, OH, h0At, h1At);
+    }
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
   }
   return true;
