@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
@@ -188,6 +188,23 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       }
     }
     setWasmPlanes(true);
+  });
+
+  it('L2 pooling forward and gradient (all-zero windows, strides, ceil mode, planes larger than a chunk): as the TypeScript loops, bit for bit', () => {
+    const cases = [
+      [[2, 3, 11, 9], { kernel: 3, stride: 2, padding: 1 }], [[2, 2, 7, 10], { kernel: 3, stride: 2, ceilMode: true }],
+      [[1, 1, 150, 150], { kernel: 3, stride: 1, padding: 1 }], [[4, 16, 12, 12], { kernel: 3, stride: 1, padding: 1 }],
+    ] as [number[], PoolOptions][];
+    for (const [shape, o] of cases) {
+      const [wasm, js] = bothPaths(() => {
+        const data = randomTensor(shape, 71).data.map((v, i) => (i % 7 < 3 ? 0 : v)); // runs of zeros: all-zero windows
+        const x = tensor(data, shape, { requiresGrad: true });
+        const y = l2Pool2d(x, o);
+        sum(mul(y, randomTensor([...y.shape], 72))).backward();
+        return values(y, x.grad, noGrad(() => l2Pool2d(x, o)));
+      });
+      for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${shape.join('x')} #${i}`).to.equal(true);
+    }
   });
 
   it('ReLU keeps NaN of either sign and maps -0 to +0 on both paths', () => {

@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { maxPoolPlanes, maxPoolSeparable } from './wasm_planes.js';
+import { l2PoolPlanes, maxPoolPlanes, maxPoolSeparable } from './wasm_planes.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;
@@ -78,9 +78,8 @@ export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, inputSize: n
   return dx;
 }
 
-/** Sum of x (or of x², for L2 pooling) over each window. */
-function windowSums(x: TypedArray, g: PoolGeometry, win: Windows, squares: boolean): TypedArray {
-  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
+/** Sum of x (or of x², for L2 pooling) over each window, in float64, into y. */
+function windowSums(x: TypedArray, g: PoolGeometry, win: Windows, squares: boolean, y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW)): TypedArray {
   const { h0, h1, w0, w1 } = win;
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
     for (let oh = 0; oh < g.OH; oh++) {
@@ -139,14 +138,18 @@ export function avgPoolBackward(dy: TypedArray, g: PoolGeometry, countIncludePad
 
 /** L2 pool (FaceNet): y = sqrt(sum of x² over the window); padding adds nothing. */
 export function l2PoolForward(x: TypedArray, g: PoolGeometry): TypedArray {
-  const y = windowSums(x, g, windows(g), true);
+  const win = windows(g);
+  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
+  if (l2PoolPlanes(x, y, null, null, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return y;
+  windowSums(x, g, win, true, y);
   for (let o = 0; o < y.length; o++) y[o] = Math.sqrt(y[o]!);
   return y;
 }
 
 /** dy/dx_i = x_i / y for each x_i in the window (0 where the window is all zeros: a subgradient). */
 export function l2PoolBackward(dy: TypedArray, x: TypedArray, y: TypedArray, g: PoolGeometry): TypedArray {
-  const dx = alloc(dtypeOf(dy), x.length);
-  spread(dx, g, windows(g), (o) => (y[o] === 0 ? 0 : dy[o]! / y[o]!), x);
+  const dx = alloc(dtypeOf(dy), x.length), win = windows(g);
+  if (l2PoolPlanes(x, y, dy, dx, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return dx;
+  spread(dx, g, win, (o) => (y[o] === 0 ? 0 : dy[o]! / y[o]!), x);
   return dx;
 }

@@ -339,7 +339,7 @@ function depthwiseKernel(): WasmFunction {
  * Max pooling of `planes` planes: (src, dst, arg, planes, H, W, OH, OW, h0, h1, w0, w1, base). The window of
  * output (oh, ow) is rows [h0[oh], h1[oh]) x columns [w0[ow], w1[ow]) (int32 tables); dst gets its maximum
  * and arg the flat input index of the first maximum, counted from `base` (the first plane's index in the
- * whole input) — NaN never wins, as in the TypeScript loop.
+ * whole input), or of the window's last NaN, as in the TypeScript loop.
  */
 function maxPoolKernel(): WasmFunction {
   const { code, emit: e } = body();
@@ -372,6 +372,64 @@ function maxPoolKernel(): WasmFunction {
     e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.get(BASE), w.get(H), w.get(W), w.mul, w.add, w.set(BASE));
   });
   return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
+}
+
+/**
+ * L2 pooling, one value at a time in float64 as pool.ts computes it (so both paths give the same bits),
+ * over `planes` planes with the window tables of maxPoolKernel:
+ * l2Pool (x, y, planes, H, W, OH, OW, h0, h1, w0, w1): y = sqrt(sum of x² over the window), the sum in
+ * float64 rounded to float32 before the square root;
+ * l2PoolGrad (dy, x, y, dx, planes, H, W, OH, OW, h0, h1, w0, w1): dx += (dy / y) * x over each window
+ * (nothing where y or dy is 0), dx zeroed by the caller.
+ */
+function l2PoolKernel(grad: boolean): WasmFunction {
+  const { code, emit: e } = body();
+  const params = grad ? 13 : 11;
+  const [DY, X, Y, DX] = grad ? [0, 1, 2, 3] : [-1, 0, 1, -1];
+  const b = params - 9, PLANES = b, H = b + 1, W = b + 2, OH = b + 3, OW = b + 4, H0 = b + 5, H1 = b + 6, W0 = b + 7, W1 = b + 8;
+  const L = params, PLANE = L, DX_PLANE = L + 1, OY = L + 2, OX = L + 3, ROWS_LEFT = L + 4, OUTS_LEFT = L + 5; // i32 locals
+  const ROW = L + 6, ROW_END = L + 7, COL = L + 8, COL_END = L + 9, OFFSET = L + 10, PLANE_BYTES = L + 11;
+  const S = params + 12, YV = params + 13; // f64 sum or dy / y; f32 y
+  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
+  e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(X), w.set(PLANE));
+  if (grad) e(w.get(DX), w.set(DX_PLANE));
+  repeat(e, PLANES, () => {
+    e(w.i32(0), w.set(OY), w.get(OH), w.set(ROWS_LEFT));
+    repeat(e, ROWS_LEFT, () => {
+      e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
+      repeat(e, OUTS_LEFT, () => {
+        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END));
+        if (grad) { // s = y == 0 ? 0 : dy / y, and the window only when s != 0
+          e(w.f64Const0, w.set(S), w.get(Y), w.f32Load(0), w.tee(YV), w.f32Const0, w.f32Eq, w.eqz, w.if);
+          e(w.get(DY), w.f32Load(0), w.f64FromF32, w.get(YV), w.f64FromF32, w.f64Div, w.set(S), w.end);
+          e(w.get(S), w.f64Const0, w.f64Ne, w.if);
+        } else e(w.f64Const0, w.set(S));
+        e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
+        e(tab(W0, OX), w.set(COL));
+        e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
+        e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.i32(4), w.mul, w.set(OFFSET));
+        if (grad) { // dx = f32(dx + s * x)
+          e(w.get(DX_PLANE), w.get(OFFSET), w.add);
+          e(w.get(DX_PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32);
+          e(w.get(S), w.get(PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32, w.f64Mul, w.f64Add, w.f32FromF64, w.f32Store(0));
+        } else { // s += x * x
+          e(w.get(PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32, w.tee(S + 1), w.get(S + 1), w.f64Mul, w.get(S), w.f64Add, w.set(S));
+        }
+        e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
+        e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
+        if (grad) e(w.end, w.get(Y), w.i32(4), w.add, w.set(Y), w.get(DY), w.i32(4), w.add, w.set(DY));
+        else e(w.get(Y), w.get(S), w.f32FromF64, w.f64FromF32, w.f64Sqrt, w.f32FromF64, w.f32Store(0), w.get(Y), w.i32(4), w.add, w.set(Y)); // the sum rounded to float32 first, as pool.ts stores it
+        e(w.get(OX), w.i32(1), w.add, w.set(OX));
+      });
+      e(w.get(OY), w.i32(1), w.add, w.set(OY));
+    });
+    e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE));
+    if (grad) e(w.get(DX_PLANE), w.get(PLANE_BYTES), w.add, w.set(DX_PLANE));
+  });
+  return {
+    name: grad ? 'l2PoolGrad' : 'l2Pool', params: new Array<number>(params).fill(I32),
+    locals: [...new Array<number>(12).fill(I32), F64, grad ? F32 : F64], code,
+  };
 }
 
 /** mask = v > best or v is NaN, lane by lane (max pooling's rule: see maxPoolForward); best = v there. */
@@ -495,7 +553,7 @@ function maxColsKernel(arg: boolean): WasmFunction {
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), lrnGradKernel(false), lrnGradKernel(true), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true)]);
+  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), lrnGradKernel(false), lrnGradKernel(true), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true)]);
 }
 
 // ---- running them ----
@@ -503,7 +561,7 @@ export function planesModuleBytes(): Uint8Array {
 type Fn = (...args: number[]) => void;
 interface Instance {
   memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; lrnGradT: Fn; lrnGradDx: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxRowsArg: Fn; maxCols: Fn; maxColsArg: Fn;
+  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; lrnGradT: Fn; lrnGradDx: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxRowsArg: Fn; maxCols: Fn; maxColsArg: Fn; l2Pool: Fn; l2PoolGrad: Fn;
 }
 
 let instance: Instance | null | undefined;
@@ -894,6 +952,41 @@ export function maxPoolSeparable(
       k.maxCols(tAt, yAt, n, H, OW, OH, h0At, h1At);
     }
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
+  }
+  return true;
+}
+
+/**
+ * L2 pooling (see l2PoolKernel) chunk by chunk of planes: y when dy is null, else dx += (dy / y) * x over
+ * each window (dx zeroed). Tables as maxPoolPlanes'. False where the kernels do not run.
+ */
+export function l2PoolPlanes(
+  x: ArrayLike<number>, y: ArrayLike<number>, dy: ArrayLike<number> | null, dx: ArrayLike<number> | null,
+  planes: number, H: number, W: number, OH: number, OW: number, tables: [Int32Array, Int32Array, Int32Array, Int32Array],
+): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, y) || (dy && !isF32(dy, dx!)) || H * W > 1 << 22) return false;
+  const inPlane = H * W, outPlane = OH * OW, step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
+  const bytes = (floats: number): number => Math.ceil((floats * 4) / 16) * 16;
+  const xAt = bytes(2 * OH + 2 * OW), yAt = xAt + bytes(step * inPlane), dyAt = yAt + bytes(step * outPlane), dxAt = dyAt + bytes(step * outPlane);
+  reserve(k, dxAt + bytes(step * inPlane));
+  const ints = new Int32Array(k.memory.buffer);
+  let at = 0;
+  const [h0, h1, w0, w1] = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
+  const f = (a: ArrayLike<number>): Float32Array => a as Float32Array;
+  for (let q = 0; q < planes; q += step) {
+    const n = Math.min(step, planes - q);
+    k.heap.set(f(x).subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
+    if (!dy) {
+      k.l2Pool(xAt, yAt, n, H, W, OH, OW, h0, h1, w0, w1);
+      f(y).set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
+      continue;
+    }
+    k.heap.set(f(y).subarray(q * outPlane, (q + n) * outPlane), yAt / 4);
+    k.heap.set(f(dy).subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
+    k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
+    k.l2PoolGrad(dyAt, xAt, yAt, dxAt, n, H, W, OH, OW, h0, h1, w0, w1);
+    f(dx!).set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
   }
   return true;
 }

@@ -54,7 +54,7 @@ export const w = {
   i32Load: (offset: number) => [0x28, 2, ...uleb(offset)], i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
   i32Or: [0x72],
   f32Add: [0x92], f32Sub: [0x93], f32Mul: [0x94], f32Ne: [0x5c], f32Gt: [0x5e], f32Const0: [0x43, 0, 0, 0, 0],
-  f64Add: [0xa0], f64FromF32: [0xbb], i32FromF32Bits: [0xbc], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
+  f64Add: [0xa0], f64Mul: [0xa2], f64Div: [0xa3], f64Sqrt: [0x9f], f64Ne: [0x62], f32Eq: [0x5b], f32FromF64: [0xb6], f64FromF32: [0xbb], i32FromF32Bits: [0xbc], f64Const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0],
   load: (offset: number) => simd(0x00, 4, ...uleb(offset)),
   store: (offset: number) => simd(0x0b, 4, ...uleb(offset)),
   load32Splat: (offset: number) => simd(0x09, 2, ...uleb(offset)),
