@@ -6,7 +6,7 @@
  * fast kernel is tested against.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
-import { gemmBlocked } from './gemm_fast.js';
+import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { gemmThreaded, useThreads } from './threads.js';
 
 export interface Matrix {
@@ -139,7 +139,9 @@ const BLOCKED_MIN_WORK = 32 * 32 * 32;
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   if (C.consume && accumulate) throw new Error('gemm: a consumed result cannot be accumulated into (it is never stored)');
   if (useThreads(M, N, K, C.data)) return gemmThreaded(transA, transB, M, N, K, A, B, C, accumulate);
-  if (M * N * K >= BLOCKED_MIN_WORK && M >= 4 && N >= 4) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
+  // The WebAssembly kernel pads thin products (a convolution over a 1x1 output, a dense layer at batch 1)
+  // to its tile and still beats the loops below by far; the TypeScript kernel needs a few rows and columns.
+  if (M * N * K >= BLOCKED_MIN_WORK && ((M >= 4 && N >= 4) || gemmKernel() === 'wasm')) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
   withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => {
     if (!accumulate) zeroMatrix(C, M, N);
     if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
