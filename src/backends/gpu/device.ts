@@ -115,7 +115,8 @@ export function chooseMode(supported: Record<GpuMode, boolean>, requested: GpuMo
 interface CachedKernel { run: GpuJsKernel; liveOutputs: number }
 
 const ASYNC_READ = 'gpu:webgpu computes asynchronously: read results with `await tensor.dataAsync()`. '
-  + 'Gradients (training) and the face detectors read values back mid-graph: run them on gpu:webgl2, gpu:webasm or the CPU';
+  + 'What reads values mid-graph (gradients, training-mode batchnorm, ops without a GPU kernel) cannot run on it: '
+  + 'use gpu:webgl2, gpu:webasm or the CPU for those (the face pipeline runs its detectors on the CPU by itself)';
 
 class DeviceBuffer implements DeviceData {
   private refs = 1;
