@@ -7,7 +7,7 @@
  */
 import { ArgumentError, ShapeError } from '../errors.js';
 import { needsGrad, record } from '../autograd/tape.js';
-import { lrnGradImages, lrnImages } from '../backends/cpu/wasm_planes.js';
+import { lrnGradImages, lrnImages } from '../backends/cpu/wasm_lrn.js';
 import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';

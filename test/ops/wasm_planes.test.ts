@@ -10,6 +10,8 @@ import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
+import { wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
+import { wasmLrnAvailable } from '../../src/backends/cpu/wasm_lrn.js';
 import { Rng } from '../../src/util/random.js';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
@@ -37,10 +39,15 @@ function expectSame(got: Float64Array[], want: Float64Array[], what: string): vo
 }
 
 describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accumulation)', () => {
-  it('the module is valid WebAssembly and runs here', () => {
+  it('the modules are valid WebAssembly and run here (else every comparison below would compare the TypeScript with itself)', () => {
     const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
     expect(wasm.validate(planesModuleBytes())).to.equal(true);
-    expect(wasmPlanesAvailable()).to.equal(true);
+    expect(wasmPlanesAvailable(), 'planes').to.equal(true);
+    expect(wasmPoolAvailable(), 'pooling').to.equal(true);
+    expect(wasmLrnAvailable(), 'LRN').to.equal(true);
+    setWasmPlanes(false);
+    expect([wasmPlanesAvailable(), wasmPoolAvailable(), wasmLrnAvailable()], 'one switch for all').to.deep.equal([false, false, false]);
+    setWasmPlanes(true);
   });
 
   for (const shape of SHAPES) {

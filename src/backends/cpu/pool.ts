@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { l2PoolPlanes, maxPoolPlanes, maxPoolSeparable } from './wasm_planes.js';
+import { l2PoolPlanes, maxPoolPlanes, maxPoolSeparable } from './wasm_pool.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;

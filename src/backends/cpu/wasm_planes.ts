@@ -1,8 +1,8 @@
 /**
  * WebAssembly SIMD kernels for the per-channel and elementwise passes around the convolutions: batchnorm's
- * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU and leaky ReLU
- * and their gradients, elementwise add/sub/mul/abs (and so gradient accumulation), and the per-plane passes
- * of depthwise convolution and max pooling. JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
+ * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU, leaky ReLU and
+ * PReLU and their gradients, elementwise add/sub/mul/abs (and so gradient accumulation), and depthwise
+ * convolution (pooling: wasm_pool.ts; LRN: wasm_lrn.ts). JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
  * no vectorization, a float64 round trip per value); WebAssembly SIMD takes four float32 values an
  * instruction. The data lives in JavaScript arrays, so each pass copies chunks into the module's memory
  * (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them, and copies the result out. Chunks are whole
@@ -12,12 +12,15 @@
  * TypeScript loops in the op files remain the path for float64 tensors and where WebAssembly SIMD is
  * missing; both agree to float32 rounding (tested). NaN passes through ReLU with either sign bit.
  */
-import { body, F32, F64, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type Emit, type WasmFunction, type WasmMemory } from './wasm_writer.js';
+import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
+import { CHUNK, isF32, passModule, reserve, type Fn, type PassModule } from './wasm_module.js';
+
+export { setWasmPlanes } from './wasm_module.js';
 
 // ---- kernels ----
 
 /** Lanes 2-3 of the f32x4 on the stack moved to lanes 0-1 (to be promoted to float64 next). */
-const highToLow = [...w.zero, ...w.shuffle([2, 3, 4, 5])];
+export const highToLow = [...w.zero, ...w.shuffle([2, 3, 4, 5])];
 
 /** v (on the stack) with its lanes that are not > 0 zeroed, NaN kept (as integers, x > 0 iff float > 0). */
 function relu4(e: Emit, tmp: number): void {
@@ -196,7 +199,7 @@ function bnInputGradientKernel(): WasmFunction {
  * mask: out = ref > 0 ? dy : 0 (ReLU's gradient); relu: out = max(x, 0); add, sub, mul: out = a op b;
  * abs: out = |x| (the sign bit cleared).
  */
-function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) => void): WasmFunction {
+export function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) => void): WasmFunction {
   const { code, emit: e } = body();
   const OUT = inputs, N4 = inputs + 1, TMP = inputs + 2;
   repeat(e, N4, () => {
@@ -208,7 +211,7 @@ function flatKernel(name: string, inputs: number, value: (e: Emit, tmp: number) 
   return { name, params: new Array<number>(inputs + 2).fill(I32), locals: [V128], code };
 }
 
-const load = (i: number): number[] => [...w.get(i), ...w.load(0)];
+export const load = (i: number): number[] => [...w.get(i), ...w.load(0)];
 
 /**
  * Leaky ReLU and its gradient, with alpha (float32) at address `alphaAt` in memory:
@@ -236,71 +239,6 @@ const flatKernels = [
   flatKernel('mul', 2, (e) => e(load(0), load(1), w.f32x4Mul)),
   flatKernel('abs', 1, (e) => e(load(0), w.i32x4Const(0x7fffffff), w.and128)),
 ];
-
-/**
- * Float64 arithmetic on float32 lanes, two at a time: for each half of the four lanes, the lanes of the
- * f32x4 locals `inputs` are promoted into the f64x2 locals `halves`, f leaves its f64x2 result on the
- * stack, rounded to float32; the two halves are joined into one f32x4 on the stack.
- */
-function f64Lanes(e: Emit, inputs: number[], halves: number[], f: () => void): void {
-  for (const high of [false, true]) {
-    inputs.forEach((from, i) => {
-      e(w.get(from));
-      if (high) e(highToLow);
-      e(w.f64x2FromF32Low, w.set(halves[i]!));
-    });
-    f();
-    e(w.f32x4FromF64);
-  }
-  e(w.shuffle([0, 1, 4, 5]));
-}
-
-/**
- * LRN's normalization with beta = 0.75, over n4 groups: (sum, x, s, sPow, y, n4, kAt), with k and scale
- * as float64 at kAt. Like lrn.ts, in float64 from the float32 values: s = f32(k + scale * sum),
- * sPow = f32(1 / sqrt(s * sqrt(s))), y = x * sPow, so both paths give the same bits.
- */
-function lrnKernel(): WasmFunction {
-  const { code, emit: e } = body();
-  const SUM = 0, X = 1, S = 2, SP = 3, Y = 4, N4 = 5, K_AT = 6, K = 7, SCALE = 8, ONE = 9, V = 10, H = 11;
-  e(w.get(K_AT), w.f64Load(0), w.f64x2Splat, w.set(K), w.get(K_AT), w.f64Load(8), w.f64x2Splat, w.set(SCALE));
-  e(w.get(K_AT), w.f64Load(16), w.f64x2Splat, w.set(ONE));
-  repeat(e, N4, () => {
-    e(w.get(SUM), w.load(0), w.set(V));
-    e(w.get(S));
-    f64Lanes(e, [V], [H], () => e(w.get(H), w.get(SCALE), w.f64x2Mul, w.get(K), w.f64x2Add));
-    e(w.tee(V), w.store(0)); // s
-    e(w.get(SP));
-    f64Lanes(e, [V], [H], () => e(w.get(ONE), w.get(H), w.get(H), w.f64x2Sqrt, w.f64x2Mul, w.f64x2Sqrt, w.f64x2Div));
-    e(w.tee(V), w.store(0)); // sPow
-    e(w.get(Y), w.get(X), w.load(0), w.get(V), w.f32x4Mul, w.store(0));
-    for (const ptr of [SUM, X, S, SP, Y]) e(w.get(ptr), w.i32(16), w.add, w.set(ptr));
-  });
-  return { name: 'lrn', params: new Array<number>(7).fill(I32), locals: [V128, V128, V128, V128, V128], code };
-}
-
-/**
- * LRN's backward, in float64 from the float32 values as lrn.ts computes it, over n4 groups:
- * lrnGradT (dy, x, sPow, s, t, n4): t = dy * x * sPow / s;
- * lrnGradDx (dy, sPow, x, windows, dx, n4, cAt): dx = dy * sPow - c * x * windows, c (float64) at cAt.
- */
-function lrnGradKernel(dx: boolean): WasmFunction {
-  const { code, emit: e } = body();
-  const OUT = 4, N4 = 5, C_AT = 6, params = dx ? 7 : 6;
-  const C = params, IN = [1, 2, 3, 4].map((i) => params + i), H = [5, 6, 7, 8].map((i) => params + i);
-  if (dx) e(w.get(C_AT), w.f64Load(0), w.f64x2Splat, w.set(C));
-  repeat(e, N4, () => {
-    IN.forEach((local, i) => e(w.get(i), w.load(0), w.set(local)));
-    e(w.get(OUT));
-    f64Lanes(e, IN, H, () => {
-      if (dx) e(w.get(H[0]!), w.get(H[1]!), w.f64x2Mul, w.get(C), w.get(H[2]!), w.f64x2Mul, w.get(H[3]!), w.f64x2Mul, w.f64x2Sub);
-      else e(w.get(H[0]!), w.get(H[1]!), w.f64x2Mul, w.get(H[2]!), w.f64x2Mul, w.get(H[3]!), w.f64x2Div);
-    });
-    e(w.store(0));
-    for (let i = 0; i <= OUT; i++) e(w.get(i), w.i32(16), w.add, w.set(i));
-  });
-  return { name: dx ? 'lrnGradDx' : 'lrnGradT', params: new Array<number>(params).fill(I32), locals: new Array<number>(9).fill(V128), code };
-}
 
 /**
  * Depthwise convolution of one image: (rows, n, w, x, y, sw). Each of the n rows of the table (six int32:
@@ -335,266 +273,26 @@ function depthwiseKernel(): WasmFunction {
   return { name: 'depthwise', params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, F32, V128], code };
 }
 
-/**
- * Max pooling of `planes` planes: (src, dst, arg, planes, H, W, OH, OW, h0, h1, w0, w1, base). The window of
- * output (oh, ow) is rows [h0[oh], h1[oh]) x columns [w0[ow], w1[ow]) (int32 tables); dst gets its maximum
- * and arg the flat input index of the first maximum, counted from `base` (the first plane's index in the
- * whole input), or of the window's last NaN, as in the TypeScript loop.
- */
-function maxPoolKernel(): WasmFunction {
-  const { code, emit: e } = body();
-  const [SRC, DST, ARG, PLANES, H, W, OH, OW, H0, H1, W0, W1, BASE] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; // parameters
-  const [PLANE, OY, OX, ROWS_LEFT, OUTS_LEFT, ROW, ROW_END, COL, COL_END, AT, IDX, PLANE_BYTES] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
-  const [BEST, V] = [25, 26]; // f32
-  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
-  e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(SRC), w.set(PLANE));
-  repeat(e, PLANES, () => {
-    e(w.i32(0), w.set(OY), w.get(OH), w.set(ROWS_LEFT));
-    repeat(e, ROWS_LEFT, () => {
-      e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
-      repeat(e, OUTS_LEFT, () => {
-        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END), w.i32(-1), w.set(AT), w.f32Const0, w.set(BEST));
-        e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
-        e(tab(W0, OX), w.set(COL));
-        e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
-        e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.set(IDX));
-        e(w.get(PLANE), w.get(IDX), w.i32(4), w.mul, w.add, w.f32Load(0), w.set(V));
-        // take v when it beats the best so far, is the window's first value, or is NaN
-        e(w.get(V), w.get(BEST), w.f32Gt, w.get(AT), w.i32(0), w.ltS, w.i32Or, w.get(V), w.get(V), w.f32Ne, w.i32Or, w.if);
-        e(w.get(V), w.set(BEST), w.get(IDX), w.set(AT), w.end);
-        e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
-        e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
-        e(w.get(DST), w.get(BEST), w.f32Store(0), w.get(ARG), w.get(BASE), w.get(AT), w.add, w.i32Store(0));
-        e(w.get(DST), w.i32(4), w.add, w.set(DST), w.get(ARG), w.i32(4), w.add, w.set(ARG), w.get(OX), w.i32(1), w.add, w.set(OX));
-      });
-      e(w.get(OY), w.i32(1), w.add, w.set(OY));
-    });
-    e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.get(BASE), w.get(H), w.get(W), w.mul, w.add, w.set(BASE));
-  });
-  return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
-}
-
-/**
- * L2 pooling, one value at a time in float64 as pool.ts computes it (so both paths give the same bits),
- * over `planes` planes with the window tables of maxPoolKernel:
- * l2Pool (x, y, planes, H, W, OH, OW, h0, h1, w0, w1): y = sqrt(sum of x² over the window), the sum in
- * float64 rounded to float32 before the square root;
- * l2PoolGrad (dy, x, y, dx, planes, H, W, OH, OW, h0, h1, w0, w1): dx += (dy / y) * x over each window
- * (nothing where y or dy is 0), dx zeroed by the caller.
- */
-function l2PoolKernel(grad: boolean): WasmFunction {
-  const { code, emit: e } = body();
-  const params = grad ? 13 : 11;
-  const [DY, X, Y, DX] = grad ? [0, 1, 2, 3] : [-1, 0, 1, -1];
-  const b = params - 9, PLANES = b, H = b + 1, W = b + 2, OH = b + 3, OW = b + 4, H0 = b + 5, H1 = b + 6, W0 = b + 7, W1 = b + 8;
-  const L = params, PLANE = L, DX_PLANE = L + 1, OY = L + 2, OX = L + 3, ROWS_LEFT = L + 4, OUTS_LEFT = L + 5; // i32 locals
-  const ROW = L + 6, ROW_END = L + 7, COL = L + 8, COL_END = L + 9, OFFSET = L + 10, PLANE_BYTES = L + 11;
-  const S = params + 12, YV = params + 13; // f64 sum or dy / y; f32 y
-  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
-  e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(X), w.set(PLANE));
-  if (grad) e(w.get(DX), w.set(DX_PLANE));
-  repeat(e, PLANES, () => {
-    e(w.i32(0), w.set(OY), w.get(OH), w.set(ROWS_LEFT));
-    repeat(e, ROWS_LEFT, () => {
-      e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
-      repeat(e, OUTS_LEFT, () => {
-        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END));
-        if (grad) { // s = y == 0 ? 0 : dy / y, and the window only when s != 0
-          e(w.f64Const0, w.set(S), w.get(Y), w.f32Load(0), w.tee(YV), w.f32Const0, w.f32Eq, w.eqz, w.if);
-          e(w.get(DY), w.f32Load(0), w.f64FromF32, w.get(YV), w.f64FromF32, w.f64Div, w.set(S), w.end);
-          e(w.get(S), w.f64Const0, w.f64Ne, w.if);
-        } else e(w.f64Const0, w.set(S));
-        e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
-        e(tab(W0, OX), w.set(COL));
-        e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
-        e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.i32(4), w.mul, w.set(OFFSET));
-        if (grad) { // dx = f32(dx + s * x)
-          e(w.get(DX_PLANE), w.get(OFFSET), w.add);
-          e(w.get(DX_PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32);
-          e(w.get(S), w.get(PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32, w.f64Mul, w.f64Add, w.f32FromF64, w.f32Store(0));
-        } else { // s += x * x
-          e(w.get(PLANE), w.get(OFFSET), w.add, w.f32Load(0), w.f64FromF32, w.tee(S + 1), w.get(S + 1), w.f64Mul, w.get(S), w.f64Add, w.set(S));
-        }
-        e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
-        e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
-        if (grad) e(w.end, w.get(Y), w.i32(4), w.add, w.set(Y), w.get(DY), w.i32(4), w.add, w.set(DY));
-        else e(w.get(Y), w.get(S), w.f32FromF64, w.f64FromF32, w.f64Sqrt, w.f32FromF64, w.f32Store(0), w.get(Y), w.i32(4), w.add, w.set(Y)); // the sum rounded to float32 first, as pool.ts stores it
-        e(w.get(OX), w.i32(1), w.add, w.set(OX));
-      });
-      e(w.get(OY), w.i32(1), w.add, w.set(OY));
-    });
-    e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE));
-    if (grad) e(w.get(DX_PLANE), w.get(PLANE_BYTES), w.add, w.set(DX_PLANE));
-  });
-  return {
-    name: grad ? 'l2PoolGrad' : 'l2Pool', params: new Array<number>(params).fill(I32),
-    locals: [...new Array<number>(12).fill(I32), F64, grad ? F32 : F64], code,
-  };
-}
-
-/** mask = v > best or v is NaN, lane by lane (max pooling's rule: see maxPoolForward); best = v there. */
-function takeGreaterOrNaN(e: Emit, v: number, best: number, mask: number): void {
-  e(w.get(v), w.get(best), w.f32x4Gt, w.get(v), w.get(v), w.f32x4Ne, w.or128, w.set(mask));
-  e(w.get(v), w.get(best), w.get(mask), w.bitselect, w.set(best));
-}
-
-/** The same selection for the index vectors: bestIndex = index where mask. */
-const takeIndex = (e: Emit, index: number, bestIndex: number, mask: number): void =>
-  e(w.get(index), w.get(bestIndex), w.get(mask), w.bitselect, w.set(bestIndex));
-
-/*
- * Max pooling, separably: each input row's horizontal window maxima, then the maxima of those over each
- * output row's input rows, four outputs at a time. Both folds keep the first value and take a later one
- * only when it is greater or NaN, so the result is maxPool's: the first maximum in row-major window order,
- * or the window's last NaN (ties, ±0 and NaN bits alike). The "Arg" variants also track where the winner
- * was (its column, then its flat index): the argmax backward needs.
- *
- * maxRows (x, t, rows, W, OW, stride, KW, padL, lo, hi, w0, w1[, ti]): for each of `rows` input rows of W
- * values, t's row of OW values (and ti's of columns); outputs [lo, hi) (a multiple of 4 apart, windows
- * inside the row) by vectors, with stride 1 or 2 (even lanes of two loads), the others one by one over
- * their clipped window [w0, w1).
- */
-function maxRowsKernel(arg: boolean): WasmFunction {
-  const { code, emit: e } = body();
-  const X = 0, T = 1, ROWS = 2, W = 3, OW = 4, STRIDE = 5, KW = 6, PAD = 7, LO = 8, HI = 9, W0 = 10, W1 = 11, TI = 12;
-  const L = arg ? 13 : 12; // locals
-  const OWI = L, TAP = L + 1, AT = L + 2, END = L + 3, ROW_AT = L + 4, WIN_AT = L + 5; // i32
-  const BEST = L + 6, V = L + 7, MASK = L + 8, IDX = L + 9, BEST_IDX = L + 10, STEPS = L + 11; // v128
-  const BEST1 = L + 12, V1 = L + 13; // f32
-  const tap = (): void => { // the tap's four values, from address AT
-    e(w.get(STRIDE), w.i32(1), w.eq, w.if);
-    e(w.get(AT), w.v128Load(0), w.set(V), w.else);
-    e(w.get(AT), w.v128Load(0), w.get(AT), w.v128Load(16), w.shuffle([0, 2, 4, 6]), w.set(V), w.end);
-  };
-  const slot = (base: number): void => void e(w.get(base), w.get(OWI), w.i32(4), w.mul, w.add); // base + ow * 4
-  if (arg) e(w.get(STRIDE), w.i32x4Splat, w.i32x4Lanes(0, 1, 2, 3), w.i32x4Mul, w.set(STEPS)); // lane j's column offset: j * stride
-  e(w.block, w.loop, w.get(ROWS), w.eqz, w.brIf(1));
-  e(w.i32(0), w.set(OWI));
-  e(w.block, w.loop, w.get(OWI), w.get(OW), w.eq, w.brIf(1));
-  e(w.get(OWI), w.get(LO), w.ltS, w.get(OWI), w.get(HI), w.ltS, w.eqz, w.i32Or, w.if);
-  // one output: its clipped window [w0, w1), by scalars
-  slot(W0); e(w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.tee(AT), w.tee(WIN_AT), w.f32Load(0), w.set(BEST1));
-  slot(W1); e(w.i32Load(0), w.i32(4), w.mul, w.get(X), w.add, w.set(END));
-  e(w.block, w.loop, w.get(AT), w.i32(4), w.add, w.tee(AT), w.get(END), w.ltS, w.eqz, w.brIf(1));
-  e(w.get(AT), w.f32Load(0), w.tee(V1), w.get(BEST1), w.f32Gt, w.get(V1), w.get(V1), w.f32Ne, w.i32Or, w.if);
-  e(w.get(V1), w.set(BEST1), w.get(AT), w.set(WIN_AT), w.end, w.br(0), w.end, w.end);
-  slot(T); e(w.get(BEST1), w.f32Store(0));
-  if (arg) { slot(TI); e(w.get(WIN_AT), w.get(X), w.sub, w.i32(2), w.shrU, w.i32Store(0)); } // the column
-  e(w.get(OWI), w.i32(1), w.add, w.set(OWI), w.else);
-  // four outputs: taps 0..KW-1 from column ow * stride - padL
-  e(w.get(OWI), w.get(STRIDE), w.mul, w.get(PAD), w.sub, w.tee(ROW_AT), w.i32(4), w.mul, w.get(X), w.add, w.set(AT));
-  tap();
-  e(w.get(V), w.set(BEST), w.i32(1), w.set(TAP));
-  if (arg) e(w.get(ROW_AT), w.i32x4Splat, w.get(STEPS), w.i32x4Add, w.tee(IDX), w.set(BEST_IDX));
-  e(w.block, w.loop, w.get(TAP), w.get(KW), w.eq, w.brIf(1));
-  e(w.get(AT), w.i32(4), w.add, w.set(AT));
-  tap();
-  takeGreaterOrNaN(e, V, BEST, MASK);
-  if (arg) { e(w.get(IDX), w.i32x4Const(1), w.i32x4Add, w.set(IDX)); takeIndex(e, IDX, BEST_IDX, MASK); }
-  e(w.get(TAP), w.i32(1), w.add, w.set(TAP), w.br(0), w.end, w.end);
-  slot(T); e(w.get(BEST), w.store(0));
-  if (arg) { slot(TI); e(w.get(BEST_IDX), w.store(0)); }
-  e(w.get(OWI), w.i32(4), w.add, w.set(OWI), w.end);
-  e(w.br(0), w.end, w.end);
-  e(w.get(X), w.get(W), w.i32(4), w.mul, w.add, w.set(X), w.get(T), w.get(OW), w.i32(4), w.mul, w.add, w.set(T));
-  if (arg) e(w.get(TI), w.get(OW), w.i32(4), w.mul, w.add, w.set(TI));
-  e(w.get(ROWS), w.i32(1), w.sub, w.set(ROWS), w.br(0), w.end, w.end);
-  return {
-    name: arg ? 'maxRowsArg' : 'maxRows', params: new Array<number>(L).fill(I32),
-    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, F32, F32], code,
-  };
-}
-
-/**
- * maxCols (t, y, planes, H, OW, OH, h0, h1[, ti, yi, W, base]): y's row oh of each plane is the fold of t's
- * rows [h0, h1) of that plane (and yi's the winner's flat index, base + plane * H * W + row * W + column),
- * by vectors over ceil(OW / 4) groups (the lanes past a row's end land in the next output row, which is
- * written after it, or in the buffer's padding).
- */
-function maxColsKernel(arg: boolean): WasmFunction {
-  const { code, emit: e } = body();
-  const T = 0, Y = 1, PLANES = 2, H = 3, OW = 4, OH = 5, H0 = 6, H1 = 7, TI = 8, YI = 9, W = 10, BASE = 11;
-  const L = arg ? 12 : 8;
-  const OHI = L, ROW = L + 1, END = L + 2, G = L + 3, SRC = L + 4, LEFT = L + 5, ROW_BYTES = L + 6, FLAT = L + 7; // i32
-  const BEST = L + 8, V = L + 9, MASK = L + 10, IDX = L + 11, BEST_IDX = L + 12; // v128
-  /** The flat indices of row ROW's winners in this group: base + row * W + their columns (from ti). */
-  const indices = (): void => void e(w.get(FLAT), w.get(ROW), w.get(W), w.mul, w.add, w.i32x4Splat, w.get(SRC), w.get(T), w.sub, w.get(TI), w.add, w.load(0), w.i32x4Add);
-  e(w.get(OW), w.i32(4), w.mul, w.set(ROW_BYTES));
-  if (arg) e(w.get(BASE), w.set(FLAT));
-  repeat(e, PLANES, () => {
-    e(w.i32(0), w.set(OHI));
-    e(w.block, w.loop, w.get(OHI), w.get(OH), w.eq, w.brIf(1));
-    e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW));
-    e(w.get(H1), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(END));
-    e(w.i32(0), w.set(G));
-    e(w.block, w.loop, w.get(G), w.get(OW), w.ltS, w.eqz, w.brIf(1));
-    e(w.get(T), w.get(ROW), w.get(ROW_BYTES), w.mul, w.add, w.get(G), w.i32(4), w.mul, w.add, w.tee(SRC), w.load(0), w.set(BEST));
-    if (arg) { indices(); e(w.set(BEST_IDX)); }
-    e(w.get(END), w.get(ROW), w.sub, w.i32(1), w.sub, w.set(LEFT)); // rows left to fold
-    repeat(e, LEFT, () => {
-      e(w.get(SRC), w.get(ROW_BYTES), w.add, w.tee(SRC), w.load(0), w.set(V));
-      takeGreaterOrNaN(e, V, BEST, MASK);
-      if (arg) { e(w.get(ROW), w.i32(1), w.add, w.set(ROW)); indices(); e(w.set(IDX)); takeIndex(e, IDX, BEST_IDX, MASK); }
-    });
-    if (arg) e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW)); // back to the window's first row
-    e(w.get(Y), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
-    if (arg) e(w.get(YI), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST_IDX), w.store(0));
-    e(w.get(G), w.i32(4), w.add, w.set(G), w.br(0), w.end, w.end);
-    e(w.get(Y), w.get(ROW_BYTES), w.add, w.set(Y), w.get(OHI), w.i32(1), w.add, w.set(OHI));
-    if (arg) e(w.get(YI), w.get(ROW_BYTES), w.add, w.set(YI));
-    e(w.br(0), w.end, w.end);
-    e(w.get(T), w.get(H), w.get(ROW_BYTES), w.mul, w.add, w.set(T));
-    if (arg) e(w.get(TI), w.get(H), w.get(ROW_BYTES), w.mul, w.add, w.set(TI), w.get(FLAT), w.get(H), w.get(W), w.mul, w.add, w.set(FLAT));
-  });
-  return {
-    name: arg ? 'maxColsArg' : 'maxCols', params: new Array<number>(L).fill(I32),
-    locals: [I32, I32, I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128], code,
-  };
+function planesFunctions(): WasmFunction[] {
+  return [affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
 }
 
 export function planesModuleBytes(): Uint8Array {
-  return moduleBytes([affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), lrnKernel(), lrnGradKernel(false), lrnGradKernel(true), depthwiseKernel(), maxPoolKernel(), maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true)]);
+  return moduleBytes(planesFunctions());
 }
 
 // ---- running them ----
 
-type Fn = (...args: number[]) => void;
-interface Instance {
-  memory: WasmMemory; heap: Float32Array; heap64: Float64Array;
-  affine: Fn; affineRelu: Fn; prelu: Fn; moments: Fn; bnSums: Fn; bnInputGradient: Fn; mask: Fn; relu: Fn; add: Fn; sub: Fn; mul: Fn; abs: Fn; leaky: Fn; leakyGrad: Fn; lrn: Fn; lrnGradT: Fn; lrnGradDx: Fn; depthwise: Fn; maxPool: Fn; maxRows: Fn; maxRowsArg: Fn; maxCols: Fn; maxColsArg: Fn; l2Pool: Fn; l2PoolGrad: Fn;
-}
-
-let instance: Instance | null | undefined;
-let enabled = globalThis.process?.env?.FACENET_PLANES !== 'js';
-
-/** Turns the WebAssembly passes off (false: the TypeScript loops run everywhere) or back on; for tests. */
-export function setWasmPlanes(on: boolean): void {
-  enabled = on;
-}
+type Name = 'affine' | 'affineRelu' | 'prelu' | 'moments' | 'bnSums' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
+type Instance = PassModule<Name>;
+const kernels = passModule<Name>(planesFunctions);
 
 /** Whether the passes run in WebAssembly here (and are switched on). */
 export function wasmPlanesAvailable(): boolean {
   return kernels() !== null;
 }
 
-function kernels(): Instance | null {
-  if (!enabled) return null;
-  if (instance !== undefined) return instance;
-  const exports = instantiate(planesModuleBytes()) as Omit<Instance, 'heap' | 'heap64'> | null;
-  instance = exports && { ...exports, heap: new Float32Array(exports.memory.buffer), heap64: new Float64Array(exports.memory.buffer) };
-  return instance;
-}
-
-/** Float32 values per chunk buffer: 64 kB, so a few buffers and the tables stay in the L2 cache. */
-const CHUNK = 16384;
 const BUFFERS = 3;
-
-/** Makes the module's memory hold `bytes`, renewing the views when it grows. */
-function reserve(k: Instance, bytes: number): void {
-  if (!reserveBytes(k.memory, bytes)) return;
-  k.heap = new Float32Array(k.memory.buffer);
-  k.heap64 = new Float64Array(k.memory.buffer);
-}
 
 /** Room for `tableBytes` of tables at 0, then BUFFERS chunk buffers (each padded to whole groups of 4). */
 function layout(k: Instance, tableBytes: number): { buffer: (i: number) => number } {
@@ -602,8 +300,6 @@ function layout(k: Instance, tableBytes: number): { buffer: (i: number) => numbe
   reserve(k, tables + BUFFERS * stride);
   return { buffer: (i) => tables + i * stride };
 }
-
-const isF32 = (...arrays: ArrayLike<number>[]): boolean => arrays.every((a) => a instanceof Float32Array);
 
 /**
  * The chunks of N*C planes of P values: whole planes, or pieces of one plane when a plane is larger than a
@@ -769,90 +465,6 @@ export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean
 }
 
 /**
- * LRN with beta = 0.75 over N images of C planes of P values (see lrn.ts), image by image through the
- * module's memory: the squares, their sums over channel windows of radius r (flat adds of whole channel
- * ranges, ascending, as lrn.ts sums them), then lrnKernel. Writes y, and s and sPow when given (backward
- * needs them). False where the kernels do not run or an image would not fit.
- */
-export function lrnImages(
-  x: ArrayLike<number>, y: ArrayLike<number>, s: ArrayLike<number> | null, sPow: ArrayLike<number> | null,
-  N: number, C: number, P: number, r: number, kBase: number, scale: number,
-): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || (s && !isF32(s, sPow!))) return false;
-  const n = C * P, regions = imageRegions(k, n);
-  if (!regions) return false;
-  const [X, Q, SUM, S, SP, Y] = regions;
-  new Float64Array(k.memory.buffer, 0, 3).set([kBase, scale, 1]);
-  for (let img = 0; img < N; img++) {
-    k.heap.set((x as Float32Array).subarray(img * n, (img + 1) * n), X / 4);
-    k.mul(X, X, Q, Math.ceil(n / 4));
-    channelWindowSums(k, Q, SUM, C, P, r);
-    k.lrn(SUM, X, S, SP, Y, Math.ceil(n / 4), 0);
-    (y as Float32Array).set(k.heap.subarray(Y / 4, Y / 4 + n), img * n);
-    if (s) {
-      (s as Float32Array).set(k.heap.subarray(S / 4, S / 4 + n), img * n);
-      (sPow as Float32Array).set(k.heap.subarray(SP / 4, SP / 4 + n), img * n);
-    }
-  }
-  return true;
-}
-
-/**
- * LRN's input gradient (see lrn.ts), image by image: t = dy * x * sPow / s, its channel-window sums, then
- * dx = dy * sPow - c * x * sums with c = 2 * beta * scale. False where the kernels do not run.
- */
-export function lrnGradImages(
-  dy: ArrayLike<number>, x: ArrayLike<number>, s: ArrayLike<number>, sPow: ArrayLike<number>, dx: ArrayLike<number>,
-  N: number, C: number, P: number, r: number, c: number,
-): boolean {
-  const k = kernels();
-  if (!k || !isF32(dy, x, s, sPow, dx)) return false;
-  const n = C * P, regions = imageRegions(k, n);
-  if (!regions) return false;
-  const [DY, X, S, SP, T, SUM, DX] = regions;
-  new Float64Array(k.memory.buffer, 0, 1)[0] = c;
-  const image = (a: ArrayLike<number>, img: number): Float32Array => (a as Float32Array).subarray(img * n, (img + 1) * n);
-  for (let img = 0; img < N; img++) {
-    k.heap.set(image(dy, img), DY / 4);
-    k.heap.set(image(x, img), X / 4);
-    k.heap.set(image(s, img), S / 4);
-    k.heap.set(image(sPow, img), SP / 4);
-    k.lrnGradT(DY, X, SP, S, T, Math.ceil(n / 4));
-    channelWindowSums(k, T, SUM, C, P, r);
-    k.lrnGradDx(DY, SP, X, SUM, DX, Math.ceil(n / 4), 0);
-    (dx as Float32Array).set(k.heap.subarray(DX / 4, DX / 4 + n), img * n);
-  }
-  return true;
-}
-
-type Seven = [number, number, number, number, number, number, number];
-
-/** Addresses of seven regions of n floats (padded to whole groups) after 32 bytes of constants; null if too large. */
-function imageRegions(k: Instance, n: number): Seven | null {
-  const stride = Math.ceil(n / 4) * 16 + 16;
-  if (7 * stride > 1 << 27) return null;
-  reserve(k, 32 + 7 * stride);
-  return Array.from({ length: 7 }, (_, i) => 32 + i * stride) as Seven;
-}
-
-/**
- * to[c] = sum of from[j] over the channels |j - c| <= r of one image's C planes of P values, summed in
- * ascending j from zero as lrn.ts's windowSums does (so in the same float32 roundings): one flat add per
- * offset over the whole range of channels it applies to.
- */
-function channelWindowSums(k: Instance, from: number, to: number, C: number, P: number, r: number): void {
-  k.heap.fill(0, to / 4, to / 4 + C * P);
-  for (let d = -r; d <= r; d++) { // to[c] += from[c + d] for the channels c where c + d exists
-    const c0 = Math.max(0, -d), c1 = Math.min(C, C - d), values = (c1 - c0) * P;
-    if (values <= 0) continue;
-    const dst = to + c0 * P * 4, src = from + (c0 + d) * P * 4, groups = Math.floor(values / 4);
-    k.add(dst, src, dst, groups);
-    for (let i = groups * 4; i < values; i++) k.heap[dst / 4 + i] = Math.fround(k.heap[dst / 4 + i]! + k.heap[src / 4 + i]!);
-  }
-}
-
-/**
  * y = depthwise convolution of N images (imageIn / imageOut floats each) with the tap-row table `rows`
  * (see depthwiseKernel), image by image through the module's memory; false where the kernels do not run
  * or an image would not fit.
@@ -884,109 +496,3 @@ export function leakyValues(x: ArrayLike<number>, alpha: number, out: ArrayLike<
   return true;
 }
 
-/**
- * Max pooling over [N*C planes of H x W] with the window tables of pool.ts (rows [h0[oh], h1[oh]) x
- * columns [w0[ow], w1[ow]), each non-empty): y and argmax (flat input indices), plane chunks through the
- * module's memory; false where the kernels do not run.
- */
-export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array, planes: number, H: number, W: number, OH: number, OW: number, tables: [Int32Array, Int32Array, Int32Array, Int32Array]): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || H * W > 1 << 22) return false;
-  const [h0, h1, w0, w1] = tables;
-  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false; // an empty window: the TypeScript loop
-  const tableBytes = 4 * (2 * OH + 2 * OW), inPlane = H * W, outPlane = OH * OW;
-  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const xAt = Math.ceil(tableBytes / 16) * 16, yAt = xAt + Math.ceil((step * inPlane * 4) / 16) * 16, argAt = yAt + step * outPlane * 4;
-  reserve(k, argAt + step * outPlane * 4);
-  const ints = new Int32Array(k.memory.buffer);
-  let at = 0;
-  const addresses = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; });
-  const xs = x as Float32Array, ys = y as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
-    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    k.maxPool(xAt, yAt, argAt, n, H, W, OH, OW, ...addresses, q * inPlane);
-    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
-    argmax.set(ints.subarray(argAt / 4, argAt / 4 + n * outPlane), q * outPlane);
-  }
-  return true;
-}
-
-/**
- * Max pooling for horizontal strides 1 and 2, separably (see maxRowsKernel): the values, and the argmax
- * (flat input indices, for the backward) when `argmax` is given. tables: each output row's input rows
- * [h0, h1) and each output column's columns [w0, w1), clipped. False where the kernels do not run (or for
- * other strides, or an empty window).
- */
-export function maxPoolSeparable(
-  x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array | null, planes: number, H: number, W: number, OH: number, OW: number,
-  tables: [Int32Array, Int32Array, Int32Array, Int32Array], strideW: number, KW: number, padLeft: number,
-): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || (strideW !== 1 && strideW !== 2) || H * W > 1 << 22) return false;
-  const [h0, h1, w0, w1] = tables;
-  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false;
-  // Outputs whose whole window lies inside the row, a multiple of 4 of them, go by vectors.
-  const lo = Math.min(OW, Math.ceil(padLeft / strideW));
-  const inside = Math.max(lo, Math.min(OW, Math.floor((W - KW + padLeft) / strideW) + 1));
-  const hi = lo + Math.floor((inside - lo) / 4) * 4;
-  const inPlane = H * W, rowsPlane = H * OW, outPlane = OH * OW;
-  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const bytes = (floats: number): number => Math.ceil((floats * 4 + 32) / 16) * 16; // a region, padded
-  const xAt = Math.ceil((4 * (2 * OH + 2 * OW)) / 16) * 16, tAt = xAt + bytes(step * inPlane), tiAt = tAt + bytes(step * rowsPlane);
-  const yAt = tiAt + bytes(step * rowsPlane), yiAt = yAt + bytes(step * outPlane);
-  reserve(k, yiAt + bytes(step * outPlane));
-  const ints = new Int32Array(k.memory.buffer);
-  let at = 0;
-  const [h0At, h1At, w0At, w1At] = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
-  const xs = x as Float32Array, ys = y as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
-    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    if (argmax) {
-      k.maxRowsArg(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At, tiAt);
-      k.maxColsArg(tAt, yAt, n, H, OW, OH, h0At, h1At, tiAt, yiAt, W, q * inPlane);
-      argmax.set(ints.subarray(yiAt / 4, yiAt / 4 + n * outPlane), q * outPlane);
-    } else {
-      k.maxRows(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At);
-      k.maxCols(tAt, yAt, n, H, OW, OH, h0At, h1At);
-    }
-    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
-  }
-  return true;
-}
-
-/**
- * L2 pooling (see l2PoolKernel) chunk by chunk of planes: y when dy is null, else dx += (dy / y) * x over
- * each window (dx zeroed). Tables as maxPoolPlanes'. False where the kernels do not run.
- */
-export function l2PoolPlanes(
-  x: ArrayLike<number>, y: ArrayLike<number>, dy: ArrayLike<number> | null, dx: ArrayLike<number> | null,
-  planes: number, H: number, W: number, OH: number, OW: number, tables: [Int32Array, Int32Array, Int32Array, Int32Array],
-): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || (dy && !isF32(dy, dx!)) || H * W > 1 << 22) return false;
-  const inPlane = H * W, outPlane = OH * OW, step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const bytes = (floats: number): number => Math.ceil((floats * 4) / 16) * 16;
-  const xAt = bytes(2 * OH + 2 * OW), yAt = xAt + bytes(step * inPlane), dyAt = yAt + bytes(step * outPlane), dxAt = dyAt + bytes(step * outPlane);
-  reserve(k, dxAt + bytes(step * inPlane));
-  const ints = new Int32Array(k.memory.buffer);
-  let at = 0;
-  const [h0, h1, w0, w1] = tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
-  const f = (a: ArrayLike<number>): Float32Array => a as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
-    k.heap.set(f(x).subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    if (!dy) {
-      k.l2Pool(xAt, yAt, n, H, W, OH, OW, h0, h1, w0, w1);
-      f(y).set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
-      continue;
-    }
-    k.heap.set(f(y).subarray(q * outPlane, (q + n) * outPlane), yAt / 4);
-    k.heap.set(f(dy).subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
-    k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
-    k.l2PoolGrad(dyAt, xAt, yAt, dxAt, n, H, W, OH, OW, h0, h1, w0, w1);
-    f(dx!).set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
-  }
-  return true;
-}

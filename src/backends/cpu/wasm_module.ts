@@ -1,0 +1,44 @@
+/**
+ * What the WebAssembly pass modules share (wasm_planes.ts: per-channel and elementwise passes;
+ * wasm_pool.ts: max and L2 pooling; wasm_lrn.ts: LRN): each is a small module of its own, emitted by
+ * wasm_writer.ts and instantiated on first use, with its own memory, seen as float32 and float64 views
+ * that are renewed when it grows. One switch turns them all off (the TypeScript loops then run).
+ */
+import { instantiate, moduleBytes, reserveBytes, type WasmFunction, type WasmMemory } from './wasm_writer.js';
+
+export type Fn = (...args: number[]) => void;
+/** A module's memory and its views. */
+export interface Memory { memory: WasmMemory; heap: Float32Array; heap64: Float64Array }
+export type PassModule<Name extends string> = Memory & Record<Name, Fn>;
+
+let enabled = globalThis.process?.env?.FACENET_PLANES !== 'js';
+
+/** Turns the WebAssembly passes off (false: the TypeScript loops run everywhere) or back on; for tests. */
+export function setWasmPlanes(on: boolean): void {
+  enabled = on;
+}
+
+/** The module made of `functions`, instantiated on the first call; null where it cannot run or is switched off. */
+export function passModule<Name extends string>(functions: () => WasmFunction[]): () => PassModule<Name> | null {
+  let instance: PassModule<Name> | null | undefined;
+  return () => {
+    if (!enabled) return null;
+    if (instance === undefined) {
+      const exports = instantiate(moduleBytes(functions())) as (Record<Name, Fn> & { memory: WasmMemory }) | null;
+      instance = exports && { ...exports, heap: new Float32Array(exports.memory.buffer), heap64: new Float64Array(exports.memory.buffer) };
+    }
+    return instance;
+  };
+}
+
+/** Makes the module's memory hold `bytes`, renewing the views when it grows. */
+export function reserve(k: Memory, bytes: number): void {
+  if (!reserveBytes(k.memory, bytes)) return;
+  k.heap = new Float32Array(k.memory.buffer);
+  k.heap64 = new Float64Array(k.memory.buffer);
+}
+
+export const isF32 = (...arrays: ArrayLike<number>[]): boolean => arrays.every((a) => a instanceof Float32Array);
+
+/** Float32 values per chunk buffer: 64 kB, so a few buffers and the tables stay in the L2 cache. */
+export const CHUNK = 16384;
