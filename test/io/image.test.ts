@@ -125,6 +125,18 @@ describe('geometry', () => {
     expect(Array.from(warpAffine(img, [1, 0, 0, 0, 1, 0], 10, 8).data)).to.deep.equal(Array.from(img.data));
     expect(pixel(warpAffine(img, [1, 0, -5, 0, 1, -5], 10, 8), 0, 0)).to.deep.equal([0, 0, 0]);
   });
+  it('warpAffine from an image equals warpAffine from its copy with a black border (the tiny detector skips the copy)', () => {
+    const img = testCard(23, 17);
+    for (const pad of [0, 3, 11]) {
+      const bordered = warpAffine(img, [1, 0, -pad, 0, 1, -pad], 23 + 2 * pad, 17 + 2 * pad);
+      for (const S of [32, 64, 96]) {
+        const scale = (23 + 2 * pad) / S;
+        const twoSteps = warpAffine(bordered, [scale, 0, 0, 0, scale, 0], S, S);
+        const oneStep = warpAffine(img, [scale, 0, -pad, 0, scale, -pad], S, S);
+        expect(Buffer.from(oneStep.data).equals(Buffer.from(twoSteps.data)), `pad ${pad}, S ${S}`).to.equal(true);
+      }
+    }
+  });
   it('warpAffine equals bilinear sampling pixel by pixel (rotation, scale, borders), exactly', () => {
     const img = testCard(13, 9);
     const at = (x: number, y: number, c: number): number => (x < 0 || y < 0 || x >= 13 || y >= 9 ? 0 : img.data[(y * 13 + x) * 3 + c]!);
