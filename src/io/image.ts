@@ -79,9 +79,11 @@ export function decodeImage(buf: Uint8Array, file = '<buffer>', limits: ImageLim
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (width === 0 || height === 0) throw new ImageError('CORRUPT_IMAGE', file, `declares an empty ${width}x${height} image`);
   if (width * height > maxPixels) throw new ImageError('IMAGE_TOO_LARGE', file, `${width}x${height} = ${width * height} pixels exceeds the ${maxPixels}-pixel limit (maxPixels); downscale it first`);
-  const rgba = format === 'png' ? decodePng(buf, file) : decodeJpeg(buf, file, maxPixels);
-  const rgb = dropAlpha(rgba.data, rgba.width, rgba.height);
-  return format === 'jpeg' ? applyOrientation(rgb, jpegOrientation(buf)) : rgb;
+  if (format === 'png') {
+    const rgba = decodePng(buf, file);
+    return dropAlpha(rgba.data, rgba.width, rgba.height);
+  }
+  return applyOrientation(decodeJpeg(buf, file, maxPixels), jpegOrientation(buf));
 }
 
 export function readImage(path: string, limits: ImageLimits = {}): RgbImage {
@@ -111,9 +113,10 @@ function decodePng(buf: Uint8Array, file: string): { data: Uint8Array; width: nu
   }
 }
 
-function decodeJpeg(buf: Uint8Array, file: string, maxPixels: number): { data: Uint8Array; width: number; height: number } {
+/** RGB straight from jpeg-js (grayscale expanded, CMYK/YCCK converted by it). */
+function decodeJpeg(buf: Uint8Array, file: string, maxPixels: number): RgbImage {
   try {
-    const img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: 2048 });
+    const img = jpeg.decode(buf, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: 2048 });
     return { data: img.data, width: img.width, height: img.height };
   } catch (err) {
     // jpeg-js decodes CMYK and YCCK only with Adobe's APP14 segment, which says how the inks are stored.
