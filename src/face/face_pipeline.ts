@@ -7,7 +7,6 @@
  */
 import { synchronously, useBackend, type BackendName } from '../backends/backend.js';
 import { FacenetError } from '../errors.js';
-import { noGrad } from '../autograd/tape.js';
 import { resetPeakBytes, tensorBytes, tidyAndRecycle } from '../autograd/memory.js';
 import type { ImageLimits, RgbImage } from '../io/image.js';
 import { imagesToTensor, resizeBilinear } from '../io/transform.js';

@@ -6,7 +6,6 @@
  * Inputs are RGB standardized as (p - 127.5) / 128, NCHW. Pools use ceil mode. Before their dense layers
  * RNet and ONet flatten in [N, W, H, C] order (the Caffe original's), hence the transposes.
  */
-import { Rng } from '../util/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ops from '../ops/index.js';
 import { Module } from '../nn/module.js';
