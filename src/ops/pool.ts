@@ -6,7 +6,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import { needsGrad, record } from '../autograd/tape.js';
-import { avgPoolBackward, avgPoolForward, l2PoolBackward, l2PoolForward, maxPoolBackward, maxPoolForward, maxPoolValuesOnly, type PoolGeometry } from '../backends/cpu/pool.js';
+import { avgPoolBackward, avgPoolForward, l2PoolBackward, l2PoolForward, maxPoolBackward, maxPoolForward, type PoolGeometry } from '../backends/cpu/pool.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { alloc, Tensor } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
@@ -49,8 +49,8 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   const g = poolGeometry('maxPool2d', x.shape, options);
   const onGpu = gpuPool('maxPool2d', x, g, gpuOps.POOL_MODE.max, false);
   if (onGpu) return onGpu;
-  if (!needsGrad(x)) return new Tensor(maxPoolValuesOnly(x.data, g), outShape(g)); // no argmax to keep
-  const { y, argmax } = maxPoolForward(x.data, g);
+  const { y, argmax } = maxPoolForward(x.data, g, needsGrad(x)); // the argmax only for a backward
+  if (!argmax) return new Tensor(y, outShape(g));
   return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, x.size)]);
 }
 

@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { l2PoolPlanes, maxPoolPlanes, maxPoolSeparable } from './wasm_pool.js';
+import { l2PoolPlanes, maxPoolPlanes } from './wasm_pool.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;
@@ -37,15 +37,15 @@ function windows(g: PoolGeometry): Windows {
 }
 
 /**
- * Max pool; argmax[o] is the flat input index that won (the first one at ties), for the backward. A window
- * holding a NaN gives NaN (its last NaN wins), as PyTorch's max pooling does: a NaN is never hidden.
+ * Max pool, and with `withArgmax` the flat input index that won each window (the first one at ties), for
+ * the backward. A window holding a NaN gives NaN (its last NaN wins), as PyTorch's max pooling does: a NaN
+ * is never hidden.
  */
-export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray; argmax: Int32Array } {
+export function maxPoolForward(x: TypedArray, g: PoolGeometry, withArgmax = true): { y: TypedArray; argmax: Int32Array | null } {
   const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
-  const argmax = new Int32Array(y.length);
+  const argmax = withArgmax ? new Int32Array(y.length) : null;
   const { h0, h1, w0, w1 } = windows(g);
-  if (maxPoolSeparable(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return { y, argmax };
-  if (maxPoolPlanes(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1])) return { y, argmax };
+  if (maxPoolPlanes(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return { y, argmax };
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
     for (let oh = 0; oh < g.OH; oh++) {
       for (let ow = 0; ow < g.OW; ow++, o++) {
@@ -57,19 +57,11 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry): { y: TypedArray;
           }
         }
         y[o] = best;
-        argmax[o] = at;
+        if (argmax) argmax[o] = at;
       }
     }
   }
   return { y, argmax };
-}
-
-/** Max pool's values alone (inference): the same values as maxPoolForward's y, faster where WebAssembly runs. */
-export function maxPoolValuesOnly(x: TypedArray, g: PoolGeometry): TypedArray {
-  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
-  const { h0, h1, w0, w1 } = windows(g);
-  if (maxPoolSeparable(x, y, null, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return y;
-  return maxPoolForward(x, g).y;
 }
 
 export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, inputSize: number): TypedArray {

@@ -1,54 +1,18 @@
 /**
  * WebAssembly kernels for max and L2 pooling (pool.ts runs them, and its TypeScript loops where they do not
- * run): max pooling separably with SIMD (row maxima, then column maxima, with the argmax tracked through
- * both folds for the backward), or one window at a time for other strides; L2 pooling and its gradient one
- * value at a time in float64, as pool.ts computes them. Each gives the TypeScript loops' values bit for bit.
+ * run): max pooling separably (row maxima, then column maxima, with the argmax tracked through both folds
+ * for the backward; SIMD for horizontal strides 1 and 2); L2 pooling and its gradient one value at a time in
+ * float64, as pool.ts computes them. Each gives the TypeScript loops' values bit for bit.
  */
 import { body, F32, F64, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, reserve } from './wasm_module.js';
 
-/**
- * Max pooling of `planes` planes: (src, dst, arg, planes, H, W, OH, OW, h0, h1, w0, w1, base). The window of
- * output (oh, ow) is rows [h0[oh], h1[oh]) x columns [w0[ow], w1[ow]) (int32 tables); dst gets its maximum
- * and arg the flat input index of the first maximum, counted from `base` (the first plane's index in the
- * whole input), or of the window's last NaN, as in the TypeScript loop.
- */
-function maxPoolKernel(): WasmFunction {
-  const { code, emit: e } = body();
-  const [SRC, DST, ARG, PLANES, H, W, OH, OW, H0, H1, W0, W1, BASE] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; // parameters
-  const [PLANE, OY, OX, ROWS_LEFT, OUTS_LEFT, ROW, ROW_END, COL, COL_END, AT, IDX, PLANE_BYTES] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
-  const [BEST, V] = [25, 26]; // f32
-  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
-  e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(SRC), w.set(PLANE));
-  repeat(e, PLANES, () => {
-    e(w.i32(0), w.set(OY), w.get(OH), w.set(ROWS_LEFT));
-    repeat(e, ROWS_LEFT, () => {
-      e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
-      repeat(e, OUTS_LEFT, () => {
-        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END), w.i32(-1), w.set(AT), w.f32Const0, w.set(BEST));
-        e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
-        e(tab(W0, OX), w.set(COL));
-        e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
-        e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.set(IDX));
-        e(w.get(PLANE), w.get(IDX), w.i32(4), w.mul, w.add, w.f32Load(0), w.set(V));
-        // take v when it beats the best so far, is the window's first value, or is NaN
-        e(w.get(V), w.get(BEST), w.f32Gt, w.get(AT), w.i32(0), w.ltS, w.i32Or, w.get(V), w.get(V), w.f32Ne, w.i32Or, w.if);
-        e(w.get(V), w.set(BEST), w.get(IDX), w.set(AT), w.end);
-        e(w.get(COL), w.i32(1), w.add, w.set(COL), w.br(0), w.end, w.end);
-        e(w.get(ROW), w.i32(1), w.add, w.set(ROW), w.br(0), w.end, w.end);
-        e(w.get(DST), w.get(BEST), w.f32Store(0), w.get(ARG), w.get(BASE), w.get(AT), w.add, w.i32Store(0));
-        e(w.get(DST), w.i32(4), w.add, w.set(DST), w.get(ARG), w.i32(4), w.add, w.set(ARG), w.get(OX), w.i32(1), w.add, w.set(OX));
-      });
-      e(w.get(OY), w.i32(1), w.add, w.set(OY));
-    });
-    e(w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.get(BASE), w.get(H), w.get(W), w.mul, w.add, w.set(BASE));
-  });
-  return { name: 'maxPool', params: new Array<number>(13).fill(I32), locals: [...new Array<number>(12).fill(I32), F32, F32], code };
-}
+/** Loads table[i] (int32) onto the stack. */
+const tableAt = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
 
 /**
  * L2 pooling, one value at a time in float64 as pool.ts computes it (so both paths give the same bits),
- * over `planes` planes with the window tables of maxPoolKernel:
+ * over `planes` planes with the window tables (see maxPoolPlanes):
  * l2Pool (x, y, planes, H, W, OH, OW, h0, h1, w0, w1): y = sqrt(sum of x² over the window), the sum in
  * float64 rounded to float32 before the square root;
  * l2PoolGrad (dy, x, y, dx, planes, H, W, OH, OW, h0, h1, w0, w1): dx += (dy / y) * x over each window
@@ -62,7 +26,6 @@ function l2PoolKernel(grad: boolean): WasmFunction {
   const L = params, PLANE = L, DX_PLANE = L + 1, OY = L + 2, OX = L + 3, ROWS_LEFT = L + 4, OUTS_LEFT = L + 5; // i32 locals
   const ROW = L + 6, ROW_END = L + 7, COL = L + 8, COL_END = L + 9, OFFSET = L + 10, PLANE_BYTES = L + 11;
   const S = params + 12, YV = params + 13; // f64 sum or dy / y; f32 y
-  const tab = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
   e(w.get(H), w.get(W), w.mul, w.i32(4), w.mul, w.set(PLANE_BYTES), w.get(X), w.set(PLANE));
   if (grad) e(w.get(DX), w.set(DX_PLANE));
   repeat(e, PLANES, () => {
@@ -70,14 +33,14 @@ function l2PoolKernel(grad: boolean): WasmFunction {
     repeat(e, ROWS_LEFT, () => {
       e(w.i32(0), w.set(OX), w.get(OW), w.set(OUTS_LEFT));
       repeat(e, OUTS_LEFT, () => {
-        e(tab(H0, OY), w.set(ROW), tab(H1, OY), w.set(ROW_END), tab(W1, OX), w.set(COL_END));
+        e(tableAt(H0, OY), w.set(ROW), tableAt(H1, OY), w.set(ROW_END), tableAt(W1, OX), w.set(COL_END));
         if (grad) { // s = y == 0 ? 0 : dy / y, and the window only when s != 0
           e(w.f64Const0, w.set(S), w.get(Y), w.f32Load(0), w.tee(YV), w.f32Const0, w.f32Eq, w.eqz, w.if);
           e(w.get(DY), w.f32Load(0), w.f64FromF32, w.get(YV), w.f64FromF32, w.f64Div, w.set(S), w.end);
           e(w.get(S), w.f64Const0, w.f64Ne, w.if);
         } else e(w.f64Const0, w.set(S));
         e(w.block, w.loop, w.get(ROW), w.get(ROW_END), w.eq, w.brIf(1));
-        e(tab(W0, OX), w.set(COL));
+        e(tableAt(W0, OX), w.set(COL));
         e(w.block, w.loop, w.get(COL), w.get(COL_END), w.eq, w.brIf(1));
         e(w.get(ROW), w.get(W), w.mul, w.get(COL), w.add, w.i32(4), w.mul, w.set(OFFSET));
         if (grad) { // dx = f32(dx + s * x)
@@ -123,8 +86,8 @@ const takeIndex = (e: Emit, index: number, bestIndex: number, mask: number): voi
  *
  * maxRows (x, t, rows, W, OW, stride, KW, padL, lo, hi, w0, w1[, ti]): for each of `rows` input rows of W
  * values, t's row of OW values (and ti's of columns); outputs [lo, hi) (a multiple of 4 apart, windows
- * inside the row) by vectors, with stride 1 or 2 (even lanes of two loads), the others one by one over
- * their clipped window [w0, w1).
+ * inside the row; stride 1 or 2, the even lanes of two loads) by vectors, the others one by one over their
+ * clipped window [w0, w1).
  */
 function maxRowsKernel(arg: boolean): WasmFunction {
   const { code, emit: e } = body();
@@ -196,8 +159,7 @@ function maxColsKernel(arg: boolean): WasmFunction {
   repeat(e, PLANES, () => {
     e(w.i32(0), w.set(OHI));
     e(w.block, w.loop, w.get(OHI), w.get(OH), w.eq, w.brIf(1));
-    e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW));
-    e(w.get(H1), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(END));
+    e(tableAt(H0, OHI), w.set(ROW), tableAt(H1, OHI), w.set(END));
     e(w.i32(0), w.set(G));
     e(w.block, w.loop, w.get(G), w.get(OW), w.ltS, w.eqz, w.brIf(1));
     e(w.get(T), w.get(ROW), w.get(ROW_BYTES), w.mul, w.add, w.get(G), w.i32(4), w.mul, w.add, w.tee(SRC), w.load(0), w.set(BEST));
@@ -208,7 +170,7 @@ function maxColsKernel(arg: boolean): WasmFunction {
       takeGreaterOrNaN(e, V, BEST, MASK);
       if (arg) { e(w.get(ROW), w.i32(1), w.add, w.set(ROW)); indices(); e(w.set(IDX)); takeIndex(e, IDX, BEST_IDX, MASK); }
     });
-    if (arg) e(w.get(H0), w.get(OHI), w.i32(4), w.mul, w.add, w.i32Load(0), w.set(ROW)); // back to the window's first row
+    if (arg) e(tableAt(H0, OHI), w.set(ROW)); // back to the window's first row
     e(w.get(Y), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST), w.store(0));
     if (arg) e(w.get(YI), w.get(G), w.i32(4), w.mul, w.add, w.get(BEST_IDX), w.store(0));
     e(w.get(G), w.i32(4), w.add, w.set(G), w.br(0), w.end, w.end);
@@ -224,13 +186,22 @@ function maxColsKernel(arg: boolean): WasmFunction {
   };
 }
 
-type Name = 'maxPool' | 'maxRows' | 'maxRowsArg' | 'maxCols' | 'maxColsArg' | 'l2Pool' | 'l2PoolGrad';
-const kernels = passModule<Name>(() => [maxPoolKernel(), maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true)]);
+type Name = 'maxRows' | 'maxRowsArg' | 'maxCols' | 'maxColsArg' | 'l2Pool' | 'l2PoolGrad';
+const kernels = passModule<Name>(() => [maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true)]);
 
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmPoolAvailable = (): boolean => kernels() !== null;
 
 type Tables = [Int32Array, Int32Array, Int32Array, Int32Array];
+
+/** Whether a clipped window is empty (the TypeScript loops handle those). */
+const hasEmptyWindow = ([h0, h1, w0, w1]: Tables): boolean => h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!);
+
+/** Planes per chunk copied into the module: as many as fit CHUNK floats, at least one. */
+const planesPerChunk = (plane: number): number => Math.max(1, Math.floor(CHUNK / Math.max(plane, 1)));
+
+/** Bytes of a region of n floats, padded to 16 bytes with `slack` more (for the vector reads past its end). */
+const regionBytes = (floats: number, slack = 0): number => Math.ceil((floats * 4 + slack) / 16) * 16;
 
 /** The window tables h0, h1, w0, w1 (int32) written at address 0 on; their addresses. */
 function writeWindowTables(k: NonNullable<ReturnType<typeof kernels>>, tables: Tables): [number, number, number, number] {
@@ -240,55 +211,26 @@ function writeWindowTables(k: NonNullable<ReturnType<typeof kernels>>, tables: T
 }
 
 /**
- * Max pooling over [N*C planes of H x W] with the window tables of pool.ts (rows [h0[oh], h1[oh]) x
- * columns [w0[ow], w1[ow]), each non-empty): y and argmax (flat input indices), plane chunks through the
- * module's memory; false where the kernels do not run.
+ * Max pooling over N*C planes of H x W, separably (see maxRowsKernel): the values, and the argmax (flat
+ * input indices, for the backward) when `argmax` is given. tables: each output row's input rows [h0, h1)
+ * and each output column's columns [w0, w1), clipped (pool.ts's windows). Vectors for horizontal strides
+ * 1 and 2, scalars otherwise. False where the kernels do not run or a window is empty.
  */
-export function maxPoolPlanes(x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array, planes: number, H: number, W: number, OH: number, OW: number, tables: Tables): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || H * W > 1 << 22) return false;
-  const [h0, h1, w0, w1] = tables;
-  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false; // an empty window: the TypeScript loop
-  const tableBytes = 4 * (2 * OH + 2 * OW), inPlane = H * W, outPlane = OH * OW;
-  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const xAt = Math.ceil(tableBytes / 16) * 16, yAt = xAt + Math.ceil((step * inPlane * 4) / 16) * 16, argAt = yAt + step * outPlane * 4;
-  reserve(k, argAt + step * outPlane * 4);
-  const addresses = writeWindowTables(k, tables), ints = new Int32Array(k.memory.buffer);
-  const xs = x as Float32Array, ys = y as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
-    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    k.maxPool(xAt, yAt, argAt, n, H, W, OH, OW, ...addresses, q * inPlane);
-    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
-    argmax.set(ints.subarray(argAt / 4, argAt / 4 + n * outPlane), q * outPlane);
-  }
-  return true;
-}
-
-/**
- * Max pooling for horizontal strides 1 and 2, separably (see maxRowsKernel): the values, and the argmax
- * (flat input indices, for the backward) when `argmax` is given. tables: each output row's input rows
- * [h0, h1) and each output column's columns [w0, w1), clipped. False where the kernels do not run (or for
- * other strides, or an empty window).
- */
-export function maxPoolSeparable(
+export function maxPoolPlanes(
   x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array | null, planes: number, H: number, W: number, OH: number, OW: number,
   tables: Tables, strideW: number, KW: number, padLeft: number,
 ): boolean {
   const k = kernels();
-  if (!k || !isF32(x, y) || (strideW !== 1 && strideW !== 2) || H * W > 1 << 22) return false;
-  const [h0, h1, w0, w1] = tables;
-  if (h0.some((v, i) => v >= h1[i]!) || w0.some((v, i) => v >= w1[i]!)) return false;
+  if (!k || !isF32(x, y) || H * W > 1 << 22 || hasEmptyWindow(tables)) return false;
   // Outputs whose whole window lies inside the row, a multiple of 4 of them, go by vectors.
-  const lo = Math.min(OW, Math.ceil(padLeft / strideW));
-  const inside = Math.max(lo, Math.min(OW, Math.floor((W - KW + padLeft) / strideW) + 1));
+  const vectors = strideW === 1 || strideW === 2;
+  const lo = vectors ? Math.min(OW, Math.ceil(padLeft / strideW)) : 0;
+  const inside = vectors ? Math.max(lo, Math.min(OW, Math.floor((W - KW + padLeft) / strideW) + 1)) : 0;
   const hi = lo + Math.floor((inside - lo) / 4) * 4;
-  const inPlane = H * W, rowsPlane = H * OW, outPlane = OH * OW;
-  const step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const bytes = (floats: number): number => Math.ceil((floats * 4 + 32) / 16) * 16; // a region, padded
-  const xAt = Math.ceil((4 * (2 * OH + 2 * OW)) / 16) * 16, tAt = xAt + bytes(step * inPlane), tiAt = tAt + bytes(step * rowsPlane);
-  const yAt = tiAt + bytes(step * rowsPlane), yiAt = yAt + bytes(step * outPlane);
-  reserve(k, yiAt + bytes(step * outPlane));
+  const inPlane = H * W, rowsPlane = H * OW, outPlane = OH * OW, step = planesPerChunk(inPlane);
+  const xAt = regionBytes(2 * OH + 2 * OW), tAt = xAt + regionBytes(step * inPlane, 32), tiAt = tAt + regionBytes(step * rowsPlane, 32);
+  const yAt = tiAt + regionBytes(step * rowsPlane, 32), yiAt = yAt + regionBytes(step * outPlane, 32);
+  reserve(k, yiAt + regionBytes(step * outPlane, 32));
   const [h0At, h1At, w0At, w1At] = writeWindowTables(k, tables), ints = new Int32Array(k.memory.buffer);
   const xs = x as Float32Array, ys = y as Float32Array;
   for (let q = 0; q < planes; q += step) {
@@ -317,10 +259,9 @@ export function l2PoolPlanes(
 ): boolean {
   const k = kernels();
   if (!k || !isF32(x, y) || (dy && !isF32(dy, dx!)) || H * W > 1 << 22) return false;
-  const inPlane = H * W, outPlane = OH * OW, step = Math.max(1, Math.floor(CHUNK / Math.max(inPlane, 1)));
-  const bytes = (floats: number): number => Math.ceil((floats * 4) / 16) * 16;
-  const xAt = bytes(2 * OH + 2 * OW), yAt = xAt + bytes(step * inPlane), dyAt = yAt + bytes(step * outPlane), dxAt = dyAt + bytes(step * outPlane);
-  reserve(k, dxAt + bytes(step * inPlane));
+  const inPlane = H * W, outPlane = OH * OW, step = planesPerChunk(inPlane);
+  const xAt = regionBytes(2 * OH + 2 * OW), yAt = xAt + regionBytes(step * inPlane), dyAt = yAt + regionBytes(step * outPlane), dxAt = dyAt + regionBytes(step * outPlane);
+  reserve(k, dxAt + regionBytes(step * inPlane));
   const [h0, h1, w0, w1] = writeWindowTables(k, tables);
   const f = (a: ArrayLike<number>): Float32Array => a as Float32Array;
   for (let q = 0; q < planes; q += step) {
