@@ -42,6 +42,8 @@ export const SUPPORTED_OPS = [
   'Relu', 'Relu6', 'Abs', 'Square', 'Sqrt', 'Rsqrt', 'Neg', 'Sum', 'Mean', 'Pad', 'Reshape', 'Squeeze', 'ConcatV2', 'MaxPool', 'AvgPool',
 ];
 
+/** The node an input reference names: without a control-dependency '^' or an output index ':k'. */
+const nodeName = (ref: string): string => ref.replace(/^\^/, '').replace(/:\d+$/, '');
 const toNchw = (v: Value): Tensor => (v.nchw || v.t.rank !== 4 ? v.t : ops.transpose(v.t, [0, 3, 1, 2]));
 const toPlain = (v: Value): Tensor => (v.nchw ? ops.transpose(v.t, [0, 2, 3, 1]) : v.t);
 const ints = (v: unknown): number[] => (Array.isArray(v) ? v.map(Number) : []);
@@ -52,6 +54,8 @@ export class GraphModel extends Module {
   private readonly filters = new Map<string, Tensor>();
   /** Fused PReLUs' slopes, derived once from their Const, by node name (not weights: not in the state dict). */
   private readonly slopes = new Map<string, Tensor>();
+  /** Ones by length: conv2dScaleShift's scale for a bias alone. */
+  private readonly ones = new Map<number, Float32Array>();
   private readonly order: GraphNode[];
 
   constructor(readonly nodes: GraphNode[], weights: Map<string, { shape: readonly number[]; data: ArrayLike<number> }>, readonly inputName: string, readonly outputName: string) {
@@ -71,7 +75,7 @@ export class GraphModel extends Module {
   forward(x: Tensor): Tensor {
     const values = new Map<string, Value>();
     const get = (ref: string): Value => {
-      const name = ref.replace(/^\^/, '').replace(/:\d+$/, '');
+      const name = nodeName(ref);
       const v = values.get(name);
       if (!v) throw new GraphError(`node input ${ref} was not computed`);
       return v;
@@ -153,7 +157,9 @@ export class GraphModel extends Module {
     const biasOnly = list[0] === 'BiasAdd' && (list.length === 1 || (list.length === 2 && list[1] === 'Relu'));
     if (biasOnly && !(isGradEnabled() && x.t.requiresGrad) && args[0]!.t.size === w.shape[0]) {
       const bias = args[0]!.t.data;
-      return ops.conv2dScaleShift(toNchw(x), w, new Float32Array(bias.length).fill(1), bias, list.length === 2, options);
+      let ones = this.ones.get(bias.length);
+      if (!ones) this.ones.set(bias.length, (ones = new Float32Array(bias.length).fill(1)));
+      return ops.conv2dScaleShift(toNchw(x), w, ones, bias, list.length === 2, options);
     }
     return this.fused(n, ops.conv2d(toNchw(x), w, null, options), args);
   }
@@ -245,25 +251,24 @@ export class GraphModel extends Module {
  */
 export function fusePRelus(nodes: GraphNode[], isConst: (name: string) => boolean): GraphNode[] {
   const byName = new Map(nodes.map((n) => [n.name, n]));
-  const refName = (ref: string): string => ref.replace(/^\^/, '').replace(/:\d+$/, '');
   const consumers = new Map<string, number>();
-  for (const n of nodes) for (const ref of n.input) consumers.set(refName(ref), (consumers.get(refName(ref)) ?? 0) + 1);
+  for (const n of nodes) for (const ref of n.input) consumers.set(nodeName(ref), (consumers.get(nodeName(ref)) ?? 0) + 1);
   const only = (n: GraphNode | undefined, op: string): n is GraphNode => n?.op === op && consumers.get(n.name) === 1;
   const rewritten = new Map<string, GraphNode>();
   for (const add of nodes) {
     if ((add.op !== 'Add' && add.op !== 'AddV2') || add.input.length !== 2) continue;
     for (const [i, j] of [[0, 1], [1, 0]] as const) {
-      const mul = byName.get(refName(add.input[i]!));
+      const mul = byName.get(nodeName(add.input[i]!));
       if (!only(mul, 'Mul') || mul.input.length !== 2) continue;
-      const [m0, m1] = mul.input.map(refName) as [string, string];
+      const [m0, m1] = mul.input.map(nodeName) as [string, string];
       const [subName, c] = isConst(m1) ? [m0, m1] : isConst(m0) ? [m1, m0] : [null, null];
       const sub = subName === null ? undefined : byName.get(subName);
       if (!only(sub, 'Sub') || sub.input.length !== 2) continue;
-      const x = refName(sub.input[0]!), abs = byName.get(refName(sub.input[1]!));
-      if (!only(abs, 'Abs') || refName(abs.input[0]!) !== x) continue;
-      const other = refName(add.input[j]!), relu = byName.get(other);
+      const x = nodeName(sub.input[0]!), abs = byName.get(nodeName(sub.input[1]!));
+      if (!only(abs, 'Abs') || nodeName(abs.input[0]!) !== x) continue;
+      const other = nodeName(add.input[j]!), relu = byName.get(other);
       const keepX = other === x;
-      if (!keepX && !(only(relu, 'Relu') && refName(relu.input[0]!) === x)) continue;
+      if (!keepX && !(only(relu, 'Relu') && nodeName(relu.input[0]!) === x)) continue;
       rewritten.set(add.name, { name: add.name, op: FUSED_PRELU, input: [x, c!], attr: { keep_x: keepX } });
       break;
     }
@@ -288,7 +293,7 @@ function topoOrder(nodes: GraphNode[], output: string): GraphNode[] {
     state.set(name, 1);
     stack.push([name, true]);
     for (const ref of node.input) {
-      const dep = ref.replace(/^\^/, '').replace(/:\d+$/, '');
+      const dep = nodeName(ref);
       if (state.get(dep) !== 2) stack.push([dep, false]);
     }
   }
