@@ -44,21 +44,18 @@ export class TinyDetector {
 
   detect(img: RgbImage): RawDetection[] {
     const pad = Math.round(Math.max(img.width, img.height) * this.contextPadding);
-    const found = this.inputSizes.flatMap((s) => this.detectAt(img, pad, s)).map((f) => ({
+    const padded = pad > 0 ? warpAffine(img, [1, 0, -pad, 0, 1, -pad], img.width + 2 * pad, img.height + 2 * pad) : img;
+    const found = this.inputSizes.flatMap((s) => this.detectAt(padded, s)).map((f) => ({
       score: f.score, box: [f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad] as Corners,
     }));
     return nms(found.map((f) => f.box), found.map((f) => f.score), 0.4).map((i) => ({ ...found[i]!, landmarks: null }));
   }
 
-  /**
-   * Detections in the image bordered by `pad` black pixels on every side, padded to a square (black
-   * bottom/right) and resized to S x S, in that bordered image's coordinates. One warp from the image
-   * itself: outside it, bilinear sampling reads black, as it would from a bordered copy (pad is whole pixels).
-   */
-  private detectAt(img: RgbImage, pad: number, S: number): { box: Corners; score: number }[] {
-    const side = Math.max(img.width, img.height) + 2 * pad;
+  private detectAt(img: RgbImage, S: number): { box: Corners; score: number }[] {
+    const side = Math.max(img.width, img.height);
     const scale = side / S; // source pixels per network pixel
-    const input = warpAffine(img, [scale, 0, -pad, 0, scale, -pad], S, S);
+    // Pad to a square (black bottom/right) and resize in one warp.
+    const input = warpAffine(img, [scale, 0, 0, 0, scale, 0], S, S);
     const found = tidyAndRecycle(() => { // boxes are plain numbers: the network's buffers are reused for the next photo
       const out = this.net.forward(imagesToTensor([input], { mean: TINY_FACE_MEAN_RGB, std: 255 }));
       const cells = out.shape[2]!;

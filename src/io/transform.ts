@@ -57,6 +57,7 @@ export function applyAffine(m: Affine, x: number, y: number): [number, number] {
 export function warpAffine(img: RgbImage, toSource: Affine, width: number, height: number): RgbImage {
   const data = new Uint8Array(width * height * 3);
   const [a, b, tx, c, d, ty] = toSource;
+  if (a === 1 && b === 0 && c === 0 && d === 1 && Number.isInteger(tx) && Number.isInteger(ty)) return translated(img, tx, ty, data, width, height);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       // sample()'s arithmetic for the three channels at once, without a call or a closure per value: the
@@ -64,6 +65,19 @@ export function warpAffine(img: RgbImage, toSource: Affine, width: number, heigh
       const fx = a * (x + 0.5) + b * (y + 0.5) + tx - 0.5, fy = c * (x + 0.5) + d * (y + 0.5) + ty - 0.5;
       bilinear3(img, fx, fy, data, (y * width + x) * 3);
     }
+  }
+  return { data, width, height };
+}
+
+/**
+ * A shift by whole pixels (the detector's black border): bilinear sampling then lands on pixel centres
+ * (weights 1 and 0, exactly), so each output row is a copy of a source row's overlap, black elsewhere.
+ */
+function translated(img: RgbImage, tx: number, ty: number, data: Uint8Array, width: number, height: number): RgbImage {
+  const x0 = Math.max(0, -tx), x1 = Math.min(width, img.width - tx);
+  for (let y = Math.max(0, -ty); y < Math.min(height, img.height - ty) && x1 > x0; y++) {
+    const from = ((y + ty) * img.width + x0 + tx) * 3;
+    data.set(img.data.subarray(from, from + (x1 - x0) * 3), (y * width + x0) * 3);
   }
   return { data, width, height };
 }
