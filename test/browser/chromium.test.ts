@@ -31,6 +31,35 @@ const ARTIFACTS = resolve(process.env.FACENET_ARTIFACTS ?? join(ROOT, '.artifact
 /** The same input in Node and in the page: a smooth pattern, no RNG to keep in step. */
 const pattern = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
 
+/** A random nn4.small2 as safetensors bytes (base64, for the page), and its CPU output on pattern(2 x 3 x 96 x 96). */
+function nn4Reference(): { b64: string; n: number; want: number[] } {
+  const model = buildModel('nn4.small2');
+  model.eval();
+  const bytes = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), { architecture: 'nn4.small2' });
+  const x = pattern(2 * 3 * 96 * 96);
+  const want = noGrad(() => Array.from((model.forward(new Tensor(x, [2, 3, 96, 96])) as Tensor).data));
+  return { b64: Buffer.from(bytes).toString('base64'), n: x.length, want };
+}
+
+/**
+ * Checks every parity result (kernels ran on the device, within tolerance) and writes the per-op worst
+ * case, the README's table column for this mode, to the artifacts; returns it.
+ */
+function checkParity(mode: string, ops: readonly string[], results: ParityResult[]): { op: string; maxAbs: number; maxRel: number }[] {
+  expect(results).to.have.length(3 * ops.length);
+  for (const r of results) {
+    expect(r.launches, `${r.op} ran kernels on the device`).to.be.greaterThan(0);
+    expect(r.withinTolerance, `${r.op} (${r.description}): max abs ${r.maxAbs}, rel ${r.maxRel}`).to.equal(true);
+  }
+  const perOp = ops.map((op) => {
+    const mine = results.filter((r) => r.op === op);
+    return { op, maxAbs: Math.max(...mine.map((r) => r.maxAbs)), maxRel: Math.max(...mine.map((r) => r.maxRel)) };
+  });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  writeFileSync(join(ARTIFACTS, `${mode}-parity.json`), JSON.stringify(perOp, null, 1));
+  return perOp;
+}
+
 describe('browser: headless Chromium', function () {
   this.timeout(600000);
   let server: DemoServer | null = null;
@@ -64,18 +93,14 @@ describe('browser: headless Chromium', function () {
   it('the ESM bundle has no Node built-ins and embeds in the page exactly as Node does (CPU: one thread, WebAssembly GEMM)', async () => {
     const bundle = readFileSync(join(ROOT, 'dist/browser/facenet.js'), 'utf8');
     expect(bundle).to.not.match(/from\s*["']node:|require\(["']/);
-    const model = buildModel('nn4.small2');
-    model.eval();
-    const bytes = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), { architecture: 'nn4.small2' });
-    const x = pattern(2 * 3 * 96 * 96);
-    const want = noGrad(() => Array.from((model.forward(new Tensor(x, [2, 3, 96, 96])) as Tensor).data));
+    const { b64, n, want } = nn4Reference();
     const got = await page.evaluate(async ({ b64, n, url }) => {
       const f = await import(url);
       const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const { model } = f.loadModelBytes(bytes, 'nn4.small2.safetensors');
       const input = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
       return { y: Array.from(f.noGrad(() => model.forward(new f.Tensor(input, [2, 3, 96, 96])).data)) as number[], backend: f.activeBackend() as string, kernel: f.gemmKernel() as string };
-    }, { b64: Buffer.from(bytes).toString('base64'), n: x.length, url: '/facenet.js' });
+    }, { b64, n, url: '/facenet.js' });
     expect(got.backend).to.equal('cpu');
     expect(got.kernel).to.equal('wasm');
     expect(got.y).to.have.length(256);
@@ -92,18 +117,7 @@ describe('browser: headless Chromium', function () {
       for (const op of ops) for (const seed of [1, 2, 3]) out.push(await parity(op, seed, 'gpu:webgl2'));
       return out;
     }, { ops: [...GPU_OPS], url: '/parity.js' });
-    expect(results).to.have.length(3 * GPU_OPS.length);
-    for (const r of results) {
-      expect(r.launches, `${r.op} ran kernels on the device`).to.be.greaterThan(0);
-      expect(r.withinTolerance, `${r.op} (${r.description}): max abs ${r.maxAbs}, rel ${r.maxRel}`).to.equal(true);
-    }
-    // Per op, the worst of its geometries: the README's parity table has a webgl2 column from this file.
-    const perOp = GPU_OPS.map((op) => {
-      const mine = results.filter((r) => r.op === op);
-      return { op, maxAbs: Math.max(...mine.map((r) => r.maxAbs)), maxRel: Math.max(...mine.map((r) => r.maxRel)) };
-    });
-    mkdirSync(ARTIFACTS, { recursive: true });
-    writeFileSync(join(ARTIFACTS, 'webgl2-parity.json'), JSON.stringify(perOp, null, 1));
+    const perOp = checkParity('webgl2', GPU_OPS, results);
     const worst = perOp.reduce((a, b) => (b.maxRel > a.maxRel ? b : a));
     console.log(`      webgl2 in Chromium: ${perOp.length} ops, worst ${worst.op} max abs ${worst.maxAbs.toExponential(1)} (rel ${worst.maxRel.toExponential(1)}); table in ${ARTIFACTS}/webgl2-parity.json`);
     expect(pageErrors).to.deep.equal([]);
@@ -148,28 +162,14 @@ describe('browser: headless Chromium', function () {
     expect(got.backend).to.equal('gpu:webgpu');
     expect(got.liveBuffers).to.equal(0);
     expect(got.hostTaken, 'host operand read at the call').to.equal(true);
-    expect(got.out).to.have.length(3 * WEBGPU_FORWARD_OPS.length);
-    for (const r of got.out) {
-      expect(r.launches, `${r.op} ran kernels on the device`).to.be.greaterThan(0);
-      expect(r.withinTolerance, `${r.op} (${r.description}): max abs ${r.maxAbs}, rel ${r.maxRel}`).to.equal(true);
-    }
+    checkParity('webgpu', WEBGPU_FORWARD_OPS, got.out);
     expect(got.relu.every((v, i) => v === Math.max(0, Math.fround(Math.sin(i))))).to.equal(true);
     for (const [what, message] of Object.entries(got.errors)) expect(message, what).to.match(/^GPU_ASYNC: .*await tensor\.dataAsync\(\)/);
-    const perOp = WEBGPU_FORWARD_OPS.map((op) => {
-      const mine = got.out.filter((r) => r.op === op);
-      return { op, maxAbs: Math.max(...mine.map((r) => r.maxAbs)), maxRel: Math.max(...mine.map((r) => r.maxRel)) };
-    });
-    mkdirSync(ARTIFACTS, { recursive: true });
-    writeFileSync(join(ARTIFACTS, 'webgpu-parity.json'), JSON.stringify(perOp, null, 1));
     expect(pageErrors).to.deep.equal([]);
   });
 
   it('webgpu: nn4.small2 embeds as on the CPU (1e-5), queued without waiting; 5 passes leave no device buffer alive', async () => {
-    const model = buildModel('nn4.small2');
-    model.eval();
-    const bytes = encodeSafetensors(new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), { architecture: 'nn4.small2' });
-    const x = pattern(2 * 3 * 96 * 96);
-    const want = noGrad(() => Array.from((model.forward(new Tensor(x, [2, 3, 96, 96])) as Tensor).data));
+    const { b64, n, want } = nn4Reference();
     const got = await page.evaluate(async ({ b64, n, url }) => {
       const f = await import(url);
       await f.useBackend('gpu:webgpu');
@@ -189,7 +189,7 @@ describe('browser: headless Chromium', function () {
       const after5 = f.gpuDevice().stats();
       await f.useBackend('cpu');
       return { y: first, after1, after5 };
-    }, { b64: Buffer.from(bytes).toString('base64'), n: x.length, url: '/facenet.js' });
+    }, { b64, n, url: '/facenet.js' });
     expect(got.y, 'results pending after forward()').to.have.length(256);
     const maxAbs = Math.max(...got.y.map((v, i) => Math.abs(v - want[i]!)));
     console.log(`      webgpu in Chromium: nn4.small2 max |gpu - cpu| ${maxAbs.toExponential(1)}; ${(got.after5.launches - got.after1.launches) / 4} launches a pass`);
