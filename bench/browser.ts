@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Page } from 'playwright-core';
 import { serveDemo } from '../scripts/serve_browser.js';
-import { benchRow, median, type BenchModel, type BenchRow } from '../src/util/benchmark.js';
+import { benchRow, median, ROW_SECONDS, type BenchModel, type BenchRow } from '../src/util/benchmark.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const BROWSER_GPU_MODES = ['webgpu', 'webgl2'] as const;
@@ -37,9 +37,9 @@ async function renderers(page: Page): Promise<Record<BrowserMode, string>> {
   });
 }
 
-/** Seconds of each timed run of one model, batch and mode in the page (after one warm-up; ~60 s a row at most). */
+/** Seconds of each timed run of one model, batch and mode in the page (after one warm-up; ROW_SECONDS a row at most). */
 async function timeInPage(page: Page, m: BenchModel, batch: number, mode: BrowserMode, runs: number): Promise<number[]> {
-  return page.evaluate(async ({ arch, batch, height, width, mode, runs }) => {
+  return page.evaluate(async ({ arch, batch, height, width, mode, runs, rowSeconds }) => {
     const f = await import('/facenet.js' as string);
     await f.useBackend(`gpu:${mode}`);
     const model = f.buildModel(arch, { seed: 1 });
@@ -54,11 +54,11 @@ async function timeInPage(page: Page, m: BenchModel, batch: number, mode: Browse
     };
     const warm = await once();
     const times: number[] = [];
-    for (let i = 0; i < Math.max(1, Math.min(runs, Math.floor(60 / warm))); i++) times.push(await once());
+    for (let i = 0; i < Math.max(1, Math.min(runs, Math.floor(rowSeconds / warm))); i++) times.push(await once()); // benchmark.ts's runsWithin
     x.dispose();
     await f.useBackend('cpu');
     return times;
-  }, { arch: m.name, batch, height: m.height, width: m.width, mode, runs });
+  }, { arch: m.name, batch, height: m.height, width: m.width, mode, runs, rowSeconds: ROW_SECONDS });
 }
 
 /** Rows `facenet-gpu-webgpu` and `facenet-gpu-webgl2` for each model and batch; says why when there are none. */

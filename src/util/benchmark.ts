@@ -45,12 +45,18 @@ export function formatRow(r: BenchRow): string {
 
 export const SOFTWARE_GL_NOTE = "* software GL: headless-gl on Mesa's CPU rasterizer (no GPU device under /dev/dri), or Chromium's SwiftShader; not a GPU";
 
-/** Median seconds of fn after one warm-up; fewer runs when one run is slow (about 60 s per row). */
+/** Seconds a row may take: slow rows get fewer runs. */
+export const ROW_SECONDS = 60;
+
+/** How many of `runs` runs fit ROW_SECONDS when one takes `warm` seconds (at least one). */
+export const runsWithin = (warm: number, runs: number, rowSeconds = ROW_SECONDS): number => Math.max(1, Math.min(runs, Math.floor(rowSeconds / Math.max(warm, 1e-3))));
+
+/** Median seconds of fn after one warm-up; fewer runs when one run is slow (about ROW_SECONDS per row). */
 export async function timeRuns(fn: () => Promise<void> | void, runs: number): Promise<{ seconds: number; runs: number }> {
   const warmStart = performance.now();
   await fn();
   const warm = (performance.now() - warmStart) / 1000;
-  const n = Math.max(1, Math.min(runs, Math.floor(60 / Math.max(warm, 1e-3))));
+  const n = runsWithin(warm, runs);
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const start = performance.now();
@@ -163,7 +169,7 @@ export async function benchTraining(m: BenchModel, maxThreads: number, runs: num
 function timeAlternately(a: () => void, b: () => void, runs: number): { a: number; b: number; ratio: number; runs: number } {
   const time = (fn: () => void): number => { const start = performance.now(); fn(); return (performance.now() - start) / 1000; };
   const warm = time(a) + time(b);
-  const n = Math.max(1, Math.min(runs, Math.floor(90 / Math.max(warm, 1e-3))));
+  const n = runsWithin(warm, runs, 1.5 * ROW_SECONDS); // two rows' runs interleaved
   const ta: number[] = [], tb: number[] = [];
   for (let i = 0; i < n; i++) { ta.push(time(a)); tb.push(time(b)); }
   return { a: median(ta), b: median(tb), ratio: median(tb.map((v, i) => v / ta[i]!)), runs: n };
