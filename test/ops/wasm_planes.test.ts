@@ -1,6 +1,6 @@
 /**
- * The WebAssembly SIMD passes (wasm_planes.ts) against the TypeScript loops they replace, through the ops
- * that use them (batchnorm forward and backward, the inference scale-and-shift, ReLU and its gradient,
+ * The WebAssembly passes (wasm_planes.ts, wasm_pool.ts, wasm_lrn.ts, wasm_cols.ts) against the TypeScript loops they replace, through the ops
+ * that use them (convolution's im2col/col2im, batchnorm forward and backward, the inference scale-and-shift, ReLU and its gradient,
  * conv bias and its gradient, gradient accumulation, elementwise add/sub/mul/abs), on shapes that cover every chunking edge: one value
  * per plane ([N, C]), planes of 9 and 289 (a tail of 1), a plane larger than one chunk (16,384 values),
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
@@ -12,6 +12,8 @@ import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
 import { wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
 import { wasmLrnAvailable } from '../../src/backends/cpu/wasm_lrn.js';
+import { wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.js';
+import type { Conv2dOptions } from '../../src/ops/conv.js';
 import { Rng } from '../../src/util/random.js';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
@@ -45,8 +47,9 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     expect(wasmPlanesAvailable(), 'planes').to.equal(true);
     expect(wasmPoolAvailable(), 'pooling').to.equal(true);
     expect(wasmLrnAvailable(), 'LRN').to.equal(true);
+    expect(wasmColsAvailable(), 'im2col').to.equal(true);
     setWasmPlanes(false);
-    expect([wasmPlanesAvailable(), wasmPoolAvailable(), wasmLrnAvailable()], 'one switch for all').to.deep.equal([false, false, false]);
+    expect([wasmPlanesAvailable(), wasmPoolAvailable(), wasmLrnAvailable(), wasmColsAvailable()], 'one switch for all').to.deep.equal([false, false, false, false]);
     setWasmPlanes(true);
   });
 
@@ -113,6 +116,30 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     for (const [x, w, o] of [[[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1 }], [[2, 6, 23, 19], [6, 1, 3, 3], { padding: 1, stride: 2 }], [[1, 3, 9, 14], [6, 1, 5, 5], { padding: 2 }]] as const) {
       const [wasm, js] = bothPaths(() => values(conv2d(randomTensor([...x], 21), randomTensor([...w], 22), null, { ...o, groups: x[1] })));
       expectSame(wasm, js, `${x.join('x')} ${JSON.stringify(o)}`);
+    }
+  });
+
+  it('convolution im2col and col2im through the tap map (wasm_cols.ts): forward and both gradients bit for bit as the TypeScript loops', () => {
+    // Stride 1 (dx is a convolution of dy: a gather), strides, dilation and asymmetric padding (dx by
+    // col2im: an add), groups (one image at a time), 1x7 and 7x1, 24x20 planes (the TypeScript side copies
+    // runs there), and blocks that start mid-image and mid-channel (K = 40*9 > 256, 24 images * 25 pixels > 512).
+    const cases = [
+      [[2, 5, 6, 6], [7, 5, 3, 3], { padding: 1 }], [[3, 4, 11, 9], [6, 4, 3, 3], { stride: 2, padding: [1, 0, 1, 1] }],
+      [[2, 3, 10, 10], [4, 3, 3, 3], { dilation: 2, padding: 2 }], [[2, 4, 7, 7], [6, 2, 3, 3], { groups: 2, padding: 1 }],
+      [[24, 40, 5, 5], [9, 40, 3, 3], { padding: 1 }], [[2, 6, 17, 17], [5, 6, 1, 7], { padding: [0, 0, 3, 3] }],
+      [[2, 6, 17, 17], [5, 6, 7, 1], { padding: [3, 3, 0, 0] }], [[3, 5, 24, 20], [6, 5, 3, 3], { padding: 1 }],
+      [[2, 3, 24, 20], [4, 3, 5, 5], { stride: 2, padding: 2 }],
+    ] as const;
+    expect(wasmColsAvailable()).to.equal(true);
+    for (const [xs, ws, o] of cases) {
+      const [wasm, js] = bothPaths(() => {
+        const x = randomTensor([...xs], 41), w = randomTensor([...ws], 42);
+        x.requiresGrad = true; w.requiresGrad = true;
+        const y = conv2d(x, w, null, o as Conv2dOptions);
+        sum(mul(y, randomTensor([...y.shape], 43))).backward();
+        return values(y, x.grad, w.grad);
+      });
+      for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${xs.join('x')} ${ws.join('x')} ${['y', 'dx', 'dw'][i]}`).to.equal(true);
     }
   });
 

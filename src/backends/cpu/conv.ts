@@ -9,6 +9,7 @@
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type Matrix } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
+import { colsThroughMap, type TapLayout } from './wasm_cols.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -40,12 +41,16 @@ function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; 
  * whose element (n, c, ih, iw) is at base + n*imageStride + (c*H + ih)*W + iw. It is KH*KW times larger
  * than the input, so it is never stored: the GEMM asks for the blocks it packs (im2col straight into its
  * staging buffer), and hands over the blocks of dcols it computes, which are added onto dx (col2im).
- * Each block is walked row by row, and within a row by runs of one output row (one oh of one image).
+ * Blocks go through the tap map (see tapMap) in WebAssembly (wasm_cols.ts: ~1 ns a value, copies
+ * included) unless the map would be large (a detector's first layers on a photo); otherwise, or without
+ * WebAssembly, each block is walked row by row, and within a row by runs of one output row (one oh of
+ * one image), or gathered through the map when those runs are short.
  */
 function colsBlock(
   x: TypedArray, base: number, imageStride: number, g: ConvGeometry,
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
+  if (g.KH * g.KW * g.OH * g.OW <= MAP_MAX && colsThroughMap(x, base, imageStride, tapLayout(g), r0, rows, c0, cols, buf, at, ld, addToImage)) return;
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
   if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) {
     const region = inputRegion(g, r0, rows, c0, cols);
@@ -137,27 +142,38 @@ function columnSpans(g: ConvGeometry): Int32Array {
 }
 
 /*
- * Small output planes (late layers: 8x8, 3x3) make runs of a few values, where the bookkeeping per run
- * costs more than the copy. There each column is gathered through a per-tap index map instead: for tap t
- * and output pixel q, the input's offset within its channel plane, or -1 for padding.
+ * The tap map: for tap t and output pixel q, the input's offset within its channel plane, or -1 for
+ * padding (KH*KW*OH*OW ints). The WebAssembly gather takes every block through it when it has at most
+ * MAP_MAX entries. In TypeScript, small output planes (late layers: 8x8, 3x3) make runs of a few values,
+ * where the bookkeeping per run costs more than the copy: there each column is gathered through the map.
  */
+const MAP_MAX = 1 << 18;
 const GATHER_BELOW_OW = 16;
-const tapMaps = new Map<string, Int32Array>();
 
-/** cache.get(key), or build() stored under key; at most 256 entries (photo sizes make new shapes: bounded). */
-function cached(cache: Map<string, Int32Array>, key: string, build: () => Int32Array): Int32Array {
-  let value = cache.get(key);
-  if (value) return value;
-  if (cache.size >= 256) cache.clear();
-  value = build();
-  cache.set(key, value);
-  return value;
+/** Int32 tables by key, built on first use; dropped all at once past 1 << 22 ints (photo sizes make new shapes: bounded). */
+class TableCache {
+  private tables = new Map<string, Int32Array>();
+  private ints = 0;
+
+  get(key: string, build: () => Int32Array): Int32Array {
+    let table = this.tables.get(key);
+    if (table) return table;
+    table = build();
+    if (this.ints + table.length > 1 << 22) { this.tables.clear(); this.ints = 0; }
+    this.tables.set(key, table);
+    this.ints += table.length;
+    return table;
+  }
 }
+
+const tapMaps = new TableCache();
 
 function tapMap(g: ConvGeometry): Int32Array {
   const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
-  return cached(tapMaps, key, () => buildTapMap(g));
+  return tapMaps.get(key, () => buildTapMap(g));
 }
+
+const tapLayout = (g: ConvGeometry): TapLayout => ({ map: tapMap(g), taps: g.KH * g.KW, P: g.OH * g.OW, plane: g.H * g.W });
 
 function buildTapMap(g: ConvGeometry): Int32Array {
   const P = g.OH * g.OW;
@@ -396,11 +412,11 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
  */
 const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, input column shift]
 
-const tapRowCache = new Map<string, Int32Array>();
+const tapRowCache = new TableCache();
 
 function tapRows(g: ConvGeometry): Int32Array {
   // The table is per image: the batch size is not part of its key.
-  return cached(tapRowCache, GEOMETRY_FIELDS.filter((f) => f !== 'N').map((f) => g[f]).join(), () => buildTapRows(g));
+  return tapRowCache.get(GEOMETRY_FIELDS.filter((f) => f !== 'N').map((f) => g[f]).join(), () => buildTapRows(g));
 }
 
 function buildTapRows(g: ConvGeometry): Int32Array {

@@ -1,0 +1,95 @@
+/**
+ * im2col and col2im through a tap map, in WebAssembly: conv.ts's path for small output planes (late
+ * layers, 12x12 down to 3x3), where each value of a cols block is gathered through a per-tap index map
+ * (its input's offset within the channel plane, or -1 for padding). JavaScript runs that gather at about
+ * 4 ns a value (measured: 2.1 M values per image in a nn4.small2 training step, an eighth of its time);
+ * here a value is one scalar load, select and store. The input planes a block reads (its channels, of its
+ * images) are copied into the module's memory (memcpy), the block is gathered there and copied out. For
+ * col2im the planes of dx are copied in, the block is added onto them in conv.ts's order (rows, then
+ * columns: the same float32 sums, bit for bit) and copied back.
+ */
+import { body, I32, repeat, w, type WasmFunction } from './wasm_writer.js';
+import { isF32, passModule, reserve } from './wasm_module.js';
+
+/**
+ * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes): rows x cols values into
+ * out (row by row), row r being tap `tap + r` (wrapping at taps onto the next channel plane, planeBytes
+ * on) of the input planes at `plane`; columns are output pixels q0.. of that image and on through the
+ * next images (imageBytes apart), P pixels each. map[t * P + q] (int32) is the input's offset within its
+ * plane, or negative for padding (a zero). Addresses in bytes.
+ * addCols (same, then slot): planes[...] += out[...] instead, padding's values added onto the scratch slot.
+ */
+function colsKernel(add: boolean): WasmFunction {
+  const { code, emit: e } = body();
+  const [OUT, MAP, P, TAPS, TAP, PLANE, ROWS, COLS, Q0, IMAGE_BYTES, PLANE_BYTES, SLOT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const L = add ? 12 : 11, SRC = L, Q = L + 1, LEFT = L + 2, RUN = L + 3, M = L + 4, OFF = L + 5, ADDR = L + 6;
+  repeat(e, ROWS, () => {
+    e(w.get(PLANE), w.set(SRC), w.get(Q0), w.set(Q), w.get(COLS), w.set(LEFT));
+    e(w.block, w.loop, w.get(LEFT), w.eqz, w.brIf(1)); // runs of one image's pixels
+    e(w.get(P), w.get(Q), w.sub, w.get(LEFT), w.get(P), w.get(Q), w.sub, w.get(LEFT), w.ltS, w.select, w.set(RUN)); // min(P - q, left)
+    e(w.get(LEFT), w.get(RUN), w.sub, w.set(LEFT));
+    e(w.get(TAP), w.get(P), w.mul, w.get(Q), w.add, w.i32(4), w.mul, w.get(MAP), w.add, w.set(M));
+    repeat(e, RUN, () => {
+      e(w.get(M), w.i32Load(0), w.tee(OFF), w.i32(4), w.mul, w.get(SRC), w.add, w.set(ADDR)); // padding reads or aims at the float before: harmless
+      if (add) {
+        e(w.get(ADDR), w.get(SLOT), w.get(OFF), w.i32(-1), w.gtS, w.select, w.tee(ADDR));
+        e(w.get(ADDR), w.f32Load(0), w.get(OUT), w.f32Load(0), w.f32Add, w.f32Store(0));
+      } else {
+        e(w.get(OUT), w.get(ADDR), w.f32Load(0), w.f32Const0, w.get(OFF), w.i32(-1), w.gtS, w.select, w.f32Store(0));
+      }
+      e(w.get(OUT), w.i32(4), w.add, w.set(OUT), w.get(M), w.i32(4), w.add, w.set(M));
+    });
+    e(w.get(SRC), w.get(IMAGE_BYTES), w.add, w.set(SRC), w.i32(0), w.set(Q), w.br(0), w.end, w.end);
+    // the next row's tap, and channel plane when the taps wrap
+    e(w.get(TAP), w.i32(1), w.add, w.tee(TAP), w.get(TAPS), w.eq, w.if);
+    e(w.i32(0), w.set(TAP), w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.end);
+  });
+  return { name: add ? 'addCols' : 'cols', params: new Array<number>(L).fill(I32), locals: new Array<number>(7).fill(I32), code };
+}
+
+const kernels = passModule<'cols' | 'addCols'>(() => [colsKernel(false), colsKernel(true)]);
+
+/** Whether these kernels run here (and the passes are switched on). */
+export const wasmColsAvailable = (): boolean => kernels() !== null;
+
+/** The map held in the module's memory (at MAP_AT), so that the blocks of one convolution copy it once. */
+let loadedMap: Int32Array | null = null;
+const MAP_AT = 16; // bytes 0-15: addCols's scratch slot
+const align16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
+
+/** A convolution's cols as the kernels see them (conv.ts's tap map and geometry). */
+export interface TapLayout { map: Int32Array; taps: number; P: number; plane: number }
+
+/**
+ * Block rows [r0, r0+rows) x columns [c0, c0+cols) of the cols matrix of the images at x[base..] (imageStride
+ * floats apart, `plane` floats a channel): into buf[at + r*ld + c], or, when add, added from there onto x
+ * (col2im). False (nothing done) where the kernels do not run or the arrays are not float32.
+ */
+export function colsThroughMap(
+  x: ArrayLike<number>, base: number, imageStride: number, layout: TapLayout,
+  r0: number, rows: number, c0: number, cols: number, buf: ArrayLike<number>, at: number, ld: number, add: boolean,
+): boolean {
+  const k = kernels();
+  if (!k || !isF32(x, buf)) return false;
+  const { map, taps, P, plane } = layout, xs = x as Float32Array, b = buf as Float32Array;
+  const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
+  const ch0 = Math.floor(r0 / taps), staged = (Math.floor((r0 + rows - 1) / taps) - ch0 + 1) * plane; // floats per image
+  const regionAt = MAP_AT + align16(map.length * 4), outAt = regionAt + align16(images * staged * 4);
+  reserve(k, outAt + rows * cols * 4);
+  if (loadedMap !== map) new Int32Array(k.memory.buffer).set(map, MAP_AT / 4);
+  loadedMap = map;
+  const heap = k.heap, region = regionAt / 4, out = outAt / 4;
+  const imageAt = (i: number): number => base + (n0 + i) * imageStride + ch0 * plane;
+  for (let i = 0; i < images; i++) heap.set(xs.subarray(imageAt(i), imageAt(i) + staged), region + i * staged);
+  const args = [outAt, MAP_AT, P, taps, r0 - ch0 * taps, regionAt, rows, cols, c0 - n0 * P, staged * 4, plane * 4] as const;
+  if (add) {
+    for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
+    k.addCols(...args, 0);
+    for (let i = 0; i < images; i++) xs.set(heap.subarray(region + i * staged, region + (i + 1) * staged), imageAt(i));
+  } else {
+    k.cols(...args);
+    if (ld === cols) b.set(heap.subarray(out, out + rows * cols), at);
+    else for (let r = 0; r < rows; r++) b.set(heap.subarray(out + r * cols, out + (r + 1) * cols), at + r * ld);
+  }
+  return true;
+}
