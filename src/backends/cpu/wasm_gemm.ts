@@ -251,6 +251,10 @@ function stage(k: Instance, X: Matrix, r0: number, rows: number, c0: number, col
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
+/** Whether X is a plain float32 matrix of rows `width` apart: all its rows one run of memory. */
+const isOneRun = (X: Matrix, width: number): boolean =>
+  X.ld === width && !X.images && !X.produce && !X.consume && X.data instanceof Float32Array;
+
 /**
  * Packs depth [k0, k0+kc) x panel columns [i0, i0+width) of an operand into R-wide panels at heap[at..]
  * (panel-major, then k, then the panel's R values; columns past width are zeros), through the staging
@@ -284,18 +288,34 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   const mPad = roundUp(M, MR);
   const blockWidth = C.consume ? CONSUMED_BLOCK : NC; // a consumed C is handed over in the same blocks on any thread count
   const ncMax = Math.min(blockWidth, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
-  // Layout in floats: [all of op(A), as slabs of panels][B panels][C tile][staging][scratch for imagesBlock],
-  // each region 16-byte aligned; after each panel region, slack for the up to 3 rows a transposing pack
-  // writes past kc.
-  const pa = 0, pb = pa + mPad * K + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
+  // With one block of columns, each slab of op(A) is used once: it is packed right before its use, into
+  // room for one slab that stays in the cache, instead of all of op(A) packed first (written out to
+  // memory and read back: a batch-1 convolution's filters are most of its memory traffic).
+  const slabAtATime = N <= blockWidth;
+  // Layout in floats: [op(A), all of it as slabs of panels or one slab][B panels][C tile][staging][scratch
+  // for imagesBlock], each region 16-byte aligned; after each panel region, slack for the up to 3 rows a
+  // transposing pack writes past kc.
+  const pa = 0, pb = pa + mPad * (slabAtATime ? kcMax : K) + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
   const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax), room = Math.max(mPad, KC) * ROOM_PER_ROW;
+  // A stored [M, K] in one run (a convolution's filters) is copied in whole, [after the scratch], with
+  // zero rows up to mPad: one memcpy, where staging it took a call per row and slab, which cost more than
+  // the copying (most of a batch-1 convolution's time outside the kernel). Then slabs pack from there.
+  const aWhole = !transA && isOneRun(A, K) ? scratch + room : -1;
   try {
-    reserve(k, scratch + room);
+    reserve(k, aWhole >= 0 ? aWhole + mPad * K + 4 : scratch + room);
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  for (let k0 = 0; k0 < K; k0 += KC) packPanels(k, A, MR, transA, k0, Math.min(KC, K - k0), 0, M, pa + mPad * k0, staging, scratch, room);
   const heap = k.heap;
+  if (aWhole >= 0) {
+    heap.set((A.data as Float32Array).subarray(A.offset, A.offset + M * K), aWhole);
+    heap.fill(0, aWhole + M * K, aWhole + mPad * K + 4); // and 4 floats read past the last row's end
+  }
+  const packA = (k0: number, kc: number, at: number): void => {
+    if (aWhole >= 0) k.packTransposeA((aWhole + k0) * 4, K * 4, at * 4, kc, mPad / MR);
+    else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room);
+  };
+  if (!slabAtATime) for (let k0 = 0; k0 < K; k0 += KC) packA(k0, Math.min(KC, K - k0), pa + mPad * k0);
   for (let j0 = 0; j0 < N; j0 += blockWidth) {
     const nc = Math.min(blockWidth, N - j0), ncPad = roundUp(nc, NR);
     if (accumulate) {
@@ -305,8 +325,9 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
+      if (slabAtATime) packA(k0, kc, pa);
       packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room);
-      k.tile((pa + mPad * k0) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
+      k.tile((pa + (slabAtATime ? 0 : mPad * k0)) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
     if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
     else writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
