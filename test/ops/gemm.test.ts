@@ -23,7 +23,8 @@ function reference(tA: boolean, tB: boolean, M: number, N: number, K: number, a:
 
 // Edges of every blocking: rows not a multiple of 4, columns not a multiple of 8, depth over one 256-deep
 // slab, columns over one 512-wide block, and products big enough to be split across threads.
-const SHAPES: [number, number, number][] = [[4, 8, 1], [5, 9, 3], [7, 13, 300], [37, 600, 70], [64, 1030, 513], [130, 520, 260]];
+// [M, N, K]. The last two have more rows than columns: 2 threads split them by rows (203: not a multiple of 4).
+const SHAPES: [number, number, number][] = [[4, 8, 1], [5, 9, 3], [7, 13, 300], [37, 600, 70], [64, 1030, 513], [130, 520, 260], [300, 40, 200], [203, 17, 90]];
 
 function product(rng: Rng, kernel: GemmKernel, threads: number, [M, N, K]: [number, number, number], tA: boolean, tB: boolean, accumulate: boolean): { got: Float32Array; want: Float64Array } {
   const pad = 3; // row strides wider than the rows: the kernels must honour ld
@@ -129,6 +130,9 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       { name: '3x3 stride 2 (dx by col2im)', x: [4, 16, 13, 13], w: [24, 16, 3, 3], o: { stride: 2 } },
       { name: '1x1 (operands are images views)', x: [4, 32, 10, 10], w: [48, 32, 1, 1], o: {} },
       { name: 'groups 2', x: [1, 32, 16, 16], w: [32, 16, 3, 3], o: { padding: 1, groups: 2 } },
+      // Batch 1 over small planes: more filters than pixels, so the forward and dx GEMMs split by rows.
+      { name: '3x3 on 5x5, batch 1 (split by rows)', x: [1, 32, 5, 5], w: [64, 32, 3, 3], o: { padding: 1 } },
+      { name: '1x1 on 6x6, batch 1 (split by rows, images views)', x: [1, 128, 6, 6], w: [192, 128, 1, 1], o: {} },
     ];
     for (const [kernel, c] of (['wasm', 'js'] as const).flatMap((k) => geometries.map((g) => [k, g] as const))) {
       const run = (dtype: 'float32' | 'float64', threads: number): Float64Array[] => tidy(() => {

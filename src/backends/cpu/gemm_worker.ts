@@ -1,6 +1,6 @@
-/** A GEMM worker: waits for a job, computes its column slice of the shared product, reports done. */
+/** A GEMM worker: waits for a job, computes its slice (columns or rows) of the shared product, reports done. */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { columnSlice, CTRL, runSlice } from './threads.js';
+import { CTRL, runSlice } from './threads.js';
 import { colsFromWords } from './conv.js';
 
 const { ctrl, operands, index } = workerData as { ctrl: Int32Array; operands: Int32Array; index: number };
@@ -15,8 +15,7 @@ for (;;) {
     // Take the newest shared buffer the main thread posted.
     for (let m = receiveMessageOnPort(parentPort!); m; m = receiveMessageOnPort(parentPort!)) data = m.message as Float32Array;
   }
-  const [j0, j1] = columnSlice(Atomics.load(ctrl, CTRL.N), index, Atomics.load(ctrl, CTRL.THREADS), Atomics.load(ctrl, CTRL.ALIGN));
-  runSlice(data, operands, ctrl, j0, j1, colsFromWords);
+  runSlice(data, operands, ctrl, index, colsFromWords);
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);
 }

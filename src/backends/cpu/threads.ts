@@ -1,7 +1,8 @@
 /**
  * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded:
  * worker_threads is reached through node_builtin.ts, so this module still loads there).
- * Every thread computes a disjoint block of C's columns with the same blocked kernel. The calling thread
+ * Every thread computes a disjoint block of C's columns (or of its rows, when op(A) is the larger operand)
+ * with the same blocked kernel. The calling thread
  * copies into a shared buffer what the workers need (see OPERAND below: plain rows, images views as they
  * are, or a convolution's input from which each worker computes its own share of the cols); it computes
  * its own block on the operands in place, then copies the workers' blocks of C back. Each element of C is
@@ -15,7 +16,7 @@ import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, ALIGN: 12, SIZE: 13 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, ALIGN: 12, BY_ROWS: 13, SIZE: 14 } as const;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
 interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
@@ -69,6 +70,21 @@ export function columnSlice(N: number, t: number, T: number, align = 8): [number
   const chunk = Math.ceil(N / T / align) * align;
   return [Math.min(N, t * chunk), Math.min(N, (t + 1) * chunk)];
 }
+
+/** Rows [from, to) of C for thread t of T (splitting by rows), in multiples of 4 (the microkernel's height). */
+export function rowSlice(M: number, t: number, T: number): [number, number] {
+  const chunk = Math.ceil(M / T / 4) * 4;
+  return [Math.min(M, t * chunk), Math.min(M, (t + 1) * chunk)];
+}
+
+/**
+ * Whether to split C by rows rather than columns: each thread packs all of op(A) and its share of op(B)
+ * when split by columns, all of op(B) and its share of op(A) by rows. Rows win when op(A) is the larger
+ * (a batch-1 convolution over a small plane: the filters outweigh the image) and is a plain matrix,
+ * whose rows ship as they are.
+ */
+const splitsByRows = (M: number, N: number, A: Matrix): boolean =>
+  M > N && M >= 8 * threads && !A.images && !A.produce && !A.consume && A.data instanceof Float32Array;
 
 /** Whether a product is worth the copies and the synchronization. */
 export function useThreads(M: number, N: number, K: number, data: Matrix['data']): boolean {
@@ -144,6 +160,7 @@ function from(X: Matrix, r: number, c: number): Matrix {
 
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
+  if (splitsByRows(M, N, A)) return gemmThreadedByRows(transA, transB, M, N, K, A, B, C, accumulate);
   const T = threads; // the pool has threads - 1 workers
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
   const a = shipping(A, aRows, aCols, aRows, aCols);
@@ -168,52 +185,97 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     }
     if (accumulate) readBlock(C, 0, M, j0, n, d, cAt + j0, N);
   }
-  Atomics.store(p.ctrl, CTRL.M, M);
-  Atomics.store(p.ctrl, CTRL.N, N);
-  Atomics.store(p.ctrl, CTRL.K, K);
-  Atomics.store(p.ctrl, CTRL.THREADS, T);
-  Atomics.store(p.ctrl, CTRL.TRANS_A, transA ? 1 : 0);
-  Atomics.store(p.ctrl, CTRL.TRANS_B, transB ? 1 : 0);
-  Atomics.store(p.ctrl, CTRL.ACCUMULATE, accumulate ? 1 : 0);
-  Atomics.store(p.ctrl, CTRL.C_AT, cAt);
-  Atomics.store(p.ctrl, CTRL.ALIGN, align);
-  const kernel = gemmKernel(); // every thread runs the caller's kernel, so results do not depend on T
-  Atomics.store(p.ctrl, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
-  Atomics.store(p.ctrl, CTRL.DONE, 0);
-  Atomics.add(p.ctrl, CTRL.SEQ, 1);
-  Atomics.notify(p.ctrl, CTRL.SEQ);
   // The caller's block starts at column 0: the first `own` columns of the operands as they are. A consumed
   // C (col2im) is handed over only when all blocks are done, in the blocks one thread would use (see
   // CONSUMED_BLOCK), so that its sums do not depend on the thread count either.
-  if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
+  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align, byRows: false }, (kernel) => {
+    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
+  });
+  if (C.consume) writeColumns(C, M, N, d, cAt, N);
+  else if (own < N && !writeImages(C, 0, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
+}
+
+/**
+ * gemmThreaded split by rows of C (see splitsByRows): the workers' rows of op(A) are shipped PLAIN, each
+ * worker's block after the previous one's, and B whole (IMAGES, COLS, or PLAIN). C's rows are computed
+ * by the same kernel with the same slabs as on one thread: the same bits.
+ */
+function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
+  const T = threads, own = rowSlice(M, 0, T)[1];
+  const [bRows, bCols] = transB ? [N, K] : [K, N];
+  const b = shipping(B, bRows, bCols, bRows, bCols);
+  const bAt = roundUp4((M - own) * K), cAt = roundUp4(bAt + b.floats);
+  const p = ensurePool(cAt + M * N);
+  const d = p.data, words = p.operands;
+  for (let t = 1; t < T; t++) {
+    const [i0, i1] = rowSlice(M, t, T), m = i1 - i0;
+    if (m <= 0) continue;
+    if (transA) copyPacked(A, 0, K, i0, m, d, (i0 - own) * K); // stored [K, m]
+    else copyPacked(A, i0, m, 0, K, d, (i0 - own) * K); // stored [m, K]
+    if (accumulate) readBlock(C, i0, m, 0, N, d, cAt + i0 * N, N);
+  }
+  words.set([PLAIN, 0], 0);
+  if (b.kind === PLAIN) {
+    copyPacked(B, 0, bRows, 0, bCols, d, bAt);
+    words.set([PLAIN, bAt, bCols], OPERAND_WORDS);
+  } else shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
+  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true }, (kernel) => {
+    if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
+  });
+  if (C.consume) writeColumns(C, M, N, d, cAt, N);
+  else if (own < M && !writeImages(C, own, M - own, 0, N, d, cAt + own * N, N)) writeBlock(C, own, M - own, 0, N, d, cAt + own * N, N);
+}
+
+interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean }
+
+/**
+ * Starts the workers on a job, runs the caller's own share (with the kernel every thread is to use, so
+ * results do not depend on the thread count), and waits for the workers.
+ */
+function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void): void {
+  const c = p.ctrl;
+  for (const [word, value] of [[CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.THREADS, threads], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align]] as const) Atomics.store(c, word, value);
+  for (const [word, flag] of [[CTRL.TRANS_A, job.transA], [CTRL.TRANS_B, job.transB], [CTRL.ACCUMULATE, job.accumulate], [CTRL.BY_ROWS, job.byRows]] as const) Atomics.store(c, word, flag ? 1 : 0);
+  const kernel = gemmKernel();
+  Atomics.store(c, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
+  Atomics.store(c, CTRL.DONE, 0);
+  Atomics.add(c, CTRL.SEQ, 1);
+  Atomics.notify(c, CTRL.SEQ);
+  ownShare(kernel);
   const started = Date.now();
-  for (let done = Atomics.load(p.ctrl, CTRL.DONE); done < T - 1; done = Atomics.load(p.ctrl, CTRL.DONE)) {
-    Atomics.wait(p.ctrl, CTRL.DONE, done, 1000);
+  for (let done = Atomics.load(c, CTRL.DONE); done < threads - 1; done = Atomics.load(c, CTRL.DONE)) {
+    Atomics.wait(c, CTRL.DONE, done, 1000);
     if (Date.now() - started > 120_000) {
       shutdownThreads();
       throw new Error('GEMM worker threads stopped answering; set FACENET_THREADS=1 to run single-threaded');
     }
   }
-  Atomics.store(p.ctrl, CTRL.RESIZE, 0);
-  if (C.consume) writeColumns(C, M, N, d, cAt, N);
-  else if (own < N && !writeImages(C, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
+  Atomics.store(c, CTRL.RESIZE, 0);
 }
 
 const roundUp4 = (n: number): number => Math.ceil(n / 4) * 4;
 
-/** Worker t's share: columns [j0, j1) of C, from the operands in the shared buffer d (see OPERAND). */
-export function runSlice(
-  d: Float32Array, words: Int32Array, ctrl: Int32Array, j0: number, j1: number, rebuildCols: RebuildCols,
-): void {
-  const n = j1 - j0;
-  if (n <= 0) return;
+/**
+ * Worker t's share, from the operands in the shared buffer d (see OPERAND): columns [j0, j1) of C, or
+ * rows [i0, i1) when the job is split by rows.
+ */
+export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t: number, rebuildCols: RebuildCols): void {
   const M = ctrl[CTRL.M]!, N = ctrl[CTRL.N]!, K = ctrl[CTRL.K]!, T = ctrl[CTRL.THREADS]!;
   const transA = ctrl[CTRL.TRANS_A] === 1, transB = ctrl[CTRL.TRANS_B] === 1;
+  const kernel = ctrl[CTRL.WASM] === 1 ? 'wasm' : 'js', accumulate = ctrl[CTRL.ACCUMULATE] === 1;
+  if (ctrl[CTRL.BY_ROWS] === 1) {
+    const own = rowSlice(M, 0, T)[1], [i0, i1] = rowSlice(M, t, T), m = i1 - i0;
+    if (m <= 0) return;
+    const A = mat(d, (i0 - own) * K, transA ? m : K), B = shipped(d, words, OPERAND_WORDS, rebuildCols);
+    gemmBlocked(transA, transB, m, N, K, A, B, mat(d, ctrl[CTRL.C_AT]! + i0 * N, N), accumulate, kernel);
+    return;
+  }
+  const [j0, j1] = columnSlice(N, t, T, ctrl[CTRL.ALIGN]), n = j1 - j0;
+  if (n <= 0) return;
   const own = columnSlice(N, 0, T, ctrl[CTRL.ALIGN])[1];
   const A = shipped(d, words, 0, rebuildCols);
   let B: Matrix;
   if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
   else B = transB ? from(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : from(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
-  const C = mat(d, ctrl[CTRL.C_AT]! + j0, N);
-  gemmBlocked(transA, transB, M, n, K, A, B, C, ctrl[CTRL.ACCUMULATE] === 1, ctrl[CTRL.WASM] === 1 ? 'wasm' : 'js');
+  gemmBlocked(transA, transB, M, n, K, A, B, mat(d, ctrl[CTRL.C_AT]! + j0, N), accumulate, kernel);
 }

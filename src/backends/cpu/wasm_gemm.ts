@@ -225,13 +225,13 @@ function imagesBlock(k: Instance, X: Matrix, r0: number, rows: number, c0: numbe
  * module: rows copied into its memory, then imagesBlock. False (nothing done) when X is not an images view
  * or the kernel is unavailable. Not for use while a GEMM runs on this thread.
  */
-export function writeImages(X: Matrix, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number): boolean {
+export function writeImages(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: Float32Array, at: number, ld: number): boolean {
   const k = kernel();
   if (!k || !imagesInPlace(X)) return false;
   const scratch = roundUp(rows * cols, 4), room = rows * ROOM_PER_ROW;
   reserve(k, scratch + room);
   for (let r = 0; r < rows; r++) k.heap.set(buf.subarray(at + r * ld, at + r * ld + cols), r * cols);
-  imagesBlock(k, X, 0, rows, c0, cols, 0, cols, true, scratch, room);
+  imagesBlock(k, X, r0, rows, c0, cols, 0, cols, true, scratch, room);
   return true;
 }
 
