@@ -82,6 +82,12 @@ export const GRADCHECK_CASES: Record<string, CaseMaker> = {
   },
   batchnorm: (rng) => batchNormCase(rng, true),
   'batchnorm-eval': (rng) => batchNormCase(rng, false),
+  channelaffine: (rng) => {
+    const C = rng.int(1, 4), relu = rng.next() < 0.5;
+    const shape = rng.next() < 0.7 ? [rng.int(1, 3), C, rng.int(1, 4), rng.int(1, 4)] : [rng.int(1, 5), C];
+    const x = normal(shape, rng), scale = normal([C], rng), shift = normal([C], rng);
+    return { description: `x${fmt(shape)}${relu ? ' relu' : ''}`, inputs: [x, scale, shift], names: ['x', 'scale', 'shift'], fn: (xi, s, t) => ops.channelAffine(xi!, s!, t!, { relu }) };
+  },
   lrn: (rng) => {
     const size = rng.pick([1, 3, 5]), convention = rng.pick(['torch', 'tf'] as const);
     const x = normal([rng.int(1, 2), rng.int(1, 7), rng.int(1, 3), rng.int(1, 3)], rng);

@@ -68,15 +68,7 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     shift[c] = (beta ? beta.data[c]! : 0) - mean[c]! * gain[c]!;
   }
   const y = alloc(dtype, x.size);
-  if (!affinePlanes(xd, y, N, C, P, gain, shift, relu)) {
-    for (let n = 0; n < N; n++) {
-      for (let c = 0; c < C; c++) {
-        const k = gain[c]!, b = shift[c]!;
-        for (let i = (n * C + c) * P, end = i + P; i < end; i++) y[i] = xd[i]! * k + b;
-      }
-    }
-    if (relu) reluInPlace(y);
-  }
+  affine(xd, y, N, C, P, gain, shift, relu);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
@@ -94,6 +86,53 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     }
     return gamma ? [dx, sumDyXhat, beta ? betaGrad : null] : [dx, beta ? betaGrad : null];
   });
+}
+
+/**
+ * y = x * scale[c] + shift[c] over the channel axis 1 (then ReLU when asked): a batchnorm folded into
+ * constants (dlib's ResNet), so it runs eval-mode batchnorm's passes with scale as the gain. Forward one
+ * pass; backward one for the sums (dshift = sum(dy), dscale = sum(dy * x), through the ReLU's mask) and
+ * one for dx = dy * scale. (As mul, add and relu it took four passes forward and six backward.)
+ */
+export function channelAffine(x: Tensor, scale: Tensor, shift: Tensor, options: { relu?: boolean } = {}): Tensor {
+  const dtype = commonDType('channelAffine', x, scale, shift);
+  if (x.rank < 2) throw new ShapeError('channelAffine', 'input [N, C] or [N, C, H, W]', x.shape);
+  const N = x.shape[0]!, C = x.shape[1]!, P = x.size / (N * C), relu = options.relu ?? false;
+  for (const [name, t] of [['scale', scale], ['shift', shift]] as const) {
+    if (t.rank !== 1 || t.size !== C) throw new ShapeError('channelAffine', `${name} [${C}]`, t.shape);
+  }
+  const zeros = new Float64Array(C);
+  const gpu = gpuFor(x, scale, shift);
+  if (gpu) {
+    const gain = Float32Array.from(scale.data);
+    const y = record(gpuOps.channelAffine(gpu, x, gain, Float32Array.from(shift.data), false), 'channelAffine', [x, scale, shift], (dy, needs) => {
+      const { dx, sumDy, sumDyXhat } = gpuOps.batchNormBackward(gpu, dy, x, new Float32Array(C), new Float32Array(C).fill(1), gain, false, needs[0]!);
+      return [dx, sumDyXhat, sumDy];
+    });
+    return relu ? reluOp(y) : y;
+  }
+  const xd = x.data, gain = scale.data, y = alloc(dtype, x.size);
+  affine(xd, y, N, C, P, gain, shift.data, relu);
+  return record(new Tensor(y, x.shape), relu ? 'channelAffineRelu' : 'channelAffine', [x, scale, shift], (dyOut, needs) => {
+    const dy = relu ? alloc(dtype, x.size) : dyOut; // masked by the ReLU, then dx in place
+    const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, zeros, relu ? y : null, dy);
+    const dx = needs[0] ? (relu ? dy : alloc(dtype, x.size)) : null;
+    if (dx) batchNormInputGradient(dy, xd, zeros, zeros, gain, zeros, zeros, false, N, C, P, dx); // eval mode: dx = gain * dy
+    const inDtype = (sums: Float64Array): TypedArray => { const g = alloc(dtype, C); g.set(sums); return g; };
+    return [dx, inDtype(sumDyXc), inDtype(sumDy)];
+  });
+}
+
+/** y = x * gain[c] + shift[c] per channel, then ReLU when asked. */
+function affine(x: TypedArray, y: TypedArray, N: number, C: number, P: number, gain: TypedArray, shift: TypedArray, relu: boolean): void {
+  if (affinePlanes(x, y, N, C, P, gain, shift, relu)) return;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const k = gain[c]!, b = shift[c]!;
+      for (let i = (n * C + c) * P, end = i + P; i < end; i++) y[i] = x[i]! * k + b;
+    }
+  }
+  if (relu) reluInPlace(y);
 }
 
 /**

@@ -5,7 +5,7 @@ export { add, sub, mul, div, maximum, minimum, neg, exp, log, sqrt, square, abs,
 export { relu, relu6, sigmoid, tanh, prelu, leakyRelu } from './activation.js';
 export { maxPool2d, avgPool2d, l2Pool2d, globalAvgPool, type PoolOptions } from './pool.js';
 export { lrn, type LrnOptions } from './lrn.js';
-export { batchNorm, foldBatchNorm, type BatchNormOptions, type FoldableBatchNorm } from './batchnorm.js';
+export { batchNorm, channelAffine, foldBatchNorm, type BatchNormOptions, type FoldableBatchNorm } from './batchnorm.js';
 export { l2Normalize } from './normalize.js';
 export { softmax, logSoftmax } from './softmax.js';
 export { sum, mean, max, type ReduceOptions } from './reduce.js';

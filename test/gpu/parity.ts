@@ -13,7 +13,7 @@ import { Rng } from '../../src/util/random.js';
 
 /** Ops that have gpu.js kernels (forward and backward), by their gradcheck case names. */
 export const GPU_OPS = [
-  'conv2d', 'depthwise', 'dense', 'matmul', 'batchnorm', 'batchnorm-eval', 'lrn', 'maxpool', 'avgpool', 'l2pool', 'globalavgpool',
+  'conv2d', 'depthwise', 'dense', 'matmul', 'batchnorm', 'batchnorm-eval', 'channelaffine', 'lrn', 'maxpool', 'avgpool', 'l2pool', 'globalavgpool',
   'prelu', 'relu', 'leakyrelu', 'sigmoid', 'tanh', 'l2normalize', 'add', 'sub', 'mul', 'div', 'pad', 'concat', 'slice', 'inception',
 ] as const;
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ArgumentError, batchNorm, conv2d, foldBatchNorm, gradcheck, l2Normalize, lrn, mul, ones, relu, ShapeError, sum, tensor, zeros } from '../../src/index.js';
+import { add, ArgumentError, batchNorm, channelAffine, conv2d, reshape, type Tensor, foldBatchNorm, gradcheck, l2Normalize, lrn, mul, ones, relu, ShapeError, sum, tensor, zeros } from '../../src/index.js';
 import { refBatchNorm, refConv2d, refL2NormalizeRows, refLrn } from '../reference.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -26,6 +26,34 @@ describe('lrn', () => {
   it('rejects even window sizes and non-4-D input', () => {
     expect(() => lrn(randomTensor([1, 4, 2, 2], 1), { size: 4, alpha: 1, beta: 1 })).to.throw(ArgumentError, /odd/);
     expect(() => lrn(randomTensor([4, 2], 1), { size: 3, alpha: 1, beta: 1 })).to.throw(ShapeError, /lrn/);
+  });
+});
+
+describe('channelAffine', () => {
+  it('equals relu(x * scale + shift) composed of mul, add and relu: values and every gradient (float32, planes past a chunk, [N, C])', () => {
+    for (const shape of [[4, 3, 5, 6], [2, 5, 70, 70], [6, 3]]) {
+      for (const withRelu of [false, true]) {
+        const C = shape[1]!, bshape = shape.map((d, i) => (i === 1 ? d : 1));
+        const run = (fused: boolean): Float64Array[] => {
+          const x = randomTensor(shape, 7), s = randomTensor([C], 8), t = randomTensor([C], 9), up = randomTensor(shape, 10);
+          for (const v of [x, s, t]) v.requiresGrad = true;
+          const composed = (): Tensor => { const y = add(mul(x, reshape(s, bshape)), reshape(t, bshape)); return withRelu ? relu(y) : y; };
+          const y = fused ? channelAffine(x, s, t, { relu: withRelu }) : composed();
+          sum(mul(y, up)).backward();
+          return [y, x.grad!, s.grad!, t.grad!].map((v) => Float64Array.from(v.data));
+        };
+        const [fused, plain] = [run(true), run(false)];
+        fused.forEach((v, i) => {
+          const scale = plain[i]!.reduce((m, p) => Math.max(m, Math.abs(p)), 1e-30);
+          expectClose(v, plain[i]!, 1e-6 * scale, 0, `${shape.join('x')} relu=${withRelu} ${['y', 'dx', 'dscale', 'dshift'][i]}`);
+        });
+      }
+    }
+  });
+  it('names the op and the expected shape of a wrong scale or shift', () => {
+    expect(() => channelAffine(randomTensor([2, 3, 2, 2], 1), randomTensor([2], 2), randomTensor([3], 3))).to.throw(ShapeError, /channelAffine.*scale \[3\]/);
+    expect(() => channelAffine(randomTensor([2, 3], 1), randomTensor([3], 2), randomTensor([3, 1], 3))).to.throw(ShapeError, /shift \[3\]/);
+    expect(() => channelAffine(randomTensor([3], 1), randomTensor([3], 2), randomTensor([3], 3))).to.throw(ShapeError, /\[N, C\]/);
   });
 });
 
