@@ -118,5 +118,5 @@ function accumulateLeafGrad(leaf: Tensor, g: TypedArray): void {
     return;
   }
   const acc = leaf.grad.data;
-  for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+  if (!binaryValues('add', acc, g, acc)) for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
 }

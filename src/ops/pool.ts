@@ -51,7 +51,7 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   if (onGpu) return onGpu;
   const { y, argmax } = maxPoolForward(x.data, g, needsGrad(x)); // the argmax only for a backward
   if (!argmax) return new Tensor(y, outShape(g));
-  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, x.size)]);
+  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, g)]);
 }
 
 export function avgPool2d(x: Tensor, options: PoolOptions & { countIncludePad?: boolean }): Tensor {

@@ -10,7 +10,7 @@ import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2
 import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
-import { wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
+import { maxPoolGradPlanes, wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
 import { wasmLrnAvailable } from '../../src/backends/cpu/wasm_lrn.js';
 import { wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.js';
 import type { Conv2dOptions } from '../../src/ops/conv.js';
@@ -199,6 +199,15 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       expect([...y.slice(2)].map((v) => Object.is(v, -0) ? '-0' : v), `wasm=${on}`).to.deep.equal(['-0', 0, -0.25, 1, Infinity, -Infinity, Math.fround(1e-45), '-0', -0.75]);
     }
     setWasmPlanes(true);
+  });
+
+  it('max pooling\'s gradient kernel drops an index outside its plane chunk (an empty window\'s -1) instead of writing there', () => {
+    // 2 planes of 4 inputs, 2 outputs each: indices 5 and 7 are plane 1's; -1 and 99 are nobody's.
+    const dy = new Float32Array([1, 2, 3, 4]), dx = new Float32Array(8).fill(7);
+    expect(maxPoolGradPlanes(dy, new Int32Array([0, -1, 5, 99]), dx, 2, 4, 2)).to.equal(true);
+    expect(Array.from(dx)).to.deep.equal([1, 0, 0, 0, 0, 3, 0, 0]);
+    expect(maxPoolGradPlanes(dy, new Int32Array([3, 3, 7, 4]), dx, 2, 4, 2)).to.equal(true);
+    expect(Array.from(dx)).to.deep.equal([0, 0, 0, 3, 4, 0, 0, 3]);
   });
 
   it('max pooling without a gradient (separable, no argmax) gives the argmax path\'s values bit for bit: ties, ±0, NaN, strides 1-3, ceil mode, padding', () => {

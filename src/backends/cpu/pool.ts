@@ -3,7 +3,7 @@
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
 import { alloc, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
-import { l2PoolPlanes, maxPoolPlanes } from './wasm_pool.js';
+import { l2PoolPlanes, maxPoolGradPlanes, maxPoolPlanes } from './wasm_pool.js';
 
 export interface PoolGeometry {
   N: number; C: number; H: number; W: number;
@@ -64,8 +64,9 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry, withArgmax = true
   return { y, argmax };
 }
 
-export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, inputSize: number): TypedArray {
-  const dx = alloc(dtypeOf(dy), inputSize);
+export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, g: PoolGeometry): TypedArray {
+  const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
+  if (maxPoolGradPlanes(dy, argmax, dx, g.N * g.C, g.H * g.W, g.OH * g.OW)) return dx;
   for (let o = 0; o < dy.length; o++) dx[argmax[o]!]! += dy[o]!;
   return dx;
 }

@@ -2,7 +2,8 @@
  * WebAssembly kernels for max and L2 pooling (pool.ts runs them, and its TypeScript loops where they do not
  * run): max pooling separably (row maxima, then column maxima, with the argmax tracked through both folds
  * for the backward; SIMD for horizontal strides 1 and 2); L2 pooling and its gradient one value at a time in
- * float64, as pool.ts computes them. Each gives the TypeScript loops' values bit for bit.
+ * float64, as pool.ts computes them; max pooling's gradient (a scatter-add through the argmax). Each gives
+ * the TypeScript loops' values bit for bit.
  */
 import { body, F32, F64, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, reserve } from './wasm_module.js';
@@ -186,8 +187,25 @@ function maxColsKernel(arg: boolean): WasmFunction {
   };
 }
 
-type Name = 'maxRows' | 'maxRowsArg' | 'maxCols' | 'maxColsArg' | 'l2Pool' | 'l2PoolGrad';
-const kernels = passModule<Name>(() => [maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true)]);
+/**
+ * Max pooling's gradient, (dy, index, dx, n, base, length, slot): dx[index[i] - base] += dy[i] for i < n,
+ * in order (so the sums are the TypeScript loop's); an index outside [base, base + length) (an empty
+ * window's -1) adds onto the scratch slot instead. Addresses in bytes.
+ */
+function maxPoolGradKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const [DY, INDEX, DX, N, BASE, LENGTH, SLOT, AT] = [0, 1, 2, 3, 4, 5, 6, 7];
+  repeat(e, N, () => {
+    e(w.get(INDEX), w.i32Load(0), w.get(BASE), w.sub, w.tee(AT), w.i32(4), w.mul, w.get(DX), w.add);
+    e(w.get(SLOT), w.get(AT), w.get(LENGTH), w.ltU, w.select, w.tee(AT)); // unsigned: below base wraps high
+    e(w.get(AT), w.f32Load(0), w.get(DY), w.f32Load(0), w.f32Add, w.f32Store(0));
+    e(w.get(DY), w.i32(4), w.add, w.set(DY), w.get(INDEX), w.i32(4), w.add, w.set(INDEX));
+  });
+  return { name: 'maxPoolGrad', params: new Array<number>(7).fill(I32), locals: [I32], code };
+}
+
+type Name = 'maxRows' | 'maxRowsArg' | 'maxCols' | 'maxColsArg' | 'l2Pool' | 'l2PoolGrad' | 'maxPoolGrad';
+const kernels = passModule<Name>(() => [maxRowsKernel(false), maxRowsKernel(true), maxColsKernel(false), maxColsKernel(true), l2PoolKernel(false), l2PoolKernel(true), maxPoolGradKernel()]);
 
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmPoolAvailable = (): boolean => kernels() !== null;
@@ -277,6 +295,28 @@ export function l2PoolPlanes(
     k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
     k.l2PoolGrad(dyAt, xAt, yAt, dxAt, n, H, W, OH, OW, h0, h1, w0, w1);
     f(dx!).set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
+  }
+  return true;
+}
+
+/**
+ * Max pooling's backward, dx += dy at each output's argmax (flat input indices), chunk by chunk of planes
+ * (an output's argmax lies in its own plane); dx zeroed here. False where the kernels do not run.
+ */
+export function maxPoolGradPlanes(dy: ArrayLike<number>, argmax: Int32Array, dx: ArrayLike<number>, planes: number, inPlane: number, outPlane: number): boolean {
+  const k = kernels();
+  if (!k || !isF32(dy, dx)) return false;
+  const step = planesPerChunk(inPlane);
+  const dyAt = 16, indexAt = dyAt + regionBytes(step * outPlane), dxAt = indexAt + regionBytes(step * outPlane); // 0-15: the slot
+  reserve(k, dxAt + regionBytes(step * inPlane));
+  const ints = new Int32Array(k.memory.buffer), dys = dy as Float32Array, dxs = dx as Float32Array;
+  for (let q = 0; q < planes; q += step) {
+    const n = Math.min(step, planes - q);
+    k.heap.set(dys.subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
+    ints.set(argmax.subarray(q * outPlane, (q + n) * outPlane), indexAt / 4);
+    k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
+    k.maxPoolGrad(dyAt, indexAt, dxAt, n * outPlane, q * inPlane, n * inPlane, 0);
+    dxs.set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
   }
   return true;
 }
