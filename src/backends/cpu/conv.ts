@@ -333,14 +333,14 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);
       if (dxByCol2im) inputGradientChunk(dyM, w, g, n0, nc, K, dx!);
-      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc), mat(dw, 0, K), true);
+      if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc), mat(dw, 0, K), n0 > 0); // the first chunk overwrites: nothing to read back
     }
   } else {
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
         const dyG = mat(dy, (n * g.O + gi * Og) * P, P), xAt = (n * g.C + gi * Cg) * g.H * g.W;
         if (dx) gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, dcolsOnto(dx, xAt, 0, g), false);
-        if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g, 1, Cg), mat(dw, gi * Og * K, K), true);
+        if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g, 1, Cg), mat(dw, gi * Og * K, K), n > 0);
       }
     }
   }
