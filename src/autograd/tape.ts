@@ -5,7 +5,7 @@
  */
 import { binaryValues } from '../backends/cpu/wasm_planes.js';
 import { FacenetError } from '../errors.js';
-import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 
 export interface GradNode {
   readonly op: string;
@@ -81,9 +81,10 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
       grads.set(t, g);
       return;
     }
-    const sum = owned.has(prev) ? prev : prev.slice();
+    // prev may be an op's or another tensor's array: the sum goes into a new one (one pass: prev + g).
+    const sum = owned.has(prev) ? prev : alloc(dtypeOf(prev), prev.length);
     owned.add(sum);
-    if (!binaryValues('add', sum, g, sum)) for (let i = 0; i < sum.length; i++) sum[i]! += g[i]!;
+    if (!binaryValues('add', prev, g, sum)) for (let i = 0; i < sum.length; i++) sum[i] = prev[i]! + g[i]!;
     grads.set(t, sum);
   };
   accumulate(root, seed.slice());
