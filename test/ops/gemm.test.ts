@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
 import { gemm, imagesMat, mat, type Matrix } from '../../src/backends/cpu/gemm.js';
 import { gemmModuleBytes, wasmGemmAvailable } from '../../src/backends/cpu/wasm_gemm.js';
+import { setMinThreadedWork, threadedGemms } from '../../src/backends/cpu/threads.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
 /** C (+)= op(A) op(B) in float64, from matrices stored with row strides lda, ldb, ldc. */
@@ -45,7 +46,9 @@ function product(rng: Rng, kernel: GemmKernel, threads: number, [M, N, K]: [numb
 describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', function () {
   this.timeout(120000);
   const threadsBefore = getNumThreads();
-  after(() => { setGemmKernel('wasm'); setNumThreads(threadsBefore); });
+  // Small products too run threaded here (by default only those worth the synchronization are).
+  before(() => setMinThreadedWork(0));
+  after(() => { setGemmKernel('wasm'); setNumThreads(threadsBefore); setMinThreadedWork(); });
 
   it('the emitted module is valid WebAssembly and runs here (Node has SIMD since 16.4)', () => {
     const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
@@ -70,11 +73,14 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       });
     }
     it(`${kernel} kernel: bit-identical on 1 and 2 threads`, () => {
+      const threadedBefore = threadedGemms();
       for (const shape of SHAPES) {
         const one = product(new Rng(11), kernel, 1, shape, false, true, false).got;
         const two = product(new Rng(11), kernel, 2, shape, false, true, false).got;
         expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer)), shape.join('x')).to.equal(true);
       }
+      expect(threadedGemms() - threadedBefore, 'products that ran on the workers').to.equal(SHAPES.filter(([, N]) => N >= 16).length); // narrower ones never split
+
     });
   }
 
@@ -145,7 +151,8 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
         sum(mul(y, y)).backward();
         return [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data));
       });
-      const one = run('float32', 1), two = run('float32', 2), want = run('float64', 1);
+      const one = run('float32', 1), threadedBefore = threadedGemms(), two = run('float32', 2), want = run('float64', 1);
+      expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: GEMMs on the workers`).to.be.at.least(2);
       for (let i = 0; i < 3; i++) {
         const what = `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`;
         expect(Buffer.from(Float32Array.from(two[i]!).buffer).equals(Buffer.from(Float32Array.from(one[i]!).buffer)), what).to.equal(true);

@@ -86,9 +86,28 @@ export function rowSlice(M: number, t: number, T: number): [number, number] {
 const splitsByRows = (M: number, N: number, A: Matrix): boolean =>
   M > N && M >= 8 * threads && !A.images && !A.produce && !A.consume && A.data instanceof Float32Array;
 
-/** Whether a product is worth the copies and the synchronization. */
+/**
+ * Whether a product is worth the copies and the synchronization: a threaded GEMM costs about 100 us more
+ * (shipping operands, waking the workers, writing their blocks back). Measured here on 2 cores, batch-1
+ * convolutions of 2.4 and 3.5 M multiply-adds took 1.3-1.5x as long on 2 threads as on one; from 9 M on,
+ * 2 threads won (0.6-0.9x).
+ */
+const MIN_THREADED_WORK = 6e6;
+let minThreadedWork = MIN_THREADED_WORK;
+let jobs = 0;
+
+/** The fewest multiply-adds a GEMM must have to be threaded (tests set 0 to thread small products); undefined: the default. */
+export function setMinThreadedWork(macs?: number): void {
+  minThreadedWork = macs ?? MIN_THREADED_WORK;
+}
+
+/** GEMMs run on the worker threads since the process started. */
+export function threadedGemms(): number {
+  return jobs;
+}
+
 export function useThreads(M: number, N: number, K: number, data: Matrix['data']): boolean {
-  return threads > 1 && data instanceof Float32Array && M * N * K >= 1 << 18 && N >= 8 * threads;
+  return threads > 1 && data instanceof Float32Array && M * N * K >= minThreadedWork && N >= 8 * threads;
 }
 
 /*
@@ -234,6 +253,7 @@ interface Job { M: number; N: number; K: number; transA: boolean; transB: boolea
  */
 function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void): void {
   const c = p.ctrl;
+  jobs++;
   for (const [word, value] of [[CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.THREADS, threads], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align]] as const) Atomics.store(c, word, value);
   for (const [word, flag] of [[CTRL.TRANS_A, job.transA], [CTRL.TRANS_B, job.transB], [CTRL.ACCUMULATE, job.accumulate], [CTRL.BY_ROWS, job.byRows]] as const) Atomics.store(c, word, flag ? 1 : 0);
   const kernel = gemmKernel();
