@@ -276,8 +276,9 @@ function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0:
 
 /**
  * C (+)= op(A) · op(B) for float32 C, blocked like gemm_fast.ts. op(A) is packed once, one KC-deep slab
- * after another; then for each block of NC columns a tile in the module's memory accumulates every slab
- * (the first slab overwrites it, or it starts as a copy of C when accumulating) and is copied into C.
+ * after another (each right before its use when there is one block of columns); for each block of NC
+ * columns a tile in the module's memory accumulates every slab (the first slab overwrites it, or it starts
+ * as a copy of C when accumulating) and is copied into C.
  * Returns false (doing nothing) where the kernel is unavailable.
  */
 export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): boolean {
@@ -297,7 +298,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // transposing pack writes past kc.
   const pa = 0, pb = pa + mPad * (slabAtATime ? kcMax : K) + 4 * MR, pc = pb + ncMax * kcMax + 4 * NR, staging = pc + mPad * ncMax;
   const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax), room = Math.max(mPad, KC) * ROOM_PER_ROW;
-  // A stored [M, K] in one run (a convolution's filters) is copied in whole, [after the scratch], with
+  // A stored [M, K] in one run (a convolution's filters) is copied in whole (after the scratch), with
   // zero rows up to mPad: one memcpy, where staging it took a call per row and slab, which cost more than
   // the copying (most of a batch-1 convolution's time outside the kernel). Then slabs pack from there.
   const aWhole = !transA && isOneRun(A, K) ? scratch + room : -1;
