@@ -2,13 +2,13 @@
  * Multi-core GEMM with worker_threads and SharedArrayBuffer (Node only; browsers stay single-threaded:
  * worker_threads is reached through node_builtin.ts, so this module still loads there).
  * Every thread computes a disjoint block of C's columns (or of its rows, when op(A) is the larger operand)
- * with the same blocked kernel. The calling thread
- * copies into a shared buffer what the workers need (see OPERAND below: plain rows, images views as they
- * are, or a convolution's input from which each worker computes its own share of the cols); it computes
- * its own block on the operands in place, then copies the workers' blocks of C back. Each element of C is
- * summed in the same order whatever the thread count, and a consumed C (col2im) is handed over in fixed
- * blocks, so results are bit-identical across thread counts. The caller blocks in Atomics.wait until all
- * slices are done.
+ * with the same blocked kernel. The calling thread copies into a shared buffer what the workers need (see
+ * OPERAND below: plain rows, images views as they are, or a convolution's input from which each worker
+ * computes its own share of the cols); it computes its own block on the operands in place, then copies
+ * the workers' blocks of C back. Each element of C is summed in the same order whatever the thread count,
+ * and a consumed C (col2im) is handed over in fixed blocks, so results are bit-identical across thread
+ * counts. The caller blocks in Atomics.wait until all slices are done. Small products stay on one thread
+ * (see useThreads).
  */
 import { builtin } from '../../util/node_builtin.js';
 import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
