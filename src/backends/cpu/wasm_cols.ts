@@ -1,12 +1,13 @@
 /**
- * im2col and col2im through a tap map, in WebAssembly: conv.ts's path for small output planes (late
- * layers, 12x12 down to 3x3), where each value of a cols block is gathered through a per-tap index map
- * (its input's offset within the channel plane, or -1 for padding). JavaScript runs that gather at about
- * 4 ns a value (measured: 2.1 M values per image in a nn4.small2 training step, an eighth of its time);
- * here a value is one scalar load, select and store. The input planes a block reads (its channels, of its
- * images) are copied into the module's memory (memcpy), the block is gathered there and copied out. For
- * col2im the planes of dx are copied in, the block is added onto them in conv.ts's order (rows, then
- * columns: the same float32 sums, bit for bit) and copied back.
+ * im2col and col2im through a tap map, in WebAssembly: conv.ts's path for every convolution whose map is
+ * not too large (all the face models' layers at their input sizes; not a detector's first layers on a
+ * photo). Each value of a cols block is gathered through a per-tap index map (its input's offset within
+ * the channel plane, or -1 for padding). JavaScript ran that gather at about 4 ns a value on small planes
+ * (2.1 M values per image in a nn4.small2 training step, an eighth of its time) and copied runs of larger
+ * ones; here a value is one scalar load, select and store. The input planes a block reads (its channels,
+ * of its images) are copied into the module's memory (memcpy), the block is gathered there and copied
+ * out. For col2im the planes of dx are copied in, the block is added onto them in conv.ts's order (rows,
+ * then columns: the same float32 sums, bit for bit) and copied back.
  */
 import { body, I32, repeat, w, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, reserve } from './wasm_module.js';
