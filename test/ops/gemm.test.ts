@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
 import { gemm, imagesMat, mat, type Matrix } from '../../src/backends/cpu/gemm.js';
 import { gemmModuleBytes, wasmGemmAvailable } from '../../src/backends/cpu/wasm_gemm.js';
-import { setMinThreadedWork, threadedGemms } from '../../src/backends/cpu/threads.js';
+import { setMinThreadedWork, slicesTakenBack, threadedGemms } from '../../src/backends/cpu/threads.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
 /** C (+)= op(A) op(B) in float64, from matrices stored with row strides lda, ldb, ldc. */
@@ -43,6 +43,18 @@ function product(rng: Rng, kernel: GemmKernel, threads: number, [M, N, K]: [numb
   return { got: c, want };
 }
 
+/** Runs small threaded products on 2 threads until one is computed by the worker (it has started up). */
+async function workersUp(): Promise<void> {
+  setNumThreads(2);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const taken = slicesTakenBack();
+    product(new Rng(1), gemmKernel(), 2, [64, 64, 64], false, false, false);
+    if (slicesTakenBack() === taken) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('the GEMM worker never started');
+}
+
 describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', function () {
   this.timeout(120000);
   const threadsBefore = getNumThreads();
@@ -72,15 +84,21 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
         }
       });
     }
-    it(`${kernel} kernel: bit-identical on 1 and 2 threads`, () => {
-      const threadedBefore = threadedGemms();
-      for (const shape of SHAPES) {
-        const one = product(new Rng(11), kernel, 1, shape, false, true, false).got;
-        const two = product(new Rng(11), kernel, 2, shape, false, true, false).got;
-        expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer)), shape.join('x')).to.equal(true);
-      }
-      expect(threadedGemms() - threadedBefore, 'products that ran on the workers').to.equal(SHAPES.filter(([, N]) => N >= 16).length); // narrower ones never split
-
+    it(`${kernel} kernel: bit-identical on 1 and 2 threads, slices computed by the worker or taken back by the caller`, async () => {
+      const ones = SHAPES.map((shape) => product(new Rng(11), kernel, 1, shape, false, true, false).got);
+      // Freshly started workers: the caller takes their slices back until they are up.
+      const before = threadedGemms(), takenBefore = slicesTakenBack();
+      const fresh = SHAPES.map((shape) => product(new Rng(11), kernel, 2, shape, false, true, false).got);
+      expect(threadedGemms() - before, 'threaded products').to.equal(SHAPES.filter(([, N]) => N >= 16).length); // narrower ones never split
+      expect(slicesTakenBack() - takenBefore, 'slices the caller took back').to.be.greaterThan(0);
+      // Running workers: they compute their slices.
+      await workersUp();
+      const jobs = threadedGemms(), taken = slicesTakenBack();
+      const warm = SHAPES.map((shape) => product(new Rng(11), kernel, 2, shape, false, true, false).got);
+      expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(0);
+      SHAPES.forEach((shape, i) => {
+        for (const two of [fresh[i]!, warm[i]!]) expect(Buffer.from(two.buffer).equals(Buffer.from(ones[i]!.buffer)), shape.join('x')).to.equal(true);
+      });
     });
   }
 
@@ -128,7 +146,7 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
     }
   });
 
-  it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of the input, images views shipped whole): forward and both gradients bit-identical to 1 thread, and as in float64', () => {
+  it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of the input, images views shipped whole): forward and both gradients bit-identical to 1 thread, and as in float64', async () => {
     // Each geometry is large enough for its forward and gradient GEMMs to be split across threads.
     const geometries = [
       { name: '3x3 on 12x12 (gathered cols)', x: [4, 16, 12, 12], w: [24, 16, 3, 3], o: { padding: 1 } },
@@ -140,7 +158,8 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       { name: '3x3 on 5x5, batch 1 (split by rows)', x: [1, 32, 5, 5], w: [64, 32, 3, 3], o: { padding: 1 } },
       { name: '1x1 on 6x6, batch 1 (split by rows, images views)', x: [1, 128, 6, 6], w: [192, 128, 1, 1], o: {} },
     ];
-    for (const [kernel, c] of (['wasm', 'js'] as const).flatMap((k) => geometries.map((g) => [k, g] as const))) {
+    const cases = (['wasm', 'js'] as const).flatMap((k) => geometries.map((g) => [k, g] as const));
+    const results = cases.map(([kernel, c]) => {
       const run = (dtype: 'float32' | 'float64', threads: number): Float64Array[] => tidy(() => {
         setGemmKernel(kernel);
         setNumThreads(threads);
@@ -151,8 +170,13 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
         sum(mul(y, y)).backward();
         return [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data));
       });
-      const one = run('float32', 1), threadedBefore = threadedGemms(), two = run('float32', 2), want = run('float64', 1);
-      expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: GEMMs on the workers`).to.be.at.least(2);
+      return { run, one: run('float32', 1), want: run('float64', 1) };
+    });
+    await workersUp(); // so the workers compute their slices (the test above covers slices taken back)
+    const jobs = threadedGemms(), taken = slicesTakenBack();
+    for (const [index, [kernel, c]] of cases.entries()) {
+      const { run, one, want } = results[index]!, threadedBefore = threadedGemms(), two = run('float32', 2);
+      expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: threaded GEMMs`).to.be.at.least(2);
       for (let i = 0; i < 3; i++) {
         const what = `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`;
         expect(Buffer.from(Float32Array.from(two[i]!).buffer).equals(Buffer.from(Float32Array.from(one[i]!).buffer)), what).to.equal(true);
@@ -160,6 +184,7 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
         expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, what);
       }
     }
+    expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(cases.length);
   });
 
   it('a convolution forward and both gradients agree between the kernels to float32 rounding', () => {

@@ -16,19 +16,20 @@ import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, RESIZE: 5, THREADS: 6, WASM: 7, TRANS_A: 8, TRANS_B: 9, ACCUMULATE: 10, C_AT: 11, ALIGN: 12, BY_ROWS: 13, SIZE: 14 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CLAIM: 13, SIZE: 13 + 8 } as const;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
 interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
 
 const workerThreads = builtin('node:worker_threads');
+const MAX_THREADS = 8; // CTRL has a claim word for each
 let pool: Pool | null = null;
-let threads = workerThreads ? Math.max(1, Math.min(Number(process.env.FACENET_THREADS) || builtin('node:os')!.availableParallelism(), 8)) : 1;
+let threads = workerThreads ? Math.max(1, Math.min(Number(process.env.FACENET_THREADS) || builtin('node:os')!.availableParallelism(), MAX_THREADS)) : 1;
 
 /** Number of threads GEMMs use (1 = single-threaded). Defaults to FACENET_THREADS or the core count. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
-  threads = workerThreads ? n : 1; // no worker threads here (a browser): one thread
+  threads = workerThreads ? Math.min(n, MAX_THREADS) : 1; // no worker threads here (a browser): one thread
   if (pool && pool.workers.length !== n - 1) shutdownThreads();
 }
 
@@ -55,9 +56,7 @@ function ensurePool(floats: number): Pool {
   }
   if (pool.data.length < floats) {
     pool.data = new Float32Array(new SharedArrayBuffer(Math.max(floats, pool.data.length * 2) * 4));
-    for (const w of pool.workers) w.postMessage(pool.data);
-    // Tell the workers to pick the new buffer up (they read it with receiveMessageOnPort).
-    Atomics.store(pool.ctrl, CTRL.RESIZE, 1);
+    for (const w of pool.workers) w.postMessage(pool.data); // picked up with receiveMessageOnPort at the next job
   }
   return pool;
 }
@@ -209,6 +208,9 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // CONSUMED_BLOCK), so that its sums do not depend on the thread count either.
   runJob(p, { M, N, K, transA, transB, accumulate, cAt, align, byRows: false }, (kernel) => {
     if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
+  }, (t, kernel) => { // worker t's columns, from the operands in place, into its block of the shared C
+    const [j0, j1] = columnSlice(N, t, T, align);
+    if (j1 > j0) gemmBlocked(transA, transB, M, j1 - j0, K, A, transB ? from(B, j0, 0) : from(B, 0, j0), mat(d, cAt + j0, N), accumulate, kernel);
   });
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
   else if (own < N && !writeImages(C, 0, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
@@ -240,6 +242,10 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   } else shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
   runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true }, (kernel) => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
+  }, (t, kernel) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
+    const [i0, i1] = rowSlice(M, t, T);
+    const rows = mat(A.data, A.offset + (transA ? i0 : i0 * A.ld), A.ld);
+    if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, mat(d, cAt + i0 * N, N), accumulate, kernel);
   });
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
   else if (own < M && !writeImages(C, own, M - own, 0, N, d, cAt + own * N, N)) writeBlock(C, own, M - own, 0, N, d, cAt + own * N, N);
@@ -248,10 +254,28 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
 interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean }
 
 /**
- * Starts the workers on a job, runs the caller's own share (with the kernel every thread is to use, so
- * results do not depend on the thread count), and waits for the workers.
+ * Claims slice t of job `seq` for the calling thread: true for whichever thread (the worker, or the caller
+ * once its own share is done) gets there first. CLAIM + t holds the last job whose slice t was taken.
  */
-function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void): void {
+export function claimSlice(ctrl: Int32Array, t: number, seq: number): boolean {
+  const last = Atomics.load(ctrl, CTRL.CLAIM + t);
+  return last < seq && Atomics.compareExchange(ctrl, CTRL.CLAIM + t, last, seq) === last;
+}
+
+let stolen = 0;
+
+/** Worker slices the calling thread computed itself (its worker had not started them) since the process started. */
+export function slicesTakenBack(): number {
+  return stolen;
+}
+
+/**
+ * Starts the workers on a job, runs the caller's own share (with the kernel every thread is to use, so
+ * results do not depend on the thread count), then computes itself each worker slice no worker has
+ * claimed yet (a worker still starting up, or descheduled: its slice would otherwise hold the caller up),
+ * and waits for the claimed ones. The same slices by the same kernel on either thread: the same bits.
+ */
+function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void, workerShare: (t: number, kernel: 'wasm' | 'js') => void): void {
   const c = p.ctrl;
   jobs++;
   for (const [word, value] of [[CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.THREADS, threads], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align]] as const) Atomics.store(c, word, value);
@@ -259,18 +283,24 @@ function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void): v
   const kernel = gemmKernel();
   Atomics.store(c, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(c, CTRL.DONE, 0);
-  Atomics.add(c, CTRL.SEQ, 1);
+  const seq = Atomics.add(c, CTRL.SEQ, 1) + 1;
   Atomics.notify(c, CTRL.SEQ);
   ownShare(kernel);
+  let taken = 0;
+  for (let t = 1; t < threads; t++) {
+    if (!claimSlice(c, t, seq)) continue;
+    workerShare(t, kernel);
+    taken++;
+  }
+  stolen += taken;
   const started = Date.now();
-  for (let done = Atomics.load(c, CTRL.DONE); done < threads - 1; done = Atomics.load(c, CTRL.DONE)) {
+  for (let done = Atomics.load(c, CTRL.DONE); done + taken < threads - 1; done = Atomics.load(c, CTRL.DONE)) {
     Atomics.wait(c, CTRL.DONE, done, 1000);
     if (Date.now() - started > 120_000) {
       shutdownThreads();
       throw new Error('GEMM worker threads stopped answering; set FACENET_THREADS=1 to run single-threaded');
     }
   }
-  Atomics.store(c, CTRL.RESIZE, 0);
 }
 
 const roundUp4 = (n: number): number => Math.ceil(n / 4) * 4;
