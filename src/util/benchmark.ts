@@ -51,11 +51,22 @@ export const ROW_SECONDS = 60;
 /** How many of `runs` runs fit ROW_SECONDS when one takes `warm` seconds (at least one). */
 export const runsWithin = (warm: number, runs: number, rowSeconds = ROW_SECONDS): number => Math.max(1, Math.min(runs, Math.floor(rowSeconds / Math.max(warm, 1e-3))));
 
-/** Median seconds of fn after one warm-up; fewer runs when one run is slow (about ROW_SECONDS per row). */
+/**
+ * Warm-up before a row's timed runs: fn runs until this much time has passed (at least once), so that
+ * fast rows are timed warm (JIT tiers up, worker threads started: one warm-up run of a 25 ms batch-1
+ * forward left them cold).
+ */
+const WARMUP_SECONDS = 0.5;
+
+/** Median seconds of fn after the warm-up; fewer runs when one run is slow (about ROW_SECONDS per row). */
 export async function timeRuns(fn: () => Promise<void> | void, runs: number): Promise<{ seconds: number; runs: number }> {
   const warmStart = performance.now();
-  await fn();
-  const warm = (performance.now() - warmStart) / 1000;
+  let warm: number;
+  do {
+    const start = performance.now();
+    await fn();
+    warm = (performance.now() - start) / 1000;
+  } while ((performance.now() - warmStart) / 1000 < WARMUP_SECONDS);
   const n = runsWithin(warm, runs);
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -140,10 +151,6 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
   x.dispose();
 }
 
-/**
- * A training step (forward + backward, training mode, batch 16) per image on the CPU, on 1 thread and
- * on `maxThreads` (beside the inference rows of the same thread counts); GFLOP/s counted as 3x the forward.
- */
 /**
  * Training-step rows (forward + backward of sum(output), batch 16) on 1 thread and on all. Each step is
  * timed alternately with an inference of the same batch, so that their ratio is not skewed by the machine
