@@ -47,10 +47,10 @@ function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; 
  * one image), or gathered through the map when those runs are short.
  */
 function colsBlock(
-  x: TypedArray, base: number, imageStride: number, g: ConvGeometry,
+  x: TypedArray, base: number, imageStride: number, g: ConvGeometry, layout: TapLayout | null,
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
-  if (g.KH * g.KW * g.OH * g.OW <= MAP_MAX && colsThroughMap(x, base, imageStride, tapLayout(g), r0, rows, c0, cols, buf, at, ld, addToImage)) return;
+  if (layout && colsThroughMap(x, base, imageStride, layout, r0, rows, c0, cols, buf, at, ld, addToImage)) return;
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
   if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) {
     const region = inputRegion(g, r0, rows, c0, cols);
@@ -173,7 +173,9 @@ function tapMap(g: ConvGeometry): Int32Array {
   return tapMaps.get(key, () => buildTapMap(g));
 }
 
-const tapLayout = (g: ConvGeometry): TapLayout => ({ map: tapMap(g), taps: g.KH * g.KW, P: g.OH * g.OW, plane: g.H * g.W });
+/** The tap map and what the WebAssembly gather needs with it, or null when the map would be too large. Once per cols matrix. */
+const tapLayout = (g: ConvGeometry): TapLayout | null =>
+  g.KH * g.KW * g.OH * g.OW <= MAP_MAX ? { map: tapMap(g), taps: g.KH * g.KW, P: g.OH * g.OW, plane: g.H * g.W } : null;
 
 function buildTapMap(g: ConvGeometry): Int32Array {
   const P = g.OH * g.OW;
@@ -240,7 +242,8 @@ function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometr
 }
 
 function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
-  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, false) };
+  const layout = tapLayout(g);
+  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, false) };
 }
 
 const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;
@@ -253,7 +256,8 @@ export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<numb
 
 /** A dcols result whose blocks are added onto the images of dx at base.. as they are computed. */
 function dcolsOnto(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
-  return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld) => colsBlock(dx, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, true) };
+  const layout = tapLayout(g);
+  return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld) => colsBlock(dx, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, true) };
 }
 
 /*
