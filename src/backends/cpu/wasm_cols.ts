@@ -10,7 +10,7 @@
  * then columns: the same float32 sums, bit for bit) and copied back.
  */
 import { body, I32, repeat, w, type WasmFunction } from './wasm_writer.js';
-import { isF32, passModule, reserve } from './wasm_module.js';
+import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 
 /**
  * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes): rows x cols values into
@@ -56,7 +56,6 @@ export const wasmColsAvailable = (): boolean => kernels() !== null;
 /** The map held in the module's memory (at MAP_AT), so that the blocks of one convolution copy it once. */
 let loadedMap: Int32Array | null = null;
 const MAP_AT = 16; // bytes 0-15: addCols's scratch slot
-const align16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
 
 /** A convolution's cols as the kernels see them (conv.ts's tap map and geometry). */
 export interface TapLayout { map: Int32Array; taps: number; P: number; plane: number }
@@ -75,7 +74,7 @@ export function colsThroughMap(
   const { map, taps, P, plane } = layout, xs = x as Float32Array, b = buf as Float32Array;
   const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
   const ch0 = Math.floor(r0 / taps), staged = (Math.floor((r0 + rows - 1) / taps) - ch0 + 1) * plane; // floats per image
-  const regionAt = MAP_AT + align16(map.length * 4), outAt = regionAt + align16(images * staged * 4);
+  const regionAt = MAP_AT + regionBytes(map.length), outAt = regionAt + regionBytes(images * staged);
   reserve(k, outAt + rows * cols * 4);
   if (loadedMap !== map) new Int32Array(k.memory.buffer).set(map, MAP_AT / 4);
   loadedMap = map;

@@ -1,6 +1,6 @@
 /**
  * What the WebAssembly pass modules share (wasm_planes.ts: per-channel and elementwise passes;
- * wasm_pool.ts: max and L2 pooling; wasm_lrn.ts: LRN): each is a small module of its own, emitted by
+ * wasm_pool.ts: max and L2 pooling; wasm_lrn.ts: LRN; wasm_cols.ts: im2col and col2im): each is a small module of its own, emitted by
  * wasm_writer.ts and instantiated on first use, with its own memory, seen as float32 and float64 views
  * that are renewed when it grows. One switch turns them all off (the TypeScript loops then run).
  */
@@ -42,3 +42,6 @@ export const isF32 = (...arrays: ArrayLike<number>[]): boolean => arrays.every((
 
 /** Float32 values per chunk buffer: 64 kB, so a few buffers and the tables stay in the L2 cache. */
 export const CHUNK = 16384;
+
+/** Bytes of a region of n floats, padded to 16 bytes with `slack` more (for the vector reads past its end). */
+export const regionBytes = (floats: number, slack = 0): number => Math.ceil((floats * 4 + slack) / 16) * 16;

@@ -13,7 +13,7 @@
  * missing; both agree to float32 rounding (tested). NaN passes through ReLU with either sign bit.
  */
 import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
-import { CHUNK, isF32, passModule, reserve, type Fn, type PassModule } from './wasm_module.js';
+import { CHUNK, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
 
 export { setWasmPlanes } from './wasm_module.js';
 
@@ -296,7 +296,7 @@ const BUFFERS = 3;
 
 /** Room for `tableBytes` of tables at 0, then BUFFERS chunk buffers (each padded to whole groups of 4). */
 function layout(k: Instance, tableBytes: number): { buffer: (i: number) => number } {
-  const tables = Math.ceil(tableBytes / 16) * 16, stride = (CHUNK + 4) * 4;
+  const tables = Math.ceil(tableBytes / 16) * 16, stride = regionBytes(CHUNK + 4);
   reserve(k, tables + BUFFERS * stride);
   return { buffer: (i) => tables + i * stride };
 }
@@ -472,8 +472,8 @@ export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean
 export function depthwiseImages(x: ArrayLike<number>, w: ArrayLike<number>, y: ArrayLike<number>, rows: Int32Array, N: number, imageIn: number, imageOut: number, strideW: number): boolean {
   const k = kernels();
   if (!k || !isF32(x, w, y) || imageIn + imageOut > 1 << 24) return false;
-  const at = { rows: 0, w: rows.length * 4 }, wBytes = Math.ceil((w.length * 4) / 16) * 16;
-  const xAt = at.w + wBytes, yAt = xAt + Math.ceil((imageIn * 4) / 16) * 16;
+  const at = { rows: 0, w: rows.length * 4 };
+  const xAt = at.w + regionBytes(w.length), yAt = xAt + regionBytes(imageIn);
   reserve(k, yAt + imageOut * 4);
   new Int32Array(k.memory.buffer).set(rows, 0);
   k.heap.set(w as Float32Array, at.w / 4);

@@ -6,7 +6,7 @@
  * the TypeScript loops' values bit for bit.
  */
 import { body, F32, F64, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
-import { CHUNK, isF32, passModule, reserve } from './wasm_module.js';
+import { CHUNK, isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 
 /** Loads table[i] (int32) onto the stack. */
 const tableAt = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
@@ -217,9 +217,6 @@ const hasEmptyWindow = ([h0, h1, w0, w1]: Tables): boolean => h0.some((v, i) => 
 
 /** Planes per chunk copied into the module: as many as fit CHUNK floats, at least one. */
 const planesPerChunk = (plane: number): number => Math.max(1, Math.floor(CHUNK / Math.max(plane, 1)));
-
-/** Bytes of a region of n floats, padded to 16 bytes with `slack` more (for the vector reads past its end). */
-const regionBytes = (floats: number, slack = 0): number => Math.ceil((floats * 4 + slack) / 16) * 16;
 
 /** The window tables h0, h1, w0, w1 (int32) written at address 0 on; their addresses. */
 function writeWindowTables(k: NonNullable<ReturnType<typeof kernels>>, tables: Tables): [number, number, number, number] {
