@@ -152,10 +152,10 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
 }
 
 /**
- * Training-step rows (forward + backward of sum(output), batch 16) on 1 thread and on all. Each step is
- * timed alternately with an inference of the same batch, so that their ratio is not skewed by the machine
- * speeding up or slowing down over a long run (rows timed minutes apart moved it by 0.2-0.3 here); `say`
- * gets that ratio, the median of the per-pair ratios.
+ * Training-step rows (forward + backward of sum(output), batch 16; GFLOP/s counted as 3x the forward's) on
+ * 1 thread and on all. Each step is timed alternately with an inference of the same batch, so that their
+ * ratio is not skewed by the machine speeding up or slowing down over a long run (rows timed minutes apart
+ * moved it by 0.2-0.3 here); `say` gets that ratio, the median of the per-pair ratios.
  */
 export async function benchTraining(m: BenchModel, maxThreads: number, runs: number, report: (r: BenchRow) => void, say?: (line: string) => void): Promise<void> {
   const x = randn([16, 3, m.height, m.width], { seed: 3 });
