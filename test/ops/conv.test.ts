@@ -87,6 +87,26 @@ describe('conv2d forward vs naive reference', () => {
     }
   });
 
+  it('stride-1 dx as a transposed convolution (planes beyond the tap map): the adjoint of the naive reference', () => {
+    // 9 taps x 175x171 output pixels is more than the tap map holds, so dx is the forward convolution of dy
+    // with the flipped filters (smaller planes take col2im, checked by the gradchecks below). A convolution
+    // is linear in x: for any v, <conv(v), u> = <v, dx> when dx is the gradient of <conv(x), u>.
+    const xs = [1, 2, 175, 171], ws = [3, 2, 3, 3], p: RefConv = { stride: [1, 1], pad: [0, 2, 1, 1], dilation: [1, 1], groups: 1 };
+    const x = randomTensor(xs, 21, 'float64'), w = randomTensor(ws, 22, 'float64');
+    x.requiresGrad = true;
+    const y = conv2d(x, w, null, { padding: p.pad });
+    const u = randomTensor([...y.shape], 23, 'float64');
+    sum(mul(y, u)).backward();
+    for (const seed of [24, 25]) {
+      const v = randomTensor(xs, seed, 'float64');
+      const convV = refConv2d(v.data, xs, w.data, ws, null, p).y;
+      let want = 0, got = 0;
+      convV.forEach((c, i) => { want += c * u.data[i]!; });
+      v.data.forEach((vi: number, i: number) => { got += vi * x.grad!.data[i]!; });
+      expect(Math.abs(got - want), `<v, dx> ${got} vs <conv(v), u> ${want}`).to.be.below(1e-9 * Math.abs(want) + 1e-9);
+    }
+  });
+
   it("'same' padding gives ceil(in/stride) outputs with the extra pixel bottom/right (TensorFlow)", () => {
     const x = randomTensor([1, 2, 7, 8], 1, 'float64'), w = randomTensor([3, 2, 3, 3], 2, 'float64');
     const y = conv2d(x, w, null, { stride: 2, padding: 'same' });

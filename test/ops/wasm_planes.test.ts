@@ -120,9 +120,9 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
   });
 
   it('convolution im2col and col2im through the tap map (wasm_cols.ts): forward and both gradients bit for bit as the TypeScript loops', () => {
-    // Stride 1 (dx is a convolution of dy: a gather), strides, dilation and asymmetric padding (dx by
-    // col2im: an add), groups (one image at a time), 1x7 and 7x1, 24x20 planes (the TypeScript side copies
-    // runs there), and blocks that start mid-image and mid-channel (K = 40*9 > 256, 24 images * 25 pixels > 512).
+    // Stride 1, strides, dilation and asymmetric padding (dx by col2im: an add), groups (one image at a
+    // time), 1x7 and 7x1, 24x20 planes (the TypeScript side copies runs there), and blocks that start
+    // mid-image and mid-channel (K = 40*9 > 256, 24 images * 25 pixels > 512).
     const cases = [
       [[2, 5, 6, 6], [7, 5, 3, 3], { padding: 1 }], [[3, 4, 11, 9], [6, 4, 3, 3], { stride: 2, padding: [1, 0, 1, 1] }],
       [[2, 3, 10, 10], [4, 3, 3, 3], { dilation: 2, padding: 2 }], [[2, 4, 7, 7], [6, 2, 3, 3], { groups: 2, padding: 1 }],
