@@ -240,7 +240,7 @@ function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
 function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number): Matrix {
   const floats = (images - 1) * imageStride + channels * g.H * g.W;
   const words = [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])];
-  return { ...producedCols(x, base, imageStride, g), cols: { x, base, floats, words } };
+  return { ...producedCols(x, base, imageStride, g), cols: { x, base, floats, words, P: g.OH * g.OW, imageStride } };
 }
 
 function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {

@@ -30,9 +30,11 @@ export interface Matrix {
 
 /**
  * The input a cols matrix reads, floats [base, base + floats) of x, and `words`, opaque to the GEMM, from
- * which conv.ts rebuilds the same matrix over a copy of that input (in a worker thread).
+ * which conv.ts rebuilds the same matrix over a copy of that input (in a worker thread). Its columns are
+ * images of `P` columns each, whose inputs lie `imageStride` floats apart: columns from image n on read
+ * only x[base + n * imageStride ..].
  */
-export interface ColsSource { x: TypedArray; base: number; floats: number; words: number[] }
+export interface ColsSource { x: TypedArray; base: number; floats: number; words: number[]; P: number; imageStride: number }
 
 /** Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. */
 export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number) => void;

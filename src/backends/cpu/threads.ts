@@ -123,11 +123,22 @@ const PLAIN = 0, IMAGES = 1, COLS = 2;
 const OPERAND = { KIND: 0, AT: 1, LD: 2, P: 3, STRIDE: 4, COLS: 5 } as const;
 const OPERAND_WORDS = 32; // room for a ColsSource's words
 
-/** The form an operand is shipped in, and how many floats that takes (B as PLAIN: all workers' columns). */
-function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number): { kind: number; floats: number } {
-  if (X.images && X.ld === X.images.P) return { kind: IMAGES, floats: Math.ceil(cols / X.images.P) * rows * X.images.P };
-  if (X.cols && X.cols.x instanceof Float32Array) return { kind: COLS, floats: X.cols.floats };
-  return { kind: PLAIN, floats: workerRows * workerCols };
+/**
+ * The form an operand is shipped in, how many floats that takes (B as PLAIN: all workers' columns), and
+ * from which image on it is shipped: an IMAGES or COLS operand whose stored columns are the product's
+ * columns (B not transposed) ships only the images from the one holding column `firstColumn` on (the
+ * workers' columns: the caller reads its own in place). Otherwise all of it.
+ */
+function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number, firstColumn = 0): { kind: number; floats: number; firstImage: number } {
+  if (X.images && X.ld === X.images.P) {
+    const firstImage = Math.floor(firstColumn / X.images.P);
+    return { kind: IMAGES, floats: (Math.ceil(cols / X.images.P) - firstImage) * rows * X.images.P, firstImage };
+  }
+  if (X.cols && X.cols.x instanceof Float32Array) {
+    const firstImage = Math.floor(firstColumn / X.cols.P);
+    return { kind: COLS, floats: X.cols.floats - firstImage * X.cols.imageStride, firstImage };
+  }
+  return { kind: PLAIN, floats: workerRows * workerCols, firstImage: 0 };
 }
 
 /** Copies stored rows [r0, r0+rows) x columns [c0, c0+cols) of X into d[at..], packed. */
@@ -136,20 +147,26 @@ function copyPacked(X: Matrix, r0: number, rows: number, c0: number, cols: numbe
   else readBlock(X, r0, rows, c0, cols, d, at, cols);
 }
 
-/** Copies X (stored rows x cols) into d[at..] as an IMAGES or COLS operand and describes it in words[o..]. */
-function shipWhole(X: Matrix, kind: number, rows: number, cols: number, d: Float32Array, at: number, words: Int32Array, o: number): void {
+/**
+ * Copies X (stored rows x cols) from image `firstImage` on into d[at..] as an IMAGES or COLS operand and
+ * describes it in words[o..]. Its AT word is where image 0 would be (before `at` when images are left out:
+ * the workers never read those).
+ */
+function shipWhole(X: Matrix, kind: number, rows: number, cols: number, d: Float32Array, at: number, words: Int32Array, o: number, firstImage = 0): void {
   words[o + OPERAND.KIND] = kind;
-  words[o + OPERAND.AT] = at;
   if (kind === COLS) {
-    const { x, base, floats, words: colsWords } = X.cols!;
+    const { x, base, floats, words: colsWords, imageStride } = X.cols!, skipped = firstImage * imageStride;
     if (OPERAND.COLS + colsWords.length > OPERAND_WORDS) throw new Error('threads: a ColsSource has more words than the workers read');
-    d.set(x.subarray(base, base + floats), at);
+    d.set(x.subarray(base + skipped, base + floats), at);
+    words[o + OPERAND.AT] = at - skipped;
     words.set(colsWords, o + OPERAND.COLS);
     return;
   }
   const { P, stride } = X.images!, size = rows * P, images = Math.ceil(cols / P);
-  if (stride === size) d.set(X.data.subarray(X.offset, X.offset + images * size), at);
-  else for (let n = 0; n < images; n++) d.set(X.data.subarray(X.offset + n * stride, X.offset + n * stride + size), at + n * size);
+  const first = X.offset + firstImage * stride;
+  if (stride === size) d.set(X.data.subarray(first, X.offset + images * size), at);
+  else for (let n = firstImage; n < images; n++) d.set(X.data.subarray(X.offset + n * stride, X.offset + n * stride + size), at + (n - firstImage) * size);
+  words[o + OPERAND.AT] = at - firstImage * size;
   words[o + OPERAND.P] = P;
   words[o + OPERAND.STRIDE] = size;
 }
@@ -184,7 +201,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const a = shipping(A, aRows, aCols, aRows, aCols);
   const P = B.images && !transB ? B.images.P : 0, align = P > 0 && N >= 2 * T * P ? P : 8;
   const own = columnSlice(N, 0, T, align)[1];
-  const b = shipping(B, bRows, bCols, K, N - own);
+  const b = shipping(B, bRows, bCols, K, N - own, transB ? 0 : own);
   const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats);
   const p = ensurePool(cAt + M * N);
   const d = p.data, words = p.operands;
@@ -192,7 +209,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     copyPacked(A, 0, aRows, 0, aCols, d, 0);
     words.set([PLAIN, 0, aCols], 0);
   } else shipWhole(A, a.kind, aRows, aCols, d, 0, words, 0);
-  if (b.kind !== PLAIN) shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
+  if (b.kind !== PLAIN) shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS, b.firstImage);
   else words.set([PLAIN, bAt], OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T, align), n = j1 - j0;
