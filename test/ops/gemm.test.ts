@@ -146,7 +146,7 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
     }
   });
 
-  it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of the input, images views shipped whole): forward and both gradients bit-identical to 1 thread, and as in float64', async () => {
+  it('convolutions on 2 threads, both kernels (workers computing their own cols from a copy of their images, adding their dcols onto a copy of their images\' dx; slices taken back or computed by the worker): forward and both gradients bit-identical to 1 thread, and as in float64', async () => {
     // Each geometry is large enough for its forward and gradient GEMMs to be split across threads.
     const geometries = [
       { name: '3x3 on 12x12 (gathered cols)', x: [4, 16, 12, 12], w: [24, 16, 3, 3], o: { padding: 1 } },
@@ -172,16 +172,26 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       });
       return { run, one: run('float32', 1), want: run('float64', 1) };
     });
-    await workersUp(); // so the workers compute their slices (the test above covers slices taken back)
+    const same = (two: Float64Array[], one: Float64Array[], what: string): void => {
+      for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(two[i]!).buffer).equals(Buffer.from(Float32Array.from(one[i]!).buffer)), `${what}: ${['y', 'dx', 'dw'][i]}`).to.equal(true);
+    };
+    // Freshly started workers: the caller takes their slices back (forward, dx by col2im, dw of one small
+    // convolution take a few milliseconds; a worker takes tens to start), so it adds the workers' dcols
+    // onto the shared copy of their dx itself.
+    const col2im = cases.findIndex(([kernel, c]) => kernel === 'wasm' && c.name.includes('col2im'));
+    setNumThreads(1);
+    const takenFresh = slicesTakenBack();
+    same(results[col2im]!.run('float32', 2), results[col2im]!.one, 'fresh workers, 3x3 stride 2');
+    expect(slicesTakenBack() - takenFresh, 'slices taken back from fresh workers').to.be.at.least(3);
+    await workersUp(); // so the workers compute their slices
     const jobs = threadedGemms(), taken = slicesTakenBack();
     for (const [index, [kernel, c]] of cases.entries()) {
       const { run, one, want } = results[index]!, threadedBefore = threadedGemms(), two = run('float32', 2);
       expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: threaded GEMMs`).to.be.at.least(2);
+      same(two, one, `${kernel}, ${c.name}`);
       for (let i = 0; i < 3; i++) {
-        const what = `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`;
-        expect(Buffer.from(Float32Array.from(two[i]!).buffer).equals(Buffer.from(Float32Array.from(one[i]!).buffer)), what).to.equal(true);
         const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, what);
+        expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`);
       }
     }
     expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(cases.length);

@@ -7,7 +7,7 @@
  * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
-import { gemm, imagesMat, mat, type Matrix } from './gemm.js';
+import { gemm, imagesMat, mat, type ColsSource, type Matrix } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
 import { colsThroughMap, type TapLayout } from './wasm_cols.js';
 
@@ -238,9 +238,24 @@ function outputRowRuns(g: ConvGeometry, c0: number, cols: number): Int32Array {
  * GEMM can hand its workers a copy of the input instead of their share of the cols.
  */
 function colsOf(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number): Matrix {
-  const floats = (images - 1) * imageStride + channels * g.H * g.W;
-  const words = [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])];
-  return { ...producedCols(x, base, imageStride, g), cols: { x, base, floats, words, P: g.OH * g.OW, imageStride } };
+  return { ...producedCols(x, base, imageStride, g), cols: colsSource(x, base, imageStride, g, images, channels, false) };
+}
+
+/**
+ * A dcols result whose blocks are added onto the images of dx at base.. as they are computed (col2im), with
+ * the ColsSource of the dx it adds onto, so that the threaded GEMM's workers can add their columns' blocks
+ * onto a copy of their images' dx.
+ */
+function dcolsOnto(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number): Matrix {
+  return { ...consumedCols(dx, base, imageStride, g), cols: colsSource(dx, base, imageStride, g, images, channels, true) };
+}
+
+function colsSource(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number, consumed: boolean): ColsSource {
+  return {
+    x, base, floats: (images - 1) * imageStride + channels * g.H * g.W, P: g.OH * g.OW, imageStride,
+    words: [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])],
+    over: (y, at) => (consumed ? consumedCols : producedCols)(y, at, imageStride, g),
+  };
 }
 
 function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
@@ -248,18 +263,17 @@ function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvG
   return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, false) };
 }
 
-const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;
-
-/** A worker thread's colsOf over the copy of the input at x[base..], from the matrix's ColsSource words. */
-export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<number>): Matrix {
-  const g = Object.fromEntries(GEOMETRY_FIELDS.map((f, i) => [f, words[i + 1]!])) as unknown as ConvGeometry;
-  return producedCols(x, base, words[0]!, g);
-}
-
-/** A dcols result whose blocks are added onto the images of dx at base.. as they are computed. */
-function dcolsOnto(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
+function consumedCols(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
   const layout = tapLayout(g);
   return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld) => colsBlock(dx, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, true) };
+}
+
+const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;
+
+/** A worker thread's cols (or dcols, when consumed) over the copy of the input (or dx) at x[base..], from a ColsSource's words. */
+export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<number>, consumed: boolean): Matrix {
+  const g = Object.fromEntries(GEOMETRY_FIELDS.map((f, i) => [f, words[i + 1]!])) as unknown as ConvGeometry;
+  return (consumed ? consumedCols : producedCols)(x, base, words[0]!, g);
 }
 
 /*
@@ -345,7 +359,7 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
     for (let n = 0; n < g.N; n++) {
       for (let gi = 0; gi < g.groups; gi++) {
         const dyG = mat(dy, (n * g.O + gi * Og) * P, P), xAt = (n * g.C + gi * Cg) * g.H * g.W;
-        if (dx) gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, dcolsOnto(dx, xAt, 0, g), false);
+        if (dx) gemm(true, false, K, P, Og, mat(w, gi * Og * K, K), dyG, dcolsOnto(dx, xAt, 0, g, 1, Cg), false);
         if (dw) gemm(false, true, Og, K, P, dyG, colsOf(x, xAt, 0, g, 1, Cg), mat(dw, gi * Og * K, K), n > 0);
       }
     }
@@ -392,7 +406,7 @@ function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: num
     return;
   }
   const imageSize = g.C * g.H * g.W;
-  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, dcolsOnto(dx, n0 * imageSize, imageSize, g), false);
+  gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, dcolsOnto(dx, n0 * imageSize, imageSize, g, nc, g.C), false);
 }
 
 export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray {

@@ -26,15 +26,23 @@ export interface Matrix {
   cols?: ColsSource;
   /** Set for a result that is never stored (a convolution's dcols): each finished block is handed over. */
   consume?: BlockCopy;
+  /**
+   * For a consumed result that is columns [consumedFrom, ..) of a larger one (a thread's share): its blocks
+   * end where the larger result's do (see consumedBlockEnd). 0 when absent.
+   */
+  consumedFrom?: number;
 }
 
 /**
- * The input a cols matrix reads, floats [base, base + floats) of x, and `words`, opaque to the GEMM, from
- * which conv.ts rebuilds the same matrix over a copy of that input (in a worker thread). Its columns are
- * images of `P` columns each, whose inputs lie `imageStride` floats apart: columns from image n on read
- * only x[base + n * imageStride ..].
+ * The input a cols matrix reads (or the dx a consumed dcols matrix adds onto), floats [base, base + floats)
+ * of x, and `words`, opaque to the GEMM, from which conv.ts rebuilds the same matrix over a copy of those
+ * floats in a worker thread (`over` does it in this one). Its columns are images of `P` columns each, lying
+ * `imageStride` floats apart: columns from image n on touch only x[base + n * imageStride ..].
  */
-export interface ColsSource { x: TypedArray; base: number; floats: number; words: number[]; P: number; imageStride: number }
+export interface ColsSource {
+  x: TypedArray; base: number; floats: number; words: number[]; P: number; imageStride: number;
+  over: (x: Float32Array, base: number) => Matrix;
+}
 
 /** Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. */
 export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number) => void;
@@ -94,14 +102,21 @@ export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols
 /**
  * A consumed result (dcols, added onto dx by col2im) is handed over in blocks of this many columns, in
  * order, by both kernels and on any number of threads: col2im adds overlapping blocks onto the same dx
- * elements, so the same blocks in the same order give bit-identical sums.
+ * elements, so the same blocks in the same order give bit-identical sums. A thread's share of the columns
+ * cuts its blocks at the same columns (consumedFrom).
  */
 export const CONSUMED_BLOCK = 512;
 
-/** writeBlock of columns [0, N), in CONSUMED_BLOCK pieces when X is consumed. */
+/** Where the block of columns starting at column j of X's N ends: j + `width`, or for a consumed X the next multiple of CONSUMED_BLOCK in the whole result. */
+export function blockEnd(X: Matrix, j: number, N: number, width: number): number {
+  if (!X.consume) return Math.min(N, j + width);
+  const first = X.consumedFrom ?? 0;
+  return Math.min(N, (Math.floor((j + first) / CONSUMED_BLOCK) + 1) * CONSUMED_BLOCK - first);
+}
+
+/** writeBlock of columns [0, N), held at buf[at + j] for column j, in the blocks of blockEnd when X is consumed. */
 export function writeColumns(X: Matrix, M: number, N: number, buf: TypedArray, at: number, ld: number): void {
-  const step = X.consume ? CONSUMED_BLOCK : Math.max(N, 1);
-  for (let j0 = 0; j0 < N; j0 += step) writeBlock(X, 0, M, j0, Math.min(step, N - j0), buf, at + j0, ld);
+  for (let j = 0; j < N; j = blockEnd(X, j, N, N)) writeBlock(X, 0, M, j, blockEnd(X, j, N, N) - j, buf, at + j, ld);
 }
 
 /**

@@ -5,10 +5,12 @@
  * with the same blocked kernel. The calling thread copies into a shared buffer what the workers need (see
  * OPERAND below: plain rows, images views as they are, or a convolution's input from which each worker
  * computes its own share of the cols); it computes its own block on the operands in place, then copies
- * the workers' blocks of C back. Each element of C is summed in the same order whatever the thread count,
- * and a consumed C (col2im) is handed over in fixed blocks, so results are bit-identical across thread
- * counts. The caller blocks in Atomics.wait until all slices are done. Small products stay on one thread
- * (see useThreads).
+ * the workers' blocks of C back. A consumed C (dcols, added onto dx by col2im) whose threads' columns start
+ * at images is added by each thread onto its own images' dx as it is computed (a worker's onto a copy of
+ * them in the shared buffer, copied back); otherwise the caller adds it all at the end. Each element of C
+ * is summed in the same order whatever the thread count, and a consumed C is handed over in the same
+ * blocks, so results are bit-identical across thread counts. The caller blocks in Atomics.wait until all
+ * slices are done. Small products stay on one thread (see useThreads).
  */
 import { builtin } from '../../util/node_builtin.js';
 import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
@@ -16,7 +18,7 @@ import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CLAIM: 13, SIZE: 13 + 8 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, CLAIM: 14, SIZE: 14 + 8 } as const;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
 interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
@@ -46,7 +48,7 @@ export function shutdownThreads(): void {
 function ensurePool(floats: number): Pool {
   if (!pool) {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL.SIZE * 4));
-    const operands = new Int32Array(new SharedArrayBuffer(2 * OPERAND_WORDS * 4));
+    const operands = new Int32Array(new SharedArrayBuffer(3 * OPERAND_WORDS * 4));
     const workers = Array.from({ length: threads - 1 }, (_, i) => {
       const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, operands, index: i + 1 } });
       w.unref();
@@ -117,7 +119,7 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
  * - COLS: a convolution's cols as the input it reads (ColsSource): each worker computes its own share of
  *   the cols as it packs them, in parallel, instead of the caller computing it for them.
  * Shared buffer layout (floats): A at 0, then B, then C as an [M, N] matrix (the workers' columns of it, and
- * the caller's when C is consumed).
+ * the caller's when C is consumed at the end), or in its place the copy of the workers' images' dx.
  */
 const PLAIN = 0, IMAGES = 1, COLS = 2;
 const OPERAND = { KIND: 0, AT: 1, LD: 2, P: 3, STRIDE: 4, COLS: 5 } as const;
@@ -176,13 +178,13 @@ function shipped(d: Float32Array, words: Int32Array, o: number, rebuildCols: Reb
   const at = words[o + OPERAND.AT]!;
   switch (words[o + OPERAND.KIND]) {
     case IMAGES: return imagesMat(d, at, words[o + OPERAND.P]!, words[o + OPERAND.STRIDE]!);
-    case COLS: return rebuildCols(d, at, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS));
+    case COLS: return rebuildCols(d, at, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS), false);
     default: return mat(d, at, words[o + OPERAND.LD]!);
   }
 }
 
 /** conv.ts's colsFromWords, handed in by the worker (this module does not depend on conv.ts). */
-export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>) => Matrix;
+export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>, consumed: boolean) => Matrix;
 
 /**
  * X from stored row r and column c on. An images view stays one (so it is staged image by image, see
@@ -199,11 +201,18 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const T = threads; // the pool has threads - 1 workers
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
   const a = shipping(A, aRows, aCols, aRows, aCols);
-  const P = B.images && !transB ? B.images.P : 0, align = P > 0 && N >= 2 * T * P ? P : 8;
+  // Columns split at images where that keeps the threads' shares even: at least two images each, or the
+  // same number (a large plane's chunk of T images). Otherwise at multiples of 8.
+  const P = B.images && !transB ? B.images.P : 0, align = P > 0 && (N >= 2 * T * P || N % (T * P) === 0) ? P : 8;
   const own = columnSlice(N, 0, T, align)[1];
   const b = shipping(B, bRows, bCols, K, N - own, transB ? 0 : own);
-  const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats);
-  const p = ensurePool(cAt + M * N);
+  // A consumed C (col2im) whose threads' columns start at images: each thread adds its own columns onto its
+  // images' dx (the workers' onto a copy of theirs, copied back), in parallel and in the blocks one thread
+  // would use, so the sums do not depend on the thread count. Otherwise the caller adds all columns at the end.
+  const onto = C.consume && C.cols && C.cols.x instanceof Float32Array && align === C.cols.P ? C.cols : null;
+  const skipped = onto ? (own / align) * onto.imageStride : 0; // the caller's images of dx
+  const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats), dxAt = cAt; // C is not stored with onto: the copy of dx is there
+  const p = ensurePool(onto ? dxAt + onto.floats - skipped : cAt + M * N);
   const d = p.data, words = p.operands;
   if (a.kind === PLAIN) {
     copyPacked(A, 0, aRows, 0, aCols, d, 0);
@@ -220,18 +229,30 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
     }
     if (accumulate) readBlock(C, 0, M, j0, n, d, cAt + j0, N);
   }
-  // The caller's block starts at column 0: the first `own` columns of the operands as they are. A consumed
-  // C (col2im) is handed over only when all blocks are done, in the blocks one thread would use (see
-  // CONSUMED_BLOCK), so that its sums do not depend on the thread count either.
-  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align, byRows: false }, (kernel) => {
-    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
-  }, (t, kernel) => { // worker t's columns, from the operands in place, into its block of the shared C
+  if (onto) {
+    d.set(onto.x.subarray(onto.base + skipped, onto.base + onto.floats), dxAt);
+    words.set([COLS, dxAt - skipped], 2 * OPERAND_WORDS);
+    words.set(onto.words, 2 * OPERAND_WORDS + OPERAND.COLS);
+  }
+  // The caller's block starts at column 0: the first `own` columns of the operands as they are.
+  // With `onto`, each thread's blocks go to col2im as they are computed, as on one thread: the caller's onto
+  // dx itself (its columns start at 0), a worker's onto the copy of its images' dx (see consumedColumns).
+  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, (kernel) => {
+    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume && !onto ? mat(d, cAt, N) : C, accumulate, kernel);
+  }, (t, kernel) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx's copy)
     const [j0, j1] = columnSlice(N, t, T, align);
-    if (j1 > j0) gemmBlocked(transA, transB, M, j1 - j0, K, A, transB ? from(B, j0, 0) : from(B, 0, j0), mat(d, cAt + j0, N), accumulate, kernel);
+    if (j1 <= j0) return;
+    const c = onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : mat(d, cAt + j0, N);
+    gemmBlocked(transA, transB, M, j1 - j0, K, A, transB ? from(B, j0, 0) : from(B, 0, j0), c, accumulate, kernel);
   });
-  if (C.consume) writeColumns(C, M, N, d, cAt, N);
+  if (onto) onto.x.set(d.subarray(dxAt, dxAt + onto.floats - skipped), onto.base + skipped);
+  else if (C.consume) writeColumns(C, M, N, d, cAt, N);
   else if (own < N && !writeImages(C, 0, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
 }
+
+/** Columns [j0, ..) of a consumed result as a consumed result of their own, handed over in the whole result's blocks. */
+const consumedColumns = (X: Matrix, j0: number): Matrix =>
+  ({ ...X, consume: (r0, rows, c0, cols, buf, at, ld) => X.consume!(r0, rows, c0 + j0, cols, buf, at, ld), consumedFrom: j0 });
 
 /**
  * gemmThreaded split by rows of C (see splitsByRows): the workers' rows of op(A) are shipped PLAIN, each
@@ -257,7 +278,7 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
     copyPacked(B, 0, bRows, 0, bCols, d, bAt);
     words.set([PLAIN, bAt, bCols], OPERAND_WORDS);
   } else shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
-  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true }, (kernel) => {
+  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, (kernel) => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t, kernel) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
     const [i0, i1] = rowSlice(M, t, T);
@@ -268,7 +289,7 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   else if (own < M && !writeImages(C, own, M - own, 0, N, d, cAt + own * N, N)) writeBlock(C, own, M - own, 0, N, d, cAt + own * N, N);
 }
 
-interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean }
+interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean; consume: boolean }
 
 /**
  * Claims slice t of job `seq` for the calling thread: true for whichever thread (the worker, or the caller
@@ -296,7 +317,7 @@ function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void, wo
   const c = p.ctrl;
   jobs++;
   for (const [word, value] of [[CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.THREADS, threads], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align]] as const) Atomics.store(c, word, value);
-  for (const [word, flag] of [[CTRL.TRANS_A, job.transA], [CTRL.TRANS_B, job.transB], [CTRL.ACCUMULATE, job.accumulate], [CTRL.BY_ROWS, job.byRows]] as const) Atomics.store(c, word, flag ? 1 : 0);
+  for (const [word, flag] of [[CTRL.TRANS_A, job.transA], [CTRL.TRANS_B, job.transB], [CTRL.ACCUMULATE, job.accumulate], [CTRL.BY_ROWS, job.byRows], [CTRL.CONSUME, job.consume]] as const) Atomics.store(c, word, flag ? 1 : 0);
   const kernel = gemmKernel();
   Atomics.store(c, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
   Atomics.store(c, CTRL.DONE, 0);
@@ -344,5 +365,9 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
   let B: Matrix;
   if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
   else B = transB ? from(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : from(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
-  gemmBlocked(transA, transB, M, n, K, A, B, mat(d, ctrl[CTRL.C_AT]! + j0, N), accumulate, kernel);
+  const o = 2 * OPERAND_WORDS; // with CONSUME: the copy of this worker's images' dx its columns are added onto (see gemmThreaded)
+  const C = ctrl[CTRL.CONSUME] === 1
+    ? consumedColumns(rebuildCols(d, words[o + OPERAND.AT]!, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS), true), j0)
+    : mat(d, ctrl[CTRL.C_AT]! + j0, N);
+  gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
 }

@@ -13,7 +13,7 @@
  * stay bit-identical across thread counts. (The pure-TypeScript kernel sums in float64; the two agree to
  * float32 rounding, which the tests check.)
  */
-import { CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
+import { blockEnd, CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
 import { body, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type WasmMemory } from './wasm_writer.js';
 
 export const MR = 4;
@@ -292,7 +292,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // With one block of columns, each slab of op(A) is used once: it is packed right before its use, into
   // room for one slab that stays in the cache, instead of all of op(A) packed first (written out to
   // memory and read back: a batch-1 convolution's filters are most of its memory traffic).
-  const slabAtATime = N <= blockWidth;
+  const slabAtATime = blockEnd(C, 0, N, blockWidth) === N;
   // Layout in floats: [op(A), all of it as slabs of panels or one slab][B panels][C tile][staging][scratch
   // for imagesBlock], each region 16-byte aligned; after each panel region, slack for the up to 3 rows a
   // transposing pack writes past kc.
@@ -317,8 +317,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room);
   };
   if (!slabAtATime) for (let k0 = 0; k0 < K; k0 += KC) packA(k0, Math.min(KC, K - k0), pa + mPad * k0);
-  for (let j0 = 0; j0 < N; j0 += blockWidth) {
-    const nc = Math.min(blockWidth, N - j0), ncPad = roundUp(nc, NR);
+  for (let j0 = 0; j0 < N; j0 = blockEnd(C, j0, N, blockWidth)) {
+    const nc = blockEnd(C, j0, N, blockWidth) - j0, ncPad = roundUp(nc, NR);
     if (accumulate) {
       if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch, room);
       else readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
