@@ -4,7 +4,7 @@
  * counted from construction to dispose(), and tidy() disposes what a block created but did not return.
  */
 import type { Tensor, TypedArray } from '../tensor/tensor.js';
-import { noGrad } from './tape.js';
+import { hasLiveGraph, noGrad } from './tape.js';
 
 let liveCount = 0;
 let liveBytes = 0;
@@ -47,13 +47,17 @@ export function onDispose(t: Tensor, storage: TypedArray | null): void {
 }
 
 /*
- * Buffer reuse. tidyAndRecycle() runs an inference block and, when it ends, gives the float32 arrays of the
- * tensors that died inside it to alloc(), which hands them out again (zeroed) for the same lengths: a loop
- * embedding one batch after another then allocates almost nothing per batch once warm (the garbage
- * collector otherwise sweeps every batch's intermediates, and zero-fills each new array). An array is
- * reused only if it was allocated inside the block, belonged to a tensor disposed there, and is held by no
- * tensor still alive nor returned; under noGrad, no graph keeps one either. The caller's part of the
- * contract: keep no typed array of an intermediate (.data) past the block; copy values out.
+ * Buffer reuse. tidyAndRecycle() runs an inference block (or a training step) and, when it ends, gives the
+ * float32 arrays of the tensors that died inside it, and the gradients backward() computed there, to
+ * alloc(), which hands them out again (zeroed; allocUnfilled: as they are, for outputs written in full)
+ * for the same lengths: a loop embedding one batch after another, or taking one training step after
+ * another, then allocates almost nothing per batch once warm (the garbage collector otherwise sweeps every
+ * batch's intermediates, and each new array costs the system fresh zeroed pages). An array is reused only
+ * if it was allocated inside the block, belonged to a tensor disposed there (or was a gradient), and is
+ * held by no tensor still alive nor returned; and only if no graph outlives the block (under noGrad none
+ * is built; a training step's graph is freed by backward()), since a graph's backward reads the arrays of
+ * the tensors it was built from. The caller's part of the contract: keep no typed array of an intermediate
+ * (.data) past the block; copy values out.
  */
 interface Recycling { allocated: Set<TypedArray>; created: Tensor[]; freed: Float32Array[] }
 const recycling: Recycling[] = [];
@@ -70,15 +74,30 @@ export function noteAllocation(a: TypedArray): void {
   for (const r of recycling) r.allocated.add(a);
 }
 
-/** A pooled float32 array of length n, zeroed, or null. */
-export function takePooled(n: number): Float32Array | null {
+let poison = false;
+
+/**
+ * A pooled float32 array of length n, zeroed (or as it was left, when not `zeroed`: filled with NaN
+ * instead while poisonPooledArrays is on), or null.
+ */
+export function takePooled(n: number, zeroed = true): Float32Array | null {
   const a = pool.get(n)?.pop();
   if (!a) return null;
   pooledBytes -= a.byteLength;
   stats.reused++;
   stats.reusedBytes += a.byteLength;
   for (const r of recycling) r.allocated.add(a);
-  return a.fill(0);
+  return zeroed ? a.fill(0) : poison ? a.fill(NaN) : a;
+}
+
+/** Tests: pooled arrays handed out unfilled come filled with NaN, so an output not written in full shows. */
+export function poisonPooledArrays(on: boolean): void {
+  poison = on;
+}
+
+/** backward() is done with a gradient array: the enclosing tidyAndRecycle blocks may reuse it once they end. */
+export function releaseArray(a: TypedArray): void {
+  if (a instanceof Float32Array) for (const r of recycling) r.freed.push(a);
 }
 
 /** Arrays alloc() made new and took from the pool since the process started (counts and bytes). */
@@ -94,19 +113,26 @@ export function clearPool(): void {
 
 /**
  * tidy(fn) under noGrad, then recycles the float32 arrays of the tensors that died inside (see above).
- * For inference code that copies its results out of tensors' arrays before returning.
+ * For inference code that copies its results out of tensors' arrays before returning. With `training`, fn
+ * runs with gradients on (a training step: forward, backward(), an optimizer update) and its gradients are
+ * recycled too; nothing is recycled if a graph outlives the block (backward() not called, or with
+ * retainGraph, on a tensor the block keeps or returns).
  */
-export function tidyAndRecycle<T>(fn: () => T): T {
+export function tidyAndRecycle<T>(fn: () => T, options: { training?: boolean } = {}): T {
   const r: Recycling = { allocated: new Set(), created: [], freed: [] };
   recycling.push(r);
   let result: T;
   try {
-    result = noGrad(() => tidy(fn));
+    result = options.training ? tidy(fn) : noGrad(() => tidy(fn));
   } finally {
     recycling.splice(recycling.indexOf(r), 1);
   }
   const held = new Set<unknown>();
-  for (const t of r.created) if (!t.isDisposed && !t.device) held.add(t.data);
+  for (const t of r.created) {
+    if (t.isDisposed) continue;
+    if (hasLiveGraph(t)) return result;
+    if (!t.device) held.add(t.data);
+  }
   collectArrays(result, held);
   for (const a of r.freed) {
     if (!r.allocated.has(a) || held.has(a) || pooledBytes + a.byteLength > POOL_LIMIT) continue;

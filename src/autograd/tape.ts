@@ -5,7 +5,8 @@
  */
 import { binaryValues } from '../backends/cpu/wasm_planes.js';
 import { FacenetError } from '../errors.js';
-import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { allocUnfilled, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { releaseArray } from './memory.js';
 
 export interface GradNode {
   readonly op: string;
@@ -15,6 +16,8 @@ export interface GradNode {
    * (the closure may skip that work). A returned array may alias dy: the tape never mutates it.
    */
   backward: (dy: TypedArray, needs: readonly boolean[]) => readonly (TypedArray | null)[];
+  /** Arrays only the backward reads (kept from the forward): free to reuse once the node is freed. */
+  saved?: readonly TypedArray[];
 }
 
 let gradEnabled = true;
@@ -40,12 +43,17 @@ export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): bo
 }
 
 /** Attaches a GradNode to `out` when any input requires grad; returns `out`. */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'], saved?: readonly TypedArray[]): Tensor {
   if (needsGrad(...inputs)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, saved };
   }
   return out;
+}
+
+/** Whether t has a graph backward() could still run through (freed by a backward without retainGraph). */
+export function hasLiveGraph(t: Tensor): boolean {
+  return t.node !== null && t.node.backward !== freedBackward;
 }
 
 function freedBackward(): never {
@@ -74,16 +82,19 @@ function reverseTopologicalOrder(root: Tensor): Tensor[] {
 export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean): void {
   const grads = new Map<Tensor, TypedArray>();
   const owned = new WeakSet<TypedArray>(); // arrays the tape allocated itself, safe to add into
+  const handled = new Set<TypedArray>(); // every gradient array (leaves get copies), and freed nodes' saved arrays: dead once backward is done
   const accumulate = (t: Tensor, g: TypedArray): void => {
     if (g.length !== t.size) throw new FacenetError('INTERNAL', `backward of ${t.node?.op ?? 'leaf'}: gradient has ${g.length} elements for a tensor of ${t.size}`);
+    handled.add(g);
     const prev = grads.get(t);
     if (prev === undefined) {
       grads.set(t, g);
       return;
     }
     // prev may be an op's or another tensor's array: the sum goes into a new one (one pass: prev + g).
-    const sum = owned.has(prev) ? prev : alloc(dtypeOf(prev), prev.length);
+    const sum = owned.has(prev) ? prev : allocUnfilled(dtypeOf(prev), prev.length);
     owned.add(sum);
+    handled.add(sum);
     if (!binaryValues('add', prev, g, sum)) for (let i = 0; i < sum.length; i++) sum[i] = prev[i]! + g[i]!;
     grads.set(t, sum);
   };
@@ -107,13 +118,16 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
     if (!retainGraph) {
       node.inputs = [];
       node.backward = freedBackward;
+      for (const a of node.saved ?? []) handled.add(a);
+      node.saved = undefined;
     }
   }
+  for (const a of handled) releaseArray(a); // reused only inside tidyAndRecycle, and only if nothing holds it
 }
 
 function accumulateLeafGrad(leaf: Tensor, g: TypedArray): void {
   if (leaf.grad === null) {
-    const copy = alloc(leaf.dtype, leaf.size);
+    const copy = allocUnfilled(leaf.dtype, leaf.size);
     copy.set(g);
     leaf.grad = new Tensor(copy, leaf.shape, { tracked: false });
     return;

@@ -9,7 +9,7 @@
  */
 import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
-import { alloc, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
 import { affinePlanes, batchNormInputGradient as wasmInputGradient, batchNormSums, shiftedSums } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
@@ -67,21 +67,21 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     gain[c] = (gamma ? gamma.data[c]! : 1) * invstd[c]!;
     shift[c] = (beta ? beta.data[c]! : 0) - mean[c]! * gain[c]!;
   }
-  const y = alloc(dtype, x.size);
+  const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
   affine(xd, y, N, C, P, gain, shift, relu);
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
     // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
     // made in the array that then becomes dx.
-    const dy = relu ? alloc(dtype, x.size) : dyOut;
+    const dy = relu ? allocUnfilled(dtype, x.size) : dyOut;
     const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, mean, relu ? y : null, dy);
     const sumDyXhat = alloc(dtype, C), betaGrad = alloc(dtype, C); // gradients in the parameters' dtype
     for (let c = 0; c < C; c++) sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
     betaGrad.set(sumDy);
     let dx: TypedArray | null = null;
     if (needs[0]) {
-      dx = relu ? dy : alloc(dtype, x.size);
+      dx = relu ? dy : allocUnfilled(dtype, x.size);
       batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
     }
     return gamma ? [dx, sumDyXhat, beta ? betaGrad : null] : [dx, beta ? betaGrad : null];
@@ -111,12 +111,12 @@ export function channelAffine(x: Tensor, scale: Tensor, shift: Tensor, options: 
     });
     return relu ? reluOp(y) : y;
   }
-  const xd = x.data, gain = scale.data, y = alloc(dtype, x.size);
+  const xd = x.data, gain = scale.data, y = allocUnfilled(dtype, x.size);
   affine(xd, y, N, C, P, gain, shift.data, relu);
   return record(new Tensor(y, x.shape), relu ? 'channelAffineRelu' : 'channelAffine', [x, scale, shift], (dyOut, needs) => {
-    const dy = relu ? alloc(dtype, x.size) : dyOut; // masked by the ReLU, then dx in place
+    const dy = relu ? allocUnfilled(dtype, x.size) : dyOut; // masked by the ReLU, then dx in place
     const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, zeros, relu ? y : null, dy);
-    const dx = needs[0] ? (relu ? dy : alloc(dtype, x.size)) : null;
+    const dx = needs[0] ? (relu ? dy : allocUnfilled(dtype, x.size)) : null;
     if (dx) batchNormInputGradient(dy, xd, zeros, zeros, gain, zeros, zeros, false, N, C, P, dx); // eval mode: dx = gain * dy
     const inDtype = (sums: Float64Array): TypedArray => { const g = alloc(dtype, C); g.set(sums); return g; };
     return [dx, inDtype(sumDyXc), inDtype(sumDy)];

@@ -6,7 +6,7 @@
 import { ArgumentError, ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { dims4, formatShape, normAxis, resolvePadding, sizeOf, splitAtAxis, type Shape } from '../tensor/shape.js';
-import { alloc, Tensor } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -81,7 +81,7 @@ export function concat(tensors: readonly Tensor[], axis = 1): Tensor {
       });
     });
   }
-  const y = alloc(dtype, sizeOf(outShape));
+  const y = allocUnfilled(dtype, sizeOf(outShape)); // the blocks cover it, as they do each gradient
   // Block b of tensor t, of length lens[t]*inner, sits at (o*total + start_t)*inner in the output.
   const blocks = (fn: (t: number, src: number, dst: number, len: number) => void): void => {
     let start = 0;
@@ -92,7 +92,7 @@ export function concat(tensors: readonly Tensor[], axis = 1): Tensor {
   };
   blocks((t, src, dst, len) => y.set(tensors[t]!.data.subarray(src, src + len), dst));
   return record(new Tensor(y, outShape), 'concat', tensors, (dy, needs) => {
-    const grads = tensors.map((t, i) => (needs[i] ? alloc(dtype, t.size) : null));
+    const grads = tensors.map((t, i) => (needs[i] ? allocUnfilled(dtype, t.size) : null));
     blocks((t, src, dst, len) => grads[t]?.set(dy.subarray(dst, dst + len), src));
     return grads;
   });

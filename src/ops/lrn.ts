@@ -8,7 +8,7 @@
 import { ArgumentError, ShapeError } from '../errors.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { lrnGradImages, lrnImages } from '../backends/cpu/wasm_lrn.js';
-import { alloc, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
 
@@ -37,13 +37,13 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
     return record(out, 'lrn', [x], (dy) => [gpuOps.lrnBackward(gpu, dy, x, r, k, scale, beta)]);
   }
   const xd = x.data;
-  const y = alloc(x.dtype, x.size);
+  const y = allocUnfilled(x.dtype, x.size); // every value written, as are s, sPow and dx
   // The denominators' bases s and s^-beta are kept for backward; without one, nothing needs them.
-  const s = needsGrad(x) ? alloc(x.dtype, x.size) : null, sPow = s && alloc(x.dtype, x.size);
+  const s = needsGrad(x) ? allocUnfilled(x.dtype, x.size) : null, sPow = s && allocUnfilled(x.dtype, x.size);
   if (!(beta === 0.75 && lrnImages(xd, y, s, sPow, N, C, P, r, k, scale))) normalize(xd, y, s, sPow, N, C, P, r, k, scale, beta);
   if (!s || !sPow) return new Tensor(y, x.shape);
   return record(new Tensor(y, x.shape), 'lrn', [x], (dy) => {
-    const dx = alloc(x.dtype, x.size);
+    const dx = allocUnfilled(x.dtype, x.size);
     if (lrnGradImages(dy, xd, s, sPow, dx, N, C, P, r, 2 * beta * scale)) return [dx];
     const t = alloc(x.dtype, x.size); // dy_j x_j s_j^(-beta-1)
     for (let i = 0; i < t.length; i++) t[i] = (dy[i]! * xd[i]! * sPow[i]!) / s[i]!;
@@ -51,7 +51,7 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
     windowSums(t, windows, N, C, P, r);
     for (let i = 0; i < dx.length; i++) dx[i] = dy[i]! * sPow[i]! - 2 * beta * scale * xd[i]! * windows[i]!;
     return [dx];
-  });
+  }, [s, sPow]);
 }
 
 /**

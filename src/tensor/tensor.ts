@@ -21,6 +21,14 @@ export function alloc(dtype: DType, n: number): TypedArray {
   return a;
 }
 
+/**
+ * An array of n values for an output its caller writes in full: float32 from the buffer pool as it was
+ * left (no zeroing pass), or new. Anything that adds into its output, or skips elements, takes alloc().
+ */
+export function allocUnfilled(dtype: DType, n: number): TypedArray {
+  return (dtype === 'float32' && takePooled(n, false)) || alloc(dtype, n);
+}
+
 export function dtypeOf(data: TypedArray): DType {
   return data instanceof Float64Array ? 'float64' : 'float32';
 }

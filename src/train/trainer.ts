@@ -1,10 +1,10 @@
 /**
  * The training loop shared by `facenet train` and the demos: each step samples a batch, computes the loss
  * and its diagnostics, backpropagates, updates with the scheduled learning rate, and frees every
- * intermediate (tidy). Progress goes to a callback; checkpoints are written atomically every N steps and
+ * intermediate, whose arrays the next step reuses (tidyAndRecycle). Progress goes to a callback; checkpoints are written atomically every N steps and
  * at the end; `resume` continues from a checkpoint with the same model, optimizer state and step.
  */
-import { tidy } from '../autograd/memory.js';
+import { tidyAndRecycle } from '../autograd/memory.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -20,7 +20,7 @@ export interface TrainOptions {
   optimizer: Optimizer;
   schedule: Schedule;
   steps: number;
-  /** Builds the loss for step `step` (sampling its own batch). Runs inside tidy(). */
+  /** Builds the loss for step `step` (sampling its own batch). Runs inside tidyAndRecycle(): keep no intermediate's typed array past the step. */
   lossFn: (step: number) => StepResult;
   logEvery?: number;
   log?: (record: { step: number; loss: number; lr: number; ms: number; diagnostics?: Record<string, unknown> }) => void;
@@ -44,13 +44,13 @@ export function train(o: TrainOptions): TrainSummary {
   for (let step = start; step < o.steps; step++) {
     const t = performance.now();
     o.optimizer.lr = o.schedule(step);
-    const { loss, diagnostics } = tidy(() => {
+    const { loss, diagnostics } = tidyAndRecycle(() => { // each step's arrays are reused by the next
       o.optimizer.zeroGrad();
       const r = o.lossFn(step);
       r.loss.backward();
       o.optimizer.update();
       return { loss: r.loss.item(), diagnostics: r.diagnostics };
-    });
+    }, { training: true });
     if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}; lower the learning rate`);
     if (Number.isNaN(firstLoss)) firstLoss = loss;
     lastLoss = loss;

@@ -160,7 +160,8 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
 export async function benchTraining(m: BenchModel, maxThreads: number, runs: number, report: (r: BenchRow) => void, say?: (line: string) => void): Promise<void> {
   const x = randn([16, 3, m.height, m.width], { seed: 3 });
   const infer = (): void => { m.model.eval(); tidyAndRecycle(() => { (m.model.forward(x) as Tensor).data; return null; }); };
-  const step = (): void => { m.model.train(); tidy(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }); };
+  // As the trainer takes its steps: each step's arrays reused by the next.
+  const step = (): void => { m.model.train(); tidyAndRecycle(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }, { training: true }); };
   for (const threads of new Set([1, maxThreads])) {
     setNumThreads(threads);
     const t = timeAlternately(infer, step, runs);

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { add, alloc, allocationStats, clearPool, conv2d, keep, liveTensors, mul, relu, Rng, randn, sum, Tensor, tensor, tidy, tidyAndRecycle } from '../../src/index.js';
 import { tinyInception } from '../../src/autograd/inception_case.js';
-import { resetPeakBytes, tensorBytes } from '../../src/autograd/memory.js';
+import { poisonPooledArrays, resetPeakBytes, tensorBytes } from '../../src/autograd/memory.js';
+import { buildModel } from '../../src/models/factory.js';
+import { randomTensor } from '../helpers.js';
 
 describe('tensor lifetimes', () => {
   it('tidy disposes intermediates and keeps what it returns', () => {
@@ -103,6 +105,55 @@ describe('buffer reuse (tidyAndRecycle)', () => {
     expect(allocationStats().pooledBytes).to.be.greaterThan(0);
     clearPool();
     expect(allocationStats().pooledBytes).to.equal(0);
+  });
+
+  // A training step under tidyAndRecycle({ training: true }) reuses the arrays of the step before, handed
+  // out unfilled where an op writes its output in full. Pooled arrays are filled with NaN here, so an op
+  // that skipped a value (or a gradient reused while still needed) would change the bits.
+  for (const [arch, size] of [['nn4.small2', 96], ['dlib-resnet34', 150], ['inception-resnet-v1', 160], ['tiny-face-detector', 64]] as const) {
+    it(`${arch}: training steps on recycled arrays (poisoned with NaN) compute the bits of steps on new arrays`, () => {
+      const model = buildModel(arch, { seed: 3 });
+      model.train();
+      const x = randomTensor([2, 3, size, size], 4);
+      const step = (): Float32Array[] => {
+        model.zeroGrad();
+        const y = model.forward(x) as Tensor;
+        sum(mul(y, randomTensor([...y.shape], 5))).backward();
+        return [Float32Array.from(y.data), ...model.parameters().map((p) => Float32Array.from(p.grad!.data))];
+      };
+      const fresh = tidy(step);
+      clearPool();
+      poisonPooledArrays(true);
+      try {
+        tidyAndRecycle(step, { training: true });
+        const before = allocationStats();
+        const again = tidyAndRecycle(step, { training: true });
+        const after = allocationStats();
+        // What stays new: the parameters' gradients (each step's replace the last's, made in another block).
+        const gradBytes = model.parameters().reduce((n, p) => n + 4 * p.size, 0);
+        expect(after.freshBytes - before.freshBytes, 'new bytes beyond the gradients').to.be.at.most(gradBytes + 0.02 * (after.reusedBytes - before.reusedBytes));
+        again.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(fresh[i]!.buffer)), `#${i} of ${again.length}`).to.equal(true));
+      } finally {
+        poisonPooledArrays(false);
+        clearPool();
+      }
+    });
+  }
+
+  it('recycles nothing from a training block whose graph outlives it: its backward still reads a dead intermediate', () => {
+    const x = randn([1, 4, 8, 8], { seed: 6 }), w = randn([4, 4, 3, 3], { seed: 7 });
+    const v = tensor(randn([1, 4, 8, 8], { seed: 8 }).data, [1, 4, 8, 8], { requiresGrad: true });
+    clearPool();
+    // h dies in the block; y = h * v lives on, and its backward computes v's gradient from h's array.
+    const y = tidyAndRecycle(() => mul(relu(conv2d(x, w, null, { padding: 1 })), v), { training: true });
+    expect(allocationStats().pooledBytes, 'pooled while the graph lives').to.equal(0);
+    tidyAndRecycle(() => { for (let i = 0; i < 20; i++) alloc('float32', x.size).fill(7); return null; });
+    y.backward(tensor(new Float32Array(y.size).fill(1), y.shape));
+    const h = tidy(() => Float32Array.from(relu(conv2d(x, w, null, { padding: 1 })).data));
+    expect(Buffer.from(Float32Array.from(v.grad!.data).buffer).equals(Buffer.from(h.buffer))).to.equal(true);
+    tidyAndRecycle(() => { sum(mul(relu(conv2d(x, w, null, { padding: 1 })), v)).backward(); }, { training: true });
+    expect(allocationStats().pooledBytes, 'pooled after a step whose backward freed its graph').to.be.greaterThan(0);
+    clearPool();
   });
 
   it('an array from the pool comes back zeroed', () => {

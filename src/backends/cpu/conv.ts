@@ -6,7 +6,7 @@
  * forward convolution of dy with the flipped filters. 1x1/stride-1/no-pad convolutions need no cols: the
  * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
-import { alloc, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
+import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
 import { colsThroughMap, type TapLayout } from './wasm_cols.js';
@@ -301,7 +301,7 @@ function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number): Mat
 }
 
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
-  const y = alloc(dtypeOf(x), g.N * g.O * g.OH * g.OW);
+  const y = (isDepthwise(g) ? alloc : allocUnfilled)(dtypeOf(x), g.N * g.O * g.OH * g.OW); // the GEMMs write every value; depthwise adds
   const P = g.OH * g.OW;
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
@@ -341,9 +341,12 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
 export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
   const transposed = needInput ? transposedGeometry(g) : null;
-  const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : needInput ? alloc(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
+  // Arrays the GEMMs write in full come unfilled: a 1x1 convolution's dx, and dw (its first chunk, image or
+  // group overwrites). col2im and the depthwise loops add into theirs.
+  const dxUnfilled = isPointwise(g) && g.groups === 1, dwUnfilled = !isDepthwise(g);
+  const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : needInput ? (dxUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
   const dxByCol2im = needInput && !transposed;
-  const dw = needFilter ? alloc(dtypeOf(dy), g.O * K) : null;
+  const dw = needFilter ? (dwUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
     if (dx) depthwiseBackwardInput(dy, w, dx, g);
     if (dw) depthwiseBackwardFilter(dy, x, dw, g);
