@@ -61,11 +61,12 @@ function batchNormCase(rng: Rng, training: boolean): GradcheckCase {
   const shape = image ? [rng.int(1, 3), C, rng.int(2, 4), rng.int(1, 4)] : [rng.int(2, 5), C];
   const x = normal(shape, rng), gamma = normal([C], rng), beta = normal([C], rng);
   const runningMean = normal([C], rng), runningVar = positive([C], rng);
+  const inputBias = rng.next() < 0.5 ? normal([C], rng) : null; // a convolution's bias, folded in
   return {
-    description: `x${fmt(shape)} ${training ? 'training (batch statistics)' : 'eval (running statistics)'}`,
-    inputs: [x, gamma, beta], names: ['x', 'gamma', 'beta'],
+    description: `x${fmt(shape)} ${training ? 'training (batch statistics)' : 'eval (running statistics)'}${inputBias ? ' + input bias' : ''}`,
+    inputs: inputBias ? [x, gamma, beta, inputBias] : [x, gamma, beta], names: inputBias ? ['x', 'gamma', 'beta', 'inputBias'] : ['x', 'gamma', 'beta'],
     // Statistics follow the input's dtype (float32 in the GPU parity runs).
-    fn: (xi, g, b) => ops.batchNorm(xi!, { gamma: g!, beta: b!, runningMean: ops.cast(runningMean, xi!.dtype), runningVar: ops.cast(runningVar, xi!.dtype), training, eps: 1e-3 }),
+    fn: (xi, g, b, ib) => ops.batchNorm(xi!, { gamma: g!, beta: b!, runningMean: ops.cast(runningMean, xi!.dtype), runningVar: ops.cast(runningVar, xi!.dtype), training, eps: 1e-3, inputBias: ib ?? null }),
   };
 }
 

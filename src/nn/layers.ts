@@ -68,11 +68,11 @@ export class BatchNorm extends Module {
   get eps(): number {
     return this.options.eps ?? 1e-5;
   }
-  /** options.relu: max(0, .) in the same pass (see ops.batchNorm). */
-  forward(x: Tensor, options: { relu?: boolean } = {}): Tensor {
+  /** options.relu: max(0, .) in the same pass; options.inputBias: the convolution's bias before it, folded in (see ops.batchNorm). */
+  forward(x: Tensor, options: { relu?: boolean; inputBias?: Tensor | null } = {}): Tensor {
     return ops.batchNorm(x, {
       gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
-      training: this.training, momentum: this.options.momentum ?? 0.1, eps: this.eps, relu: options.relu ?? false,
+      training: this.training, momentum: this.options.momentum ?? 0.1, eps: this.eps, relu: options.relu ?? false, inputBias: options.inputBias ?? null,
     });
   }
 }
@@ -120,7 +120,9 @@ export class ConvBnAct extends Module {
   forward(x: Tensor): Tensor {
     const act = this.options.activation ?? 'relu';
     if (!this.training && act !== 'prelu' && !needsGrad(x, ...this.parameters())) return this.inferenceForward(x, act === 'relu');
-    const y = this.bn.forward(this.conv.forward(x), { relu: act === 'relu' });
+    // The conv's bias goes to the batchnorm (no pass to add it; with batch statistics it cancels out).
+    const z = ops.conv2d(x, this.conv.weight, null, this.conv.options);
+    const y = this.bn.forward(z, { relu: act === 'relu', inputBias: this.conv.bias });
     return this.prelu ? this.prelu.forward(y) : y;
   }
 

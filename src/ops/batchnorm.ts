@@ -5,6 +5,9 @@
  * differentiate through the statistics:
  *   dx = invstd/M * (M*dxhat - sum(dxhat) - xhat * sum(dxhat*xhat)),  dxhat = dy*gamma, M = N*H*W.
  * Eval: normalize with the running statistics; they are constants, so dx = dy*gamma*invstd.
+ * inputBias b (the preceding convolution's bias) normalizes x + b without a pass to add it: in training
+ * the batch statistics remove any per-channel constant, so only the running mean sees b, and b's gradient
+ * is exactly 0; in eval, b shifts the running mean, and its gradient is sum(dx) = gain * sum(dy).
  * foldBatchNorm merges an eval-mode BN into the preceding convolution's weights for inference.
  */
 import { ShapeError } from '../errors.js';
@@ -30,15 +33,17 @@ export interface BatchNormOptions {
    * one backward pass instead of two, with exactly the values and gradients of relu(batchNorm(x)).
    */
   relu?: boolean;
+  /** A per-channel constant [C] added to x first (a convolution's bias), without a pass over x: see above. */
+  inputBias?: Tensor | null;
 }
 
 export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const { runningMean, runningVar } = options;
-  const gamma = options.gamma ?? null, beta = options.beta ?? null;
-  const dtype = commonDType('batchNorm', x, gamma, beta, runningMean, runningVar);
+  const gamma = options.gamma ?? null, beta = options.beta ?? null, inputBias = options.inputBias ?? null;
+  const dtype = commonDType('batchNorm', x, gamma, beta, runningMean, runningVar, inputBias);
   if (x.rank < 2) throw new ShapeError('batchNorm', 'input [N, C] or [N, C, H, W]', x.shape);
   const N = x.shape[0]!, C = x.shape[1]!, P = x.size / (N * C), M = N * P;
-  for (const [name, t] of [['gamma', gamma], ['beta', beta], ['runningMean', runningMean], ['runningVar', runningVar]] as const) {
+  for (const [name, t] of [['gamma', gamma], ['beta', beta], ['runningMean', runningMean], ['runningVar', runningVar], ['inputBias', inputBias]] as const) {
     if (t && (t.rank !== 1 || t.size !== C)) throw new ShapeError('batchNorm', `${name} [${C}]`, t.shape);
   }
   const eps = options.eps ?? 1e-5;
@@ -54,9 +59,9 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   if (training) {
     if (M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
     ({ mean, variance } = channelMoments(xd, N, C, P));
-    updateRunning(runningMean.data, runningVar.data, mean, variance, options.momentum ?? 0.1, M);
+    updateRunning(runningMean.data, runningVar.data, inputBias ? mean.map((m, c) => m + inputBias.data[c]!) : mean, variance, options.momentum ?? 0.1, M);
   } else {
-    mean = runningMean.data;
+    mean = inputBias ? runningMean.data.map((m, c) => m - inputBias.data[c]!) : runningMean.data; // x + b - mean
     variance = runningVar.data;
   }
   // y = x*gain + shift per channel; x̂ = (x - mean)*invstd is recomputed from x in backward rather than
@@ -69,7 +74,7 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   }
   const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
   affine(xd, y, N, C, P, gain, shift, relu);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(inputBias ? [inputBias] : [])];
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
     // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
@@ -84,8 +89,15 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
       dx = relu ? dy : allocUnfilled(dtype, x.size);
       batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
     }
-    return gamma ? [dx, sumDyXhat, beta ? betaGrad : null] : [dx, beta ? betaGrad : null];
+    return [dx, ...(gamma ? [sumDyXhat] : []), ...(beta ? [betaGrad] : []), ...(inputBias ? [inputBiasGrad(dtype, training, gain, sumDy)] : [])];
   });
+}
+
+/** The gradient of batchNorm's inputBias: 0 with batch statistics, sum(dx) = gain * sum(dy) with running ones. */
+function inputBiasGrad(dtype: Tensor['dtype'], training: boolean, gain: TypedArray, sumDy: ArrayLike<number>): TypedArray {
+  const g = alloc(dtype, gain.length);
+  if (!training) for (let c = 0; c < g.length; c++) g[c] = gain[c]! * sumDy[c]!;
+  return g;
 }
 
 /**
@@ -188,19 +200,20 @@ function batchNormInputGradient(
 /** The same on the GPU: statistics reduced on the device (read back: C values), y = x * scale + shift there. */
 function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, options: BatchNormOptions, training: boolean, eps: number): Tensor {
   const { runningMean, runningVar } = options;
-  const gamma = options.gamma ?? null, beta = options.beta ?? null;
+  const gamma = options.gamma ?? null, beta = options.beta ?? null, inputBias = options.inputBias ?? null;
   const M = x.size / x.shape[1]!;
   if (training && M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
-  const stats = training ? gpuOps.channelMoments(gpu, x) : { mean: Float32Array.from(runningMean.data), variance: Float32Array.from(runningVar.data) };
-  if (training) updateRunning(runningMean.data, runningVar.data, stats.mean, stats.variance, options.momentum ?? 0.1, M);
+  const b = (c: number): number => (inputBias ? inputBias.data[c]! : 0);
+  const stats = training ? gpuOps.channelMoments(gpu, x) : { mean: Float32Array.from(runningMean.data, (m, c) => m - b(c)), variance: Float32Array.from(runningVar.data) };
+  if (training) updateRunning(runningMean.data, runningVar.data, stats.mean.map((m, c) => m + b(c)), stats.variance, options.momentum ?? 0.1, M);
   const invstd = stats.variance.map((v) => 1 / Math.sqrt(v + eps));
   const gain = invstd.map((s, c) => (gamma ? gamma.data[c]! : 1) * s);
   const shift = gain.map((k, c) => (beta ? beta.data[c]! : 0) - stats.mean[c]! * k);
   const y = gpuOps.channelAffine(gpu, x, gain, shift, false);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(inputBias ? [inputBias] : [])];
   return record(y, training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
     const { dx, sumDy, sumDyXhat } = gpuOps.batchNormBackward(gpu, dy, x, stats.mean, invstd, gain, training, needs[0]!);
-    return gamma ? [dx, sumDyXhat, beta ? sumDy : null] : [dx, beta ? sumDy : null];
+    return [dx, ...(gamma ? [sumDyXhat] : []), ...(beta ? [sumDy] : []), ...(inputBias ? [inputBiasGrad(x.dtype, training, gain, sumDy)] : [])];
   });
 }
 

@@ -115,6 +115,28 @@ describe('batchNorm', () => {
       expect(report.maxRelError).to.be.at.most(1e-6);
     });
   }
+  for (const training of [true, false]) {
+    it(`inputBias b in ${training ? 'training' : 'eval'} mode equals batchNorm(x + b): output, running statistics and every gradient; gradcheck`, () => {
+      const x = randomTensor([2, 3, 4, 3], 12, 'float64'), b = randomTensor([3], 13, 'float64'), up = randomTensor([2, 3, 4, 3], 14, 'float64');
+      const run = (fold: boolean): { y: Tensor; grads: Float64Array[]; stats: Float64Array[] } => {
+        const rm = randomTensor([3], 15, 'float64'), rv = tensor([0.7, 1.3, 2], [3], { dtype: 'float64' });
+        const [xi, bi, g, be] = [x, b, randomTensor([3], 16, 'float64'), randomTensor([3], 17, 'float64')].map((t) => tensor(t.data, t.shape, { dtype: 'float64', requiresGrad: true }));
+        const o = { gamma: g!, beta: be!, runningMean: rm, runningVar: rv, training, relu: true };
+        const y = fold ? batchNorm(xi!, { ...o, inputBias: bi! }) : batchNorm(add(xi!, reshape(bi!, [1, 3, 1, 1])), o);
+        sum(mul(y, up)).backward();
+        return { y, grads: [xi!, bi!, g!, be!].map((t) => Float64Array.from(t.grad!.data)), stats: [Float64Array.from(rm.data), Float64Array.from(rv.data)] };
+      };
+      const [folded, added] = [run(true), run(false)];
+      expectClose(folded.y.data, added.y.data, 1e-12, 1e-12, 'y');
+      folded.grads.forEach((g, i) => expectClose(g, added.grads[i]!, 1e-12, 1e-12, ['dx', 'db', 'dgamma', 'dbeta'][i]));
+      folded.stats.forEach((st, i) => expectClose(st, added.stats[i]!, 1e-12, 1e-12, ['running mean', 'running var'][i]));
+      if (training) expect([...folded.grads[1]!].every((v) => v === 0), 'with batch statistics the bias gradient is exactly 0').to.equal(true);
+      else expect(Math.max(...folded.grads[1]!.map(Math.abs))).to.be.greaterThan(1e-3);
+      const rm = randomTensor([3], 15, 'float64'), rv = tensor([0.7, 1.3, 2], [3], { dtype: 'float64' });
+      const report = gradcheck((xi, bi) => batchNorm(xi!, { runningMean: rm, runningVar: rv, training, inputBias: bi! }), [x, b], { names: ['x', 'inputBias'] });
+      expect(report.maxRelError).to.be.at.most(1e-6);
+    });
+  }
   it('rejects batch 1 with 1x1 maps in training mode, and wrong parameter shapes', () => {
     expect(() => batchNorm(randomTensor([1, 2, 1, 1], 1), { runningMean: zeros([2]), runningVar: ones([2]), training: true })).to.throw(ShapeError, /more than one value per channel/);
     expect(() => batchNorm(randomTensor([2, 2, 1, 1], 1), { runningMean: zeros([3]), runningVar: ones([2]) })).to.throw(ShapeError, /runningMean \[2\]/);
