@@ -252,8 +252,8 @@ function dcolsOnto(dx: TypedArray, base: number, imageStride: number, g: ConvGeo
 
 function colsSource(x: TypedArray, base: number, imageStride: number, g: ConvGeometry, images: number, channels: number, consumed: boolean): ColsSource {
   return {
-    x, base, floats: (images - 1) * imageStride + channels * g.H * g.W, P: g.OH * g.OW, imageStride,
-    words: [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])],
+    x, base, floats: (images - 1) * imageStride + channels * g.H * g.W, words: [imageStride, ...GEOMETRY_FIELDS.map((f) => g[f])],
+    images, P: g.OH * g.OW, imageStride, channels, taps: g.KH * g.KW, plane: g.H * g.W,
     over: (y, at) => (consumed ? consumedCols : producedCols)(y, at, imageStride, g),
   };
 }

@@ -36,11 +36,15 @@ export interface Matrix {
 /**
  * The input a cols matrix reads (or the dx a consumed dcols matrix adds onto), floats [base, base + floats)
  * of x, and `words`, opaque to the GEMM, from which conv.ts rebuilds the same matrix over a copy of those
- * floats in a worker thread (`over` does it in this one). Its columns are images of `P` columns each, lying
- * `imageStride` floats apart: columns from image n on touch only x[base + n * imageStride ..].
+ * floats in a worker thread (`over` does it in this one). words[0] is `imageStride`: a copy may lay the
+ * images out closer. Its columns are `images` images of `P` columns each, lying `imageStride` floats apart:
+ * columns from image n on touch only x[base + n * imageStride ..]. Its rows are `channels` channels of
+ * `taps` rows, each channel `plane` floats of its image: rows from channel c on touch only the floats
+ * from c * plane on of each image.
  */
 export interface ColsSource {
-  x: TypedArray; base: number; floats: number; words: number[]; P: number; imageStride: number;
+  x: TypedArray; base: number; floats: number; words: number[];
+  images: number; P: number; imageStride: number; channels: number; taps: number; plane: number;
   over: (x: Float32Array, base: number) => Matrix;
 }
 

@@ -127,20 +127,24 @@ const OPERAND_WORDS = 32; // room for a ColsSource's words
 
 /**
  * The form an operand is shipped in, how many floats that takes (B as PLAIN: all workers' columns), and
- * from which image on it is shipped: an IMAGES or COLS operand whose stored columns are the product's
- * columns (B not transposed) ships only the images from the one holding column `firstColumn` on (the
- * workers' columns: the caller reads its own in place). Otherwise all of it.
+ * which part of it: B's workers read only the product's columns from `firstColumn` on (the caller reads
+ * its own in place). When those are B's stored columns (B not transposed), an IMAGES or COLS operand
+ * ships the images from the one holding that column on; when they are its stored rows (B transposed: a
+ * filter gradient), each image's channels from the one holding that row on. Otherwise all of it.
  */
-function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number, firstColumn = 0): { kind: number; floats: number; firstImage: number } {
+interface Shipping { kind: number; floats: number; firstImage: number; firstChannel: number }
+function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number, firstColumn = 0, transposed = false): Shipping {
+  const [firstStored, firstRow] = transposed ? [0, firstColumn] : [firstColumn, 0];
   if (X.images && X.ld === X.images.P) {
-    const firstImage = Math.floor(firstColumn / X.images.P);
-    return { kind: IMAGES, floats: (Math.ceil(cols / X.images.P) - firstImage) * rows * X.images.P, firstImage };
+    const P = X.images.P, firstImage = Math.floor(firstStored / P);
+    return { kind: IMAGES, floats: (Math.ceil(cols / P) - firstImage) * (rows - firstRow) * P, firstImage, firstChannel: firstRow };
   }
   if (X.cols && X.cols.x instanceof Float32Array) {
-    const firstImage = Math.floor(firstColumn / X.cols.P);
-    return { kind: COLS, floats: X.cols.floats - firstImage * X.cols.imageStride, firstImage };
+    const c = X.cols, firstImage = Math.floor(firstStored / c.P), firstChannel = Math.floor(firstRow / c.taps);
+    const floats = firstChannel > 0 ? (c.images - firstImage) * (c.channels - firstChannel) * c.plane : c.floats - firstImage * c.imageStride;
+    return { kind: COLS, floats, firstImage, firstChannel };
   }
-  return { kind: PLAIN, floats: workerRows * workerCols, firstImage: 0 };
+  return { kind: PLAIN, floats: workerRows * workerCols, firstImage: 0, firstChannel: 0 };
 }
 
 /** Copies stored rows [r0, r0+rows) x columns [c0, c0+cols) of X into d[at..], packed. */
@@ -150,25 +154,33 @@ function copyPacked(X: Matrix, r0: number, rows: number, c0: number, cols: numbe
 }
 
 /**
- * Copies X (stored rows x cols) from image `firstImage` on into d[at..] as an IMAGES or COLS operand and
- * describes it in words[o..]. Its AT word is where image 0 would be (before `at` when images are left out:
- * the workers never read those).
+ * Copies the part of X (stored rows x cols) that `s` names into d[at..] as an IMAGES or COLS operand and
+ * describes it in words[o..]: each image's channels (planes) from s.firstChannel on, images from
+ * s.firstImage on, side by side. Its AT word is where image 0's channel 0 would be (before `at` when parts
+ * are left out: the workers never read those), its image stride that of the copy.
  */
-function shipWhole(X: Matrix, kind: number, rows: number, cols: number, d: Float32Array, at: number, words: Int32Array, o: number, firstImage = 0): void {
-  words[o + OPERAND.KIND] = kind;
-  if (kind === COLS) {
-    const { x, base, floats, words: colsWords, imageStride } = X.cols!, skipped = firstImage * imageStride;
-    if (OPERAND.COLS + colsWords.length > OPERAND_WORDS) throw new Error('threads: a ColsSource has more words than the workers read');
-    d.set(x.subarray(base + skipped, base + floats), at);
-    words[o + OPERAND.AT] = at - skipped;
-    words.set(colsWords, o + OPERAND.COLS);
+function shipWhole(X: Matrix, rows: number, cols: number, d: Float32Array, at: number, words: Int32Array, o: number, s: Shipping): void {
+  words[o + OPERAND.KIND] = s.kind;
+  if (s.kind === COLS) {
+    const c = X.cols!, from = s.firstChannel * c.plane;
+    if (OPERAND.COLS + c.words.length > OPERAND_WORDS) throw new Error('threads: a ColsSource has more words than the workers read');
+    words.set(c.words, o + OPERAND.COLS);
+    if (from === 0) {
+      const skipped = s.firstImage * c.imageStride;
+      d.set(c.x.subarray(c.base + skipped, c.base + c.floats), at);
+      words[o + OPERAND.AT] = at - skipped;
+      return;
+    }
+    const size = (c.channels - s.firstChannel) * c.plane;
+    for (let n = s.firstImage; n < c.images; n++) d.set(c.x.subarray(c.base + n * c.imageStride + from, c.base + n * c.imageStride + from + size), at + (n - s.firstImage) * size);
+    words[o + OPERAND.AT] = at - s.firstImage * size - from;
+    words[o + OPERAND.COLS] = size; // the copy's image stride (words[0] of the ColsSource)
     return;
   }
-  const { P, stride } = X.images!, size = rows * P, images = Math.ceil(cols / P);
-  const first = X.offset + firstImage * stride;
-  if (stride === size) d.set(X.data.subarray(first, X.offset + images * size), at);
-  else for (let n = firstImage; n < images; n++) d.set(X.data.subarray(X.offset + n * stride, X.offset + n * stride + size), at + (n - firstImage) * size);
-  words[o + OPERAND.AT] = at - firstImage * size;
+  const { P, stride } = X.images!, from = s.firstChannel * P, size = (rows - s.firstChannel) * P, images = Math.ceil(cols / P);
+  if (stride === size && from === 0) d.set(X.data.subarray(X.offset + s.firstImage * stride, X.offset + images * size), at);
+  else for (let n = s.firstImage; n < images; n++) d.set(X.data.subarray(X.offset + n * stride + from, X.offset + n * stride + from + size), at + (n - s.firstImage) * size);
+  words[o + OPERAND.AT] = at - s.firstImage * size - from;
   words[o + OPERAND.P] = P;
   words[o + OPERAND.STRIDE] = size;
 }
@@ -205,7 +217,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // same number (a large plane's chunk of T images). Otherwise at multiples of 8.
   const P = B.images && !transB ? B.images.P : 0, align = P > 0 && (N >= 2 * T * P || N % (T * P) === 0) ? P : 8;
   const own = columnSlice(N, 0, T, align)[1];
-  const b = shipping(B, bRows, bCols, K, N - own, transB ? 0 : own);
+  const b = shipping(B, bRows, bCols, K, N - own, own, transB);
   // A consumed C (col2im) whose threads' columns start at images: each thread adds its own columns onto its
   // images' dx (the workers' onto a copy of theirs, copied back), in parallel and in the blocks one thread
   // would use, so the sums do not depend on the thread count. Otherwise the caller adds all columns at the end.
@@ -217,8 +229,8 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   if (a.kind === PLAIN) {
     copyPacked(A, 0, aRows, 0, aCols, d, 0);
     words.set([PLAIN, 0, aCols], 0);
-  } else shipWhole(A, a.kind, aRows, aCols, d, 0, words, 0);
-  if (b.kind !== PLAIN) shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS, b.firstImage);
+  } else shipWhole(A, aRows, aCols, d, 0, words, 0, a);
+  if (b.kind !== PLAIN) shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
   else words.set([PLAIN, bAt], OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T, align), n = j1 - j0;
@@ -277,7 +289,7 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   if (b.kind === PLAIN) {
     copyPacked(B, 0, bRows, 0, bCols, d, bAt);
     words.set([PLAIN, bAt, bCols], OPERAND_WORDS);
-  } else shipWhole(B, b.kind, bRows, bCols, d, bAt, words, OPERAND_WORDS);
+  } else shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
   runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, (kernel) => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t, kernel) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
