@@ -63,8 +63,11 @@ interface Recycling { allocated: Set<TypedArray>; created: Tensor[]; freed: Floa
 const recycling: Recycling[] = [];
 const pool = new Map<number, Float32Array[]>();
 let pooledBytes = 0;
-/** At most this many bytes wait in the pool (beyond it, arrays are left to the garbage collector). */
-const POOL_LIMIT = 512 * 2 ** 20;
+/**
+ * At most this many bytes wait in the pool (beyond it, arrays are left to the garbage collector): room for
+ * a training step of Inception-ResNet-v1 at batch 16 (1.4 GB of arrays). clearPool() empties it.
+ */
+const POOL_LIMIT = 2 * 2 ** 30;
 const stats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0 };
 
 /** alloc()'s new arrays, counted, and noted by the enclosing tidyAndRecycle blocks. */
@@ -93,6 +96,17 @@ export function takePooled(n: number, zeroed = true): Float32Array | null {
 /** Tests: pooled arrays handed out unfilled come filled with NaN, so an output not written in full shows. */
 export function poisonPooledArrays(on: boolean): void {
   poison = on;
+}
+
+/**
+ * Arrays of parameters' gradients (the tape's copies, see tape.ts): held by nothing but their .grad tensor,
+ * so reused once it is disposed in a recycling block (zeroGrad() in the next training step), though
+ * they were allocated in an earlier one.
+ */
+const gradStorage = new WeakSet<TypedArray>();
+
+export function noteGradStorage(a: TypedArray): void {
+  gradStorage.add(a);
 }
 
 /** backward() is done with a gradient array: the enclosing tidyAndRecycle blocks may reuse it once they end. */
@@ -135,7 +149,7 @@ export function tidyAndRecycle<T>(fn: () => T, options: { training?: boolean } =
   }
   collectArrays(result, held);
   for (const a of r.freed) {
-    if (!r.allocated.has(a) || held.has(a) || pooledBytes + a.byteLength > POOL_LIMIT) continue;
+    if (!(r.allocated.has(a) || gradStorage.has(a)) || held.has(a) || pooledBytes + a.byteLength > POOL_LIMIT) continue;
     held.add(a); // a tensor and its views free the same array: pool it once
     const list = pool.get(a.length) ?? [];
     list.push(a);

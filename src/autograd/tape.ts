@@ -6,7 +6,7 @@
 import { binaryValues } from '../backends/cpu/wasm_planes.js';
 import { FacenetError } from '../errors.js';
 import { allocUnfilled, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
-import { releaseArray } from './memory.js';
+import { noteGradStorage, releaseArray } from './memory.js';
 
 export interface GradNode {
   readonly op: string;
@@ -129,6 +129,7 @@ function accumulateLeafGrad(leaf: Tensor, g: TypedArray): void {
   if (leaf.grad === null) {
     const copy = allocUnfilled(leaf.dtype, leaf.size);
     copy.set(g);
+    noteGradStorage(copy);
     leaf.grad = new Tensor(copy, leaf.shape, { tracked: false });
     return;
   }

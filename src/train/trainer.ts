@@ -4,7 +4,7 @@
  * intermediate, whose arrays the next step reuses (tidyAndRecycle). Progress goes to a callback; checkpoints are written atomically every N steps and
  * at the end; `resume` continues from a checkpoint with the same model, optimizer state and step.
  */
-import { tidyAndRecycle } from '../autograd/memory.js';
+import { clearPool, tidyAndRecycle } from '../autograd/memory.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -60,5 +60,6 @@ export function train(o: TrainOptions): TrainSummary {
     }
   }
   o.model.eval();
+  clearPool(); // the steps' arrays, kept for the next step
   return { steps: o.steps - start, firstLoss, lastLoss, seconds: (performance.now() - t0) / 1000 };
 }
