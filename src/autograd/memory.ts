@@ -62,12 +62,20 @@ export function onDispose(t: Tensor, storage: TypedArray | null): void {
 interface Recycling { allocated: Set<TypedArray>; created: Tensor[]; freed: Float32Array[] }
 const recycling: Recycling[] = [];
 const pool = new Map<number, Float32Array[]>();
+const pooledInOrder = new Set<Float32Array>(); // the pooled arrays, oldest first
 let pooledBytes = 0;
 /**
- * At most this many bytes wait in the pool (beyond it, arrays are left to the garbage collector): room for
- * a training step of Inception-ResNet-v1 at batch 16 (1.4 GB of arrays). clearPool() empties it.
+ * At most this many bytes wait in the pool: room for a training step of Inception-ResNet-v1 at batch 16
+ * (1.4 GB of arrays). Past it the arrays pooled longest ago are dropped for the garbage collector (those
+ * of an earlier workload: another model, batch size or image size). clearPool() empties it.
  */
 const POOL_LIMIT = 2 * 2 ** 30;
+let poolLimit = POOL_LIMIT;
+
+/** Tests: the pool's byte limit (undefined: the default). */
+export function setPoolLimit(bytes?: number): void {
+  poolLimit = bytes ?? POOL_LIMIT;
+}
 const stats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0 };
 
 /** alloc()'s new arrays, counted, and noted by the enclosing tidyAndRecycle blocks. */
@@ -86,6 +94,7 @@ let poison = false;
 export function takePooled(n: number, zeroed = true): Float32Array | null {
   const a = pool.get(n)?.pop();
   if (!a) return null;
+  pooledInOrder.delete(a);
   pooledBytes -= a.byteLength;
   stats.reused++;
   stats.reusedBytes += a.byteLength;
@@ -122,6 +131,7 @@ export function allocationStats(): { fresh: number; freshBytes: number; reused: 
 /** Empties the buffer pool (its arrays go to the garbage collector). */
 export function clearPool(): void {
   pool.clear();
+  pooledInOrder.clear();
   pooledBytes = 0;
 }
 
@@ -149,14 +159,24 @@ export function tidyAndRecycle<T>(fn: () => T, options: { training?: boolean } =
   }
   collectArrays(result, held);
   for (const a of r.freed) {
-    if (!(r.allocated.has(a) || gradStorage.has(a)) || held.has(a) || pooledBytes + a.byteLength > POOL_LIMIT) continue;
+    if (!(r.allocated.has(a) || gradStorage.has(a)) || held.has(a) || a.byteLength > poolLimit) continue;
+    while (pooledBytes + a.byteLength > poolLimit) dropOldestPooled();
     held.add(a); // a tensor and its views free the same array: pool it once
     const list = pool.get(a.length) ?? [];
     list.push(a);
     pool.set(a.length, list);
+    pooledInOrder.add(a);
     pooledBytes += a.byteLength;
   }
   return result;
+}
+
+function dropOldestPooled(): void {
+  const oldest = pooledInOrder.values().next().value!;
+  pooledInOrder.delete(oldest);
+  const list = pool.get(oldest.length)!;
+  list.splice(list.indexOf(oldest), 1);
+  pooledBytes -= oldest.byteLength;
 }
 
 function collectArrays(value: unknown, into: Set<unknown>, depth = 0): void {

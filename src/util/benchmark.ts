@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { noGrad } from '../autograd/tape.js';
-import { tidy, tidyAndRecycle } from '../autograd/memory.js';
+import { clearPool, tidy, tidyAndRecycle } from '../autograd/memory.js';
 import { useBackend } from '../backends/backend.js';
 import type { GpuMode } from '../backends/gpu/device.js';
 import { setNumThreads } from '../backends/cpu/threads.js';
@@ -159,6 +159,7 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
  */
 export async function benchTraining(m: BenchModel, maxThreads: number, runs: number, report: (r: BenchRow) => void, say?: (line: string) => void): Promise<void> {
   const x = randn([16, 3, m.height, m.width], { seed: 3 });
+  clearPool(); // as in a process training this model: the pool holds its own steps' arrays
   const infer = (): void => { m.model.eval(); tidyAndRecycle(() => { (m.model.forward(x) as Tensor).data; return null; }); };
   // As the trainer takes its steps: each step's arrays reused by the next.
   const step = (): void => { m.model.train(); tidyAndRecycle(() => { m.model.zeroGrad(); sum(m.model.forward(x) as Tensor).backward(); }, { training: true }); };
@@ -171,6 +172,7 @@ export async function benchTraining(m: BenchModel, maxThreads: number, runs: num
   m.model.zeroGrad();
   m.model.eval();
   x.dispose();
+  clearPool();
 }
 
 /** Median seconds of a and of b, run alternately after one warm-up each, and the median of b/a per pair. */

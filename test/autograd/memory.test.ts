@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { add, alloc, allocationStats, clearPool, conv2d, keep, liveTensors, mul, relu, Rng, randn, sum, Tensor, tensor, tidy, tidyAndRecycle } from '../../src/index.js';
 import { tinyInception } from '../../src/autograd/inception_case.js';
-import { poisonPooledArrays, resetPeakBytes, tensorBytes } from '../../src/autograd/memory.js';
+import { poisonPooledArrays, resetPeakBytes, setPoolLimit, tensorBytes } from '../../src/autograd/memory.js';
 import { buildModel } from '../../src/models/factory.js';
 import { randomTensor } from '../helpers.js';
 
@@ -154,6 +154,28 @@ describe('buffer reuse (tidyAndRecycle)', () => {
     tidyAndRecycle(() => { sum(mul(relu(conv2d(x, w, null, { padding: 1 })), v)).backward(); }, { training: true });
     expect(allocationStats().pooledBytes, 'pooled after a step whose backward freed its graph').to.be.greaterThan(0);
     clearPool();
+  });
+
+  it('a full pool drops the arrays it pooled longest ago for new ones', () => {
+    clearPool();
+    setPoolLimit(3 * 4 * 100);
+    try {
+      const make = (n: number, count: number): void => { tidyAndRecycle(() => { for (let i = 0; i < count; i++) alloc('float32', n).fill(1); return null; }); };
+      // alloc'd arrays belong to no tensor: pool them through tensors instead (a new tensor each)
+      const pooled = (n: number, count: number): void => { tidyAndRecycle(() => { for (let i = 0; i < count; i++) new Tensor(alloc('float32', n), [n]); return null; }); };
+      pooled(100, 3);
+      expect(allocationStats().pooledBytes).to.equal(3 * 4 * 100);
+      pooled(50, 2); // needs 400 bytes: the oldest 100-float array goes
+      expect(allocationStats().pooledBytes).to.equal(2 * 4 * 100 + 2 * 4 * 50);
+      const before = allocationStats();
+      make(50, 2);
+      make(100, 2);
+      const after = allocationStats();
+      expect(after.reused - before.reused, 'arrays reused: both 50s, the two 100s left').to.equal(4);
+    } finally {
+      setPoolLimit();
+      clearPool();
+    }
   });
 
   it('an array from the pool comes back zeroed', () => {
