@@ -112,12 +112,14 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
 }
 
 /*
- * How the workers get the operands: A whole, and B whole or as each worker's columns, copied into the
+ * How the workers get the operands: A whole, and B as what the workers' columns read, copied into the
  * shared buffer in one of three forms, described to the workers by OPERAND words:
  * - PLAIN: the stored matrix packed (row stride = its columns). For B, only each worker's columns.
  * - IMAGES: an images view's images as they are (one memcpy, or one per image): no per-plane copying here.
+ *   For B, the images (or each image's channels, see shipping) the workers' columns read.
  * - COLS: a convolution's cols as the input it reads (ColsSource): each worker computes its own share of
- *   the cols as it packs them, in parallel, instead of the caller computing it for them.
+ *   the cols as it packs them, in parallel, instead of the caller computing it for them. For B, the
+ *   images (or channels) its workers' columns read.
  * Shared buffer layout (floats): A at 0, then B, then C as an [M, N] matrix (the workers' columns of it, and
  * the caller's when C is consumed at the end), or in its place the copy of the workers' images' dx.
  */
