@@ -28,7 +28,7 @@ export interface Matrix {
   consume?: BlockCopy;
   /**
    * For a consumed result that is columns [consumedFrom, ..) of a larger one (a thread's share): its blocks
-   * end where the larger result's do (see consumedBlockEnd). 0 when absent.
+   * end where the larger result's do (see blockEnd). 0 when absent.
    */
   consumedFrom?: number;
 }
