@@ -8,7 +8,7 @@ import { ArgumentError } from '../errors.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { avgPoolBackward, avgPoolForward, l2PoolBackward, l2PoolForward, maxPoolBackward, maxPoolForward, type PoolGeometry } from '../backends/cpu/pool.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
-import { alloc, Tensor } from '../tensor/tensor.js';
+import { alloc, indicesStorage, Tensor } from '../tensor/tensor.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
 
@@ -51,7 +51,8 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   if (onGpu) return onGpu;
   const { y, argmax } = maxPoolForward(x.data, g, needsGrad(x)); // the argmax only for a backward
   if (!argmax) return new Tensor(y, outShape(g));
-  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, g)]);
+  const storage = indicesStorage(argmax);
+  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, g)], storage ? [storage] : undefined);
 }
 
 export function avgPool2d(x: Tensor, options: PoolOptions & { countIncludePad?: boolean }): Tensor {

@@ -29,6 +29,23 @@ export function allocUnfilled(dtype: DType, n: number): TypedArray {
   return (dtype === 'float32' && takePooled(n, false)) || alloc(dtype, n);
 }
 
+const indexStorage = new WeakMap<Int32Array, Float32Array>();
+
+/**
+ * n int32 indices written in full by the caller (max pooling's argmax), over a float32 array from the
+ * buffer pool (see allocUnfilled); indicesStorage gives that array, for a graph node's saved arrays.
+ */
+export function allocIndices(n: number): Int32Array {
+  const storage = allocUnfilled('float32', n) as Float32Array;
+  const indices = new Int32Array(storage.buffer, storage.byteOffset, n);
+  indexStorage.set(indices, storage);
+  return indices;
+}
+
+export function indicesStorage(indices: Int32Array): Float32Array | undefined {
+  return indexStorage.get(indices);
+}
+
 export function dtypeOf(data: TypedArray): DType {
   return data instanceof Float64Array ? 'float64' : 'float32';
 }

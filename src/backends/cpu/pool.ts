@@ -2,7 +2,7 @@
  * 2-D pooling on CPU, NCHW. Each output pixel reads the window rows [h0, h1) x cols [w0, w1) clipped to the
  * image; padding contributes -inf to max, 0 to the L2 sum, and (optionally) to the average's divisor.
  */
-import { alloc, allocUnfilled, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
+import { alloc, allocIndices, allocUnfilled, dtypeOf, type TypedArray } from '../../tensor/tensor.js';
 import { l2PoolPlanes, maxPoolGradPlanes, maxPoolPlanes } from './wasm_pool.js';
 
 export interface PoolGeometry {
@@ -43,7 +43,7 @@ function windows(g: PoolGeometry): Windows {
  */
 export function maxPoolForward(x: TypedArray, g: PoolGeometry, withArgmax = true): { y: TypedArray; argmax: Int32Array | null } {
   const y = allocUnfilled(dtypeOf(x), g.N * g.C * g.OH * g.OW); // every window written
-  const argmax = withArgmax ? new Int32Array(y.length) : null;
+  const argmax = withArgmax ? allocIndices(y.length) : null; // every window's winner written
   const { h0, h1, w0, w1 } = windows(g);
   if (maxPoolPlanes(x, y, argmax, g.N * g.C, g.H, g.W, g.OH, g.OW, [h0, h1, w0, w1], g.strideW, g.KW, g.padLeft)) return { y, argmax };
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
