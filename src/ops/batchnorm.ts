@@ -74,9 +74,9 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   }
   const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
   affine(xd, y, N, C, P, gain, shift, relu);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(inputBias ? [inputBias] : [])];
+  const params = { gamma, beta, inputBias };
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
-  return record(new Tensor(y, x.shape), name, inputs, (dyOut, needs) => {
+  return record(new Tensor(y, x.shape), name, [x, ...given(params, (p) => params[p]!)], (dyOut, needs) => {
     // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
     // made in the array that then becomes dx.
     const dy = relu ? allocUnfilled(dtype, x.size) : dyOut;
@@ -89,8 +89,15 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
       dx = relu ? dy : allocUnfilled(dtype, x.size);
       batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
     }
-    return [dx, ...(gamma ? [sumDyXhat] : []), ...(beta ? [betaGrad] : []), ...(inputBias ? [inputBiasGrad(dtype, training, gain, sumDy)] : [])];
+    return [dx, ...given(params, (p) => (p === 'gamma' ? sumDyXhat : p === 'beta' ? betaGrad : inputBiasGrad(dtype, training, gain, sumDy)))];
   });
+}
+
+type OptionalInputs = { gamma: Tensor | null; beta: Tensor | null; inputBias: Tensor | null };
+
+/** f of each of batchNorm's optional inputs that is given, in the order it records them (after x). */
+function given<T>(params: OptionalInputs, f: (name: keyof OptionalInputs) => T): T[] {
+  return (['gamma', 'beta', 'inputBias'] as const).filter((p) => params[p]).map(f);
 }
 
 /** The gradient of batchNorm's inputBias: 0 with batch statistics, sum(dx) = gain * sum(dy) with running ones. */
@@ -210,10 +217,10 @@ function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, op
   const gain = invstd.map((s, c) => (gamma ? gamma.data[c]! : 1) * s);
   const shift = gain.map((k, c) => (beta ? beta.data[c]! : 0) - stats.mean[c]! * k);
   const y = gpuOps.channelAffine(gpu, x, gain, shift, false);
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(inputBias ? [inputBias] : [])];
-  return record(y, training ? 'batchNormTrain' : 'batchNormEval', inputs, (dy, needs) => {
+  const params = { gamma, beta, inputBias };
+  return record(y, training ? 'batchNormTrain' : 'batchNormEval', [x, ...given(params, (p) => params[p]!)], (dy, needs) => {
     const { dx, sumDy, sumDyXhat } = gpuOps.batchNormBackward(gpu, dy, x, stats.mean, invstd, gain, training, needs[0]!);
-    return [dx, ...(gamma ? [sumDyXhat] : []), ...(beta ? [sumDy] : []), ...(inputBias ? [inputBiasGrad(x.dtype, training, gain, sumDy)] : [])];
+    return [dx, ...given(params, (p) => (p === 'gamma' ? sumDyXhat : p === 'beta' ? sumDy : inputBiasGrad(x.dtype, training, gain, sumDy)))];
   });
 }
 

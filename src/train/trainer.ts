@@ -1,8 +1,9 @@
 /**
  * The training loop shared by `facenet train` and the demos: each step samples a batch, computes the loss
  * and its diagnostics, backpropagates, updates with the scheduled learning rate, and frees every
- * intermediate, whose arrays the next step reuses (tidyAndRecycle). Progress goes to a callback; checkpoints are written atomically every N steps and
- * at the end; `resume` continues from a checkpoint with the same model, optimizer state and step.
+ * intermediate, whose arrays the next step reuses (tidyAndRecycle). Progress goes to a callback;
+ * checkpoints are written atomically every N steps and at the end; `resume` continues from a checkpoint
+ * with the same model, optimizer state and step.
  */
 import { clearPool, tidyAndRecycle } from '../autograd/memory.js';
 import type { Module } from '../nn/module.js';
