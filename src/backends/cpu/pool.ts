@@ -65,8 +65,9 @@ export function maxPoolForward(x: TypedArray, g: PoolGeometry, withArgmax = true
 }
 
 export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, g: PoolGeometry): TypedArray {
-  const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
-  if (maxPoolGradPlanes(dy, argmax, dx, g.N * g.C, g.H * g.W, g.OH * g.OW)) return dx;
+  const dx = allocUnfilled(dtypeOf(dy), g.N * g.C * g.H * g.W);
+  if (maxPoolGradPlanes(dy, argmax, dx, g.N * g.C, g.H * g.W, g.OH * g.OW)) return dx; // every plane written
+  dx.fill(0);
   for (let o = 0; o < dy.length; o++) dx[argmax[o]!]! += dy[o]!;
   return dx;
 }
@@ -132,7 +133,7 @@ export function avgPoolBackward(dy: TypedArray, g: PoolGeometry, countIncludePad
 /** L2 pool (FaceNet): y = sqrt(sum of x² over the window); padding adds nothing. */
 export function l2PoolForward(x: TypedArray, g: PoolGeometry): TypedArray {
   const win = windows(g);
-  const y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW);
+  const y = allocUnfilled(dtypeOf(x), g.N * g.C * g.OH * g.OW); // every window written, on either path
   if (l2PoolPlanes(x, y, null, null, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return y;
   windowSums(x, g, win, true, y);
   for (let o = 0; o < y.length; o++) y[o] = Math.sqrt(y[o]!);
@@ -141,8 +142,9 @@ export function l2PoolForward(x: TypedArray, g: PoolGeometry): TypedArray {
 
 /** dy/dx_i = x_i / y for each x_i in the window (0 where the window is all zeros: a subgradient). */
 export function l2PoolBackward(dy: TypedArray, x: TypedArray, y: TypedArray, g: PoolGeometry): TypedArray {
-  const dx = alloc(dtypeOf(dy), x.length), win = windows(g);
-  if (l2PoolPlanes(x, y, dy, dx, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return dx;
+  const dx = allocUnfilled(dtypeOf(dy), x.length), win = windows(g);
+  if (l2PoolPlanes(x, y, dy, dx, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return dx; // every plane written
+  dx.fill(0);
   spread(dx, g, win, (o) => (y[o] === 0 ? 0 : dy[o]! / y[o]!), x);
   return dx;
 }
