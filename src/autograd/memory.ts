@@ -85,17 +85,27 @@ export function noteAllocation(a: TypedArray): void {
   for (const r of recycling) r.allocated.add(a);
 }
 
+/** Whether a tidyAndRecycle block is running (alloc() then makes large arrays shareable with the worker threads). */
+export function insideRecycling(): boolean {
+  return recycling.length > 0;
+}
+
 let poison = false;
 
 /**
  * A pooled float32 array of length n, zeroed (or as it was left, when not `zeroed`: filled with NaN
- * instead while poisonPooledArrays is on), or null.
+ * instead while poisonPooledArrays is on), or null. `shared`, when given: whether it must live in a
+ * SharedArrayBuffer (see alloc()); arrays pooled the other way (before the thread count changed) are dropped.
  */
-export function takePooled(n: number, zeroed = true): Float32Array | null {
-  const a = pool.get(n)?.pop();
+export function takePooled(n: number, zeroed = true, shared?: boolean): Float32Array | null {
+  const list = pool.get(n);
+  let a: Float32Array | undefined;
+  while ((a = list?.pop()) !== undefined) {
+    pooledInOrder.delete(a);
+    pooledBytes -= a.byteLength;
+    if (shared === undefined || a.buffer instanceof SharedArrayBuffer === shared) break;
+  }
   if (!a) return null;
-  pooledInOrder.delete(a);
-  pooledBytes -= a.byteLength;
   stats.reused++;
   stats.reusedBytes += a.byteLength;
   for (const r of recycling) r.allocated.add(a);

@@ -3,7 +3,8 @@
  * its shape, and, when it was produced by a differentiable op, the autograd node that made it.
  */
 import { DisposedError, DTypeError, FacenetError, ShapeError } from '../errors.js';
-import { noteAllocation, onCreate, onDispose, takePooled } from '../autograd/memory.js';
+import { insideRecycling, noteAllocation, onCreate, onDispose, takePooled } from '../autograd/memory.js';
+import { sharesArrays } from '../backends/cpu/threads.js';
 import { runBackward, type GradNode } from '../autograd/tape.js';
 import { assertValidShape, sizeOf, type Shape } from './shape.js';
 
@@ -13,20 +14,28 @@ export type TypedArray = Float32Array | Float64Array;
 /** A zeroed array of n values: new, or float32 from the buffer pool (see tidyAndRecycle). */
 export function alloc(dtype: DType, n: number): TypedArray {
   if (dtype === 'float32') {
-    const pooled = takePooled(n);
+    const pooled = takePooled(n, true, wantsShared(n));
     if (pooled) return pooled;
   }
-  const a = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  const a = dtype === 'float64' ? new Float64Array(n) : wantsShared(n) ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
   noteAllocation(a);
   return a;
 }
+
+/**
+ * Whether a float32 array of n values is to live in a SharedArrayBuffer: inside tidyAndRecycle blocks,
+ * whether the passes around the GEMMs run on several threads (threads.ts), so the workers read and write
+ * it in place; outside them (arrays not reused: each new buffer would have to be posted to the workers)
+ * new ones are not, and pooled ones of either kind are taken (undefined).
+ */
+const wantsShared = (n: number): boolean | undefined => (insideRecycling() ? sharesArrays(n) : undefined);
 
 /**
  * An array of n values for an output its caller writes in full: float32 from the buffer pool as it was
  * left (no zeroing pass), or new. Anything that adds into its output, or skips elements, takes alloc().
  */
 export function allocUnfilled(dtype: DType, n: number): TypedArray {
-  return (dtype === 'float32' && takePooled(n, false)) || alloc(dtype, n);
+  return (dtype === 'float32' && takePooled(n, false, wantsShared(n))) || alloc(dtype, n);
 }
 
 const indexStorage = new WeakMap<Int32Array, Float32Array>();

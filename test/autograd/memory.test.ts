@@ -129,6 +129,9 @@ describe('buffer reuse (tidyAndRecycle)', () => {
       clearPool();
       poisonPooledArrays(true);
       try {
+        // Two warm-up steps: the first step's gradients were made outside a recycling block (in no shared
+        // memory), so on several threads those of the first recycled step are new, and reused after it.
+        tidyAndRecycle(step, { training: true });
         tidyAndRecycle(step, { training: true });
         const before = allocationStats();
         const again = tidyAndRecycle(step, { training: true });

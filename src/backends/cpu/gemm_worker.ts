@@ -1,7 +1,8 @@
-/** A GEMM worker: waits for a job, computes its slice (columns or rows) of the shared product, reports done. */
+/** A worker: waits for a job (a GEMM, or a pass), computes its slice of it, reports done. */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { claimSlice, CTRL, runSlice } from './threads.js';
+import { claimSlice, CTRL, PASS_JOB, receive, runPassSlice, runSlice, spinWhile, type WorkerMessage } from './threads.js';
 import { colsFromWords } from './conv.js';
+import { runPass } from './wasm_planes.js';
 
 const { ctrl, operands, index } = workerData as { ctrl: Int32Array; operands: Int32Array; index: number };
 let data: Float32Array = new Float32Array(0);
@@ -9,13 +10,15 @@ let data: Float32Array = new Float32Array(0);
 let seen = 0;
 
 for (;;) {
+  spinWhile(() => Atomics.load(ctrl, CTRL.SEQ) === seen); // see SPIN_MS
   Atomics.wait(ctrl, CTRL.SEQ, seen);
   seen = Atomics.load(ctrl, CTRL.SEQ);
-  // Take the newest shared buffer the main thread posted (it posts one before a job that needs it).
-  for (let m = receiveMessageOnPort(parentPort!); m; m = receiveMessageOnPort(parentPort!)) data = m.message as Float32Array;
+  // Take in what the main thread posted (it posts before a job that needs it): a new shared buffer, tensors' buffers.
+  for (let m = receiveMessageOnPort(parentPort!); m; m = receiveMessageOnPort(parentPort!)) data = receive(m.message as WorkerMessage) ?? data;
   // The main thread computes a slice itself when no worker has claimed it by the time its own is done.
   if (!claimSlice(ctrl, index, seen)) continue;
-  runSlice(data, operands, ctrl, index, colsFromWords);
+  if (ctrl[CTRL.KIND] === PASS_JOB) runPassSlice(data, operands, ctrl, index, runPass);
+  else runSlice(data, operands, ctrl, index, colsFromWords);
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);
 }

@@ -18,10 +18,15 @@ import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, CLAIM: 14, SIZE: 14 + 8 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, KIND: 14, CLAIM: 15, SIZE: 15 + 8 } as const;
+/** CTRL.KIND: what the job is. */
+export const GEMM_JOB = 0, PASS_JOB = 1;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
-interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; }
+/** `buffers`: the SharedArrayBuffers of tensors' arrays these workers have been posted, by id (see shareArray). */
+interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; buffers: WeakMap<SharedArrayBuffer, number> }
+/** What the main thread posts to a worker: the newest shared buffer, a tensor array's buffer, or a buffer to let go of. */
+export type WorkerMessage = { data: Float32Array } | { id: number; buffer: SharedArrayBuffer } | { forget: number };
 
 const workerThreads = builtin('node:worker_threads');
 const MAX_THREADS = 8; // CTRL has a claim word for each
@@ -45,6 +50,10 @@ export function shutdownThreads(): void {
   pool = null;
 }
 
+function post(p: Pool, message: WorkerMessage): void {
+  for (const w of p.workers) w.postMessage(message);
+}
+
 function ensurePool(floats: number): Pool {
   if (!pool) {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL.SIZE * 4));
@@ -54,11 +63,11 @@ function ensurePool(floats: number): Pool {
       w.unref();
       return w;
     });
-    pool = { workers, ctrl, operands, data: new Float32Array(0) };
+    pool = { workers, ctrl, operands, data: new Float32Array(0), buffers: new WeakMap() };
   }
   if (pool.data.length < floats) {
     pool.data = new Float32Array(new SharedArrayBuffer(Math.max(floats, pool.data.length * 2) * 4));
-    for (const w of pool.workers) w.postMessage(pool.data); // picked up with receiveMessageOnPort at the next job
+    post(pool, { data: pool.data }); // picked up with receiveMessageOnPort at the next job
   }
   return pool;
 }
@@ -251,9 +260,11 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // The caller's block starts at column 0: the first `own` columns of the operands as they are.
   // With `onto`, each thread's blocks go to col2im as they are computed, as on one thread: the caller's onto
   // dx itself (its columns start at 0), a worker's onto the copy of its images' dx (see consumedColumns).
-  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, (kernel) => {
+  const kernel = gemmKernel();
+  jobs++;
+  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, kernel), () => {
     if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume && !onto ? mat(d, cAt, N) : C, accumulate, kernel);
-  }, (t, kernel) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx's copy)
+  }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx's copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
     const c = onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : mat(d, cAt + j0, N);
@@ -292,9 +303,11 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
     copyPacked(B, 0, bRows, 0, bCols, d, bAt);
     words.set([PLAIN, bAt, bCols], OPERAND_WORDS);
   } else shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
-  runJob(p, { M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, (kernel) => {
+  const kernel = gemmKernel();
+  jobs++;
+  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, kernel), () => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
-  }, (t, kernel) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
+  }, (t) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
     const [i0, i1] = rowSlice(M, t, T);
     const rows = mat(A.data, A.offset + (transA ? i0 : i0 * A.ld), A.ld);
     if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, mat(d, cAt + i0 * N, N), accumulate, kernel);
@@ -304,6 +317,13 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
 }
 
 interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean; consume: boolean }
+
+/** A GEMM job's control words, with the kernel every thread is to use (so results do not depend on the thread count). */
+const gemmWords = (job: Job, kernel: 'wasm' | 'js'): (readonly [number, number])[] => [
+  [CTRL.KIND, GEMM_JOB], [CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align],
+  [CTRL.TRANS_A, +job.transA], [CTRL.TRANS_B, +job.transB], [CTRL.ACCUMULATE, +job.accumulate], [CTRL.BY_ROWS, +job.byRows],
+  [CTRL.CONSUME, +job.consume], [CTRL.WASM, kernel === 'wasm' ? 1 : 0],
+];
 
 /**
  * Claims slice t of job `seq` for the calling thread: true for whichever thread (the worker, or the caller
@@ -322,36 +342,51 @@ export function slicesTakenBack(): number {
 }
 
 /**
- * Starts the workers on a job, runs the caller's own share (with the kernel every thread is to use, so
- * results do not depend on the thread count), then computes itself each worker slice no worker has
- * claimed yet (a worker still starting up, or descheduled: its slice would otherwise hold the caller up),
- * and waits for the claimed ones. The same slices by the same kernel on either thread: the same bits.
+ * Starts the workers on a job (its control words: `settings`), runs the caller's own share, then computes
+ * itself each worker slice no worker has claimed yet (a worker still starting up, or descheduled: its slice
+ * would otherwise hold the caller up), and waits for the claimed ones. The same slices by the same code on
+ * either thread: the same bits.
  */
-function runJob(p: Pool, job: Job, ownShare: (kernel: 'wasm' | 'js') => void, workerShare: (t: number, kernel: 'wasm' | 'js') => void): void {
+function runJob(p: Pool, settings: readonly (readonly [number, number])[], ownShare: () => void, workerShare: (t: number) => void): void {
   const c = p.ctrl;
-  jobs++;
-  for (const [word, value] of [[CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.THREADS, threads], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align]] as const) Atomics.store(c, word, value);
-  for (const [word, flag] of [[CTRL.TRANS_A, job.transA], [CTRL.TRANS_B, job.transB], [CTRL.ACCUMULATE, job.accumulate], [CTRL.BY_ROWS, job.byRows], [CTRL.CONSUME, job.consume]] as const) Atomics.store(c, word, flag ? 1 : 0);
-  const kernel = gemmKernel();
-  Atomics.store(c, CTRL.WASM, kernel === 'wasm' ? 1 : 0);
+  for (const [word, value] of settings) Atomics.store(c, word, value);
+  Atomics.store(c, CTRL.THREADS, threads);
   Atomics.store(c, CTRL.DONE, 0);
   const seq = Atomics.add(c, CTRL.SEQ, 1) + 1;
   Atomics.notify(c, CTRL.SEQ);
-  ownShare(kernel);
+  ownShare();
   let taken = 0;
   for (let t = 1; t < threads; t++) {
     if (!claimSlice(c, t, seq)) continue;
-    workerShare(t, kernel);
+    workerShare(t);
     taken++;
   }
   stolen += taken;
   const started = Date.now();
+  spinWhile(() => Atomics.load(c, CTRL.DONE) + taken < threads - 1);
   for (let done = Atomics.load(c, CTRL.DONE); done + taken < threads - 1; done = Atomics.load(c, CTRL.DONE)) {
     Atomics.wait(c, CTRL.DONE, done, 1000);
     if (Date.now() - started > 120_000) {
       shutdownThreads();
-      throw new Error('GEMM worker threads stopped answering; set FACENET_THREADS=1 to run single-threaded');
+      throw new Error('worker threads stopped answering; set FACENET_THREADS=1 to run single-threaded');
     }
+  }
+}
+
+/**
+ * How long a thread polls before it sleeps in Atomics.wait: waking a sleeping thread took 50-300 us here
+ * (a virtual machine's idle core), longer than a pass's half of a few hundred microseconds, so without
+ * polling the caller ended up computing most workers' slices of a pass itself. Jobs of a training step or
+ * a batch come back to back; between batches a worker polls for at most this long.
+ */
+export const SPIN_MS = 2;
+
+/** Polls `busy` for at most SPIN_MS. */
+export function spinWhile(busy: () => boolean): void {
+  const until = performance.now() + SPIN_MS;
+  while (busy()) {
+    for (let i = 0; i < 64 && busy(); i++); // a few polls between clock reads
+    if (performance.now() > until) return;
   }
 }
 
@@ -384,4 +419,108 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
     ? consumedColumns(rebuildCols(d, words[o + OPERAND.AT]!, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS), true), j0)
     : mat(d, ctrl[CTRL.C_AT]! + j0, N);
   gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
+}
+
+// ---- passes on all threads ----
+
+/*
+ * The per-channel and elementwise passes around the GEMMs (batchnorm's statistics, normalization and
+ * gradient, gradient sums: wasm_planes.ts) run on every thread when all their arrays live in
+ * SharedArrayBuffers, as alloc() makes them inside tidyAndRecycle blocks while threads > 1 (see
+ * sharesArrays): a training step's tensors are then the workers' too, with nothing to copy. A buffer is
+ * posted to the workers the first time a pass uses it; they keep it by id until the main thread's is
+ * collected. Each thread runs the same pass function over its range of units (channels, or values for an
+ * elementwise pass): every output value, and every channel's sums, come out as on one thread.
+ */
+
+/** The fewest values a pass must touch to be threaded: a job costs ~10-20 us (measured here), a value ~0.3-1 ns. */
+const MIN_THREADED_VALUES = 65536;
+/** Arrays of at least this many floats are made in SharedArrayBuffers (inside tidyAndRecycle, threads > 1). */
+const MIN_SHARED_FLOATS = 16384;
+let passJobs = 0;
+
+/** Passes run on the worker threads since the process started. */
+export function threadedPasses(): number {
+  return passJobs;
+}
+
+/** Whether alloc() should make an array of n floats in a SharedArrayBuffer (it does so only inside tidyAndRecycle blocks). */
+export function sharesArrays(n: number): boolean {
+  return threads > 1 && n >= MIN_SHARED_FLOATS;
+}
+
+export const isShared = (a: ArrayLike<number>): a is Float32Array => a instanceof Float32Array && a.buffer instanceof SharedArrayBuffer;
+
+/** The arguments of a pass: its arrays (shared), integers, float32 tables and float64 sums of `tableLength` values each. */
+export interface PassArgs { arrays: Float32Array[]; ints: number[]; tables: ArrayLike<number>[]; sums: Float64Array[]; tableLength: number }
+/** Runs pass number `pass` over units [from, to) (wasm_planes.ts's runPass; handed in by the worker, as RebuildCols). */
+export type RunPass = (pass: number, args: PassArgs, from: number, to: number) => void;
+
+const PW = { PASS: 0, UNITS: 1, ALIGN: 2, ARRAYS: 3, INTS: 4, TABLES: 5, TABLE_LENGTH: 6, SUMS: 7, LIST: 8 } as const;
+
+const workerBuffers = new Map<number, SharedArrayBuffer>(); // in a worker: the buffers posted to it, by id
+let nextBufferId = 1;
+const forgetBuffer = new FinalizationRegistry<number>((id) => { if (pool) post(pool, { forget: id }); });
+
+/** In a worker: takes in a message from the main thread (see WorkerMessage); returns a new shared buffer, if it is one. */
+export function receive(message: WorkerMessage): Float32Array | null {
+  if ('data' in message) return message.data;
+  if ('forget' in message) workerBuffers.delete(message.forget);
+  else workerBuffers.set(message.id, message.buffer);
+  return null;
+}
+
+/** The id the workers know a's buffer by, posting it to them first if they have not had it. */
+function bufferId(p: Pool, a: Float32Array): number {
+  const buffer = a.buffer as SharedArrayBuffer;
+  let id = p.buffers.get(buffer);
+  if (id === undefined) {
+    id = nextBufferId++;
+    p.buffers.set(buffer, id);
+    post(p, { id, buffer });
+    forgetBuffer.register(buffer, id);
+  }
+  return id;
+}
+
+/**
+ * Runs a pass on all threads, thread t over its slice of `units` (in multiples of `align`), when it touches
+ * `values` values or more and all its arrays are shared; returns the sums it made (args.sums is ignored),
+ * or null where it did not run (the caller runs it alone).
+ */
+export function runPassThreaded(pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number, run: RunPass): Float64Array[] | null {
+  if (threads < 2 || values < MIN_THREADED_VALUES || units < 2 * align * threads || !args.arrays.every(isShared)) return null;
+  const L = args.tableLength, sumsAt = roundUp4(args.tables.length * L);
+  const p = ensurePool(sumsAt + 2 * sums * L);
+  const d = p.data, words = p.operands;
+  const tables = args.tables.map((t, i) => { d.set(t, i * L); return d.subarray(i * L, (i + 1) * L); });
+  const sumViews = Array.from({ length: sums }, (_, i) => new Float64Array(d.buffer, (sumsAt + 2 * i * L) * 4, L).fill(0));
+  const list = args.arrays.flatMap((a) => [bufferId(p, a), a.byteOffset / 4, a.length]);
+  if (PW.LIST + list.length + args.ints.length > OPERAND_WORDS * 3) throw new Error('threads: a pass has more arguments than the workers read');
+  words.set([pass, units, align, args.arrays.length, args.ints.length, args.tables.length, L, sums, ...list, ...args.ints], 0);
+  const full: PassArgs = { ...args, tables, sums: sumViews };
+  const T = threads;
+  passJobs++;
+  runJob(p, [[CTRL.KIND, PASS_JOB]], () => run(pass, full, ...columnSlice(units, 0, T, align)), (t) => run(pass, full, ...columnSlice(units, t, T, align)));
+  return sumViews.map((v) => v.slice());
+}
+
+/** Worker t's slice of a pass, from its words (see runPassThreaded) over the shared buffer d. */
+export function runPassSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t: number, run: RunPass): void {
+  const [pass, units, align, nArrays, nInts, nTables, L, sums] = words;
+  const arrays = Array.from({ length: nArrays! }, (_, i) => {
+    const [id, at, length] = words.subarray(PW.LIST + 3 * i, PW.LIST + 3 * i + 3);
+    const buffer = workerBuffers.get(id!);
+    if (!buffer) throw new Error(`threads: a pass names buffer ${id}, which this worker was not posted`);
+    return new Float32Array(buffer, at! * 4, length);
+  });
+  const ints = Array.from(words.subarray(PW.LIST + 3 * nArrays!, PW.LIST + 3 * nArrays! + nInts!));
+  const sumsAt = roundUp4(nTables! * L!);
+  const args: PassArgs = {
+    arrays, ints, tableLength: L!,
+    tables: Array.from({ length: nTables! }, (_, i) => d.subarray(i * L!, (i + 1) * L!)),
+    sums: Array.from({ length: sums! }, (_, i) => new Float64Array(d.buffer, (sumsAt + 2 * i * L!) * 4, L)),
+  };
+  const [from, to] = columnSlice(units!, t, ctrl[CTRL.THREADS]!, align!);
+  if (to > from) run(pass!, args, from, to);
 }

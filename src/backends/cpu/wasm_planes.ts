@@ -14,6 +14,7 @@
  */
 import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
+import { runPassThreaded, type PassArgs } from './threads.js';
 
 export { setWasmPlanes } from './wasm_module.js';
 
@@ -302,35 +303,44 @@ function layout(k: Instance, tableBytes: number): { buffer: (i: number) => numbe
 }
 
 /**
- * The chunks of N*C planes of P values: whole planes, or pieces of one plane when a plane is larger than a
- * chunk; `ch` is the channel of the chunk's first plane.
+ * The chunks of N*C planes of P values (of channels [c0, c1) only, image by image, when given): whole
+ * planes, or pieces of one plane when a plane is larger than a chunk; `ch` is the channel of the chunk's
+ * first plane. A plane is cut (or not) the same way whatever the range, so every plane's values and sums
+ * come out the same.
  */
-function forChunks(N: number, C: number, P: number, run: (at: number, length: number, p: number, planes: number, ch: number) => void): void {
-  const planes = N * C;
+function forChunks(N: number, C: number, P: number, run: ChunkRun, c0 = 0, c1 = C): void {
+  if (c0 === 0 && c1 === C) forPlanes(0, N * C, C, P, run);
+  else for (let n = 0; n < N; n++) forPlanes(n * C + c0, c1 - c0, C, P, run);
+}
+type ChunkRun = (at: number, length: number, p: number, planes: number, ch: number) => void;
+
+/** Planes [first, first + planes) of P values, in chunks (see forChunks). */
+function forPlanes(first: number, planes: number, C: number, P: number, run: ChunkRun): void {
+  const end = first + planes;
   if (P <= CHUNK) {
     const step = Math.floor(CHUNK / P);
-    for (let q = 0; q < planes; q += step) run(q * P, Math.min(step, planes - q) * P, P, Math.min(step, planes - q), q % C);
+    for (let q = first; q < end; q += step) run(q * P, Math.min(step, end - q) * P, P, Math.min(step, end - q), q % C);
     return;
   }
-  for (let q = 0; q < planes; q++) {
+  for (let q = first; q < end; q++) {
     for (let i = 0; i < P; i += CHUNK) run(q * P + i, Math.min(CHUNK, P - i), Math.min(CHUNK, P - i), 1, q % C);
   }
 }
 
 /**
- * Runs a per-plane kernel over N*C planes of P values, chunk by chunk: `inputs[i]` is copied into buffer
- * i, the kernel gets the buffer addresses `pointers` and then (P, planes, C, ch, ...tables), and
- * `outputs` ([buffer, array]) are copied out.
+ * Runs a per-plane kernel over N*C planes of P values (channels [c0, c1)), chunk by chunk: `inputs[i]` is
+ * copied into buffer i, the kernel gets the buffer addresses `pointers` and then (P, planes, C, ch,
+ * ...tables), and `outputs` ([buffer, array]) are copied out.
  */
 function overPlanes(
   k: Instance, kernel: Fn, inputs: Float32Array[], outputs: [number, Float32Array][], pointers: number[],
-  N: number, C: number, P: number, tables: number[], buffer: (i: number) => number,
+  N: number, C: number, P: number, tables: number[], buffer: (i: number) => number, c0 = 0, c1 = C,
 ): void {
   forChunks(N, C, P, (at, length, p, planes, ch) => {
     inputs.forEach((a, i) => k.heap.set(a.subarray(at, at + length), buffer(i) / 4));
     kernel(...pointers.map(buffer), p, planes, C, ch, ...tables);
     for (const [i, a] of outputs) a.set(k.heap.subarray(buffer(i) / 4, buffer(i) / 4 + length), at);
-  });
+  }, c0, c1);
 }
 
 /** Writes float32 tables (one per array, C values each) at 0.., then float64 ones; returns their addresses. */
@@ -347,13 +357,100 @@ function writeTables(k: Instance, f32: ArrayLike<number>[], f64: number, C: numb
 
 const tableBytes = (f32: number, f64: number, C: number): number => Math.ceil((f32 * C * 4) / 8) * 8 + f64 * C * 8;
 
+/*
+ * Each pass below is a range function (over channels [c0, c1), or values [from, to) for flat ones) that
+ * threads.ts runs on every thread when the arrays are shared (runPassThreaded), else here over all of them.
+ */
+type RangePass = (k: Instance, a: PassArgs, from: number, to: number) => void;
+
+/** Pass arguments: arrays x, y; ints N, C, P, relu; tables scale, shift. */
+const affineRange: RangePass = (k, a, c0, c1) => {
+  const [N, C, P, relu] = a.ints as [number, number, number, number];
+  const { buffer } = layout(k, tableBytes(2, 0, C));
+  const tables = writeTables(k, a.tables, 0, C);
+  overPlanes(k, relu ? k.affineRelu : k.affine, [a.arrays[0]!], [[0, a.arrays[1]!]], [0, 0], N, C, P, tables, buffer, c0, c1);
+};
+
+/** Arrays x; ints N, C, P; tables shift; sums s1, s2. */
+const momentsRange: RangePass = (k, a, c0, c1) => {
+  const [N, C, P] = a.ints as [number, number, number];
+  const { buffer } = layout(k, tableBytes(1, 2, C));
+  const tables = writeTables(k, a.tables, 2, C);
+  overPlanes(k, k.moments, [a.arrays[0]!], [], [0], N, C, P, tables, buffer, c0, c1);
+  readSums(k, tables.slice(1), a.sums, c0, c1);
+};
+
+/** Arrays dy, x (then reluOf, masked); ints N, C, P; tables mean; sums sum(dy), sum(dy * (x - mean)). */
+const bnSumsRange: RangePass = (k, a, c0, c1) => {
+  const [N, C, P] = a.ints as [number, number, number];
+  const [dy, x, reluOf, masked] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
+  const { buffer } = layout(k, tableBytes(1, 2, C));
+  const tables = writeTables(k, a.tables, 2, C);
+  const b0 = buffer(0), b1 = buffer(1), b2 = buffer(2);
+  forChunks(N, C, P, (at, length, p, planes, ch) => {
+    k.heap.set(dy.subarray(at, at + length), b0 / 4);
+    if (reluOf) {
+      k.heap.set(reluOf.subarray(at, at + length), b2 / 4);
+      k.mask(b0, b2, b0, Math.ceil(length / 4));
+      masked!.set(k.heap.subarray(b0 / 4, b0 / 4 + length), at);
+    }
+    k.heap.set(x.subarray(at, at + length), b1 / 4);
+    k.bnSums(b0, b1, p, planes, C, ch, ...tables);
+  }, c0, c1);
+  readSums(k, tables.slice(1), a.sums, c0, c1);
+};
+
+/** Arrays dy, x, dx; ints N, C, P; tables a, mean, b, d. */
+const bnInputGradientRange: RangePass = (k, a, c0, c1) => {
+  const [N, C, P] = a.ints as [number, number, number];
+  const { buffer } = layout(k, tableBytes(4, 0, C));
+  const tables = writeTables(k, a.tables, 0, C);
+  overPlanes(k, k.bnInputGradient, a.arrays.slice(0, 2), [[2, a.arrays[2]!]], [0, 1, 2], N, C, P, tables, buffer, c0, c1);
+};
+
+const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
+
+/** Arrays inputs..., out; ints the kernel (an index into FLAT). Values [from, to). */
+const flatRange: RangePass = (k, a, from, to) => {
+  overValues(k, k[FLAT[a.ints[0]!]!], a.arrays.slice(0, -1), a.arrays[a.arrays.length - 1]!, undefined, from, to);
+};
+
+/** Float64 tables at `addresses` (C values each), channels [c0, c1), into sums. */
+function readSums(k: Instance, addresses: number[], sums: Float64Array[], c0: number, c1: number): void {
+  sums.forEach((s, i) => s.set(k.heap64.subarray(addresses[i]! / 8 + c0, addresses[i]! / 8 + c1), c0));
+}
+
+/** The passes threads.ts may run on the workers, by number (the workers load this module too). */
+const PASSES: RangePass[] = [affineRange, momentsRange, bnSumsRange, bnInputGradientRange, flatRange];
+const [AFFINE, MOMENTS, BN_SUMS, BN_INPUT_GRADIENT, FLAT_PASS] = [0, 1, 2, 3, 4];
+
+/** Runs pass number `pass` over units [from, to) here (a worker's share, or the caller's). */
+export function runPass(pass: number, args: PassArgs, from: number, to: number): void {
+  const k = kernels();
+  if (!k) throw new Error('wasm_planes: a threaded pass reached a thread without the WebAssembly kernels');
+  PASSES[pass]!(k, args, from, to);
+}
+
+/**
+ * Runs a pass over units [0, units) (channels, or values in multiples of `align`) on all threads when its
+ * arrays are shared and it is worth it, else here; returns its `sums` float64 tables (tableLength each).
+ */
+function onThreads(k: Instance, pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number): Float64Array[] {
+  const threaded = runPassThreaded(pass, args, sums, units, align, values, runPass);
+  if (threaded) return threaded;
+  const alone: PassArgs = { ...args, sums: Array.from({ length: sums }, () => new Float64Array(args.tableLength)) };
+  PASSES[pass]!(k, alone, 0, units);
+  return alone.sums;
+}
+
+const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
+  ({ arrays: arrays as Float32Array[], ints, tables, tableLength: C });
+
 /** y = x * scale[c] + shift[c] (then max(0, .) when relu) over [N, C, P]; false where the kernels do not run. */
 export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, scale: ArrayLike<number>, shift: ArrayLike<number>, relu: boolean): boolean {
   const k = kernels();
   if (!k || !isF32(x, y)) return false;
-  const { buffer } = layout(k, tableBytes(2, 0, C));
-  const tables = writeTables(k, [scale, shift], 0, C);
-  overPlanes(k, relu ? k.affineRelu : k.affine, [x as Float32Array], [[0, y as Float32Array]], [0, 0], N, C, P, tables, buffer);
+  onThreads(k, AFFINE, planePass([x, y], [N, C, P, relu ? 1 : 0], [scale, shift], C), 0, C, 1, N * C * P);
   return true;
 }
 
@@ -371,10 +468,8 @@ export function preluPlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: numbe
 export function shiftedSums(x: ArrayLike<number>, N: number, C: number, P: number, shift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array } | null {
   const k = kernels();
   if (!k || !isF32(x)) return null;
-  const { buffer } = layout(k, tableBytes(1, 2, C));
-  const tables = writeTables(k, [shift], 2, C);
-  overPlanes(k, k.moments, [x as Float32Array], [], [0], N, C, P, tables, buffer);
-  return { s1: k.heap64.slice(tables[1]! / 8, tables[1]! / 8 + C), s2: k.heap64.slice(tables[2]! / 8, tables[2]! / 8 + C) };
+  const [s1, s2] = onThreads(k, MOMENTS, planePass([x], [N, C, P], [shift], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  return { s1, s2 };
 }
 
 /**
@@ -388,20 +483,9 @@ export function batchNormSums(
 ): { sumDy: Float64Array; sumDyXc: Float64Array } | null {
   const k = kernels();
   if (!k || !isF32(dy, x) || (reluOf && !isF32(reluOf, masked!))) return null;
-  const { buffer } = layout(k, tableBytes(1, 2, C));
-  const tables = writeTables(k, [mean], 2, C);
-  const b0 = buffer(0), b1 = buffer(1), b2 = buffer(2);
-  forChunks(N, C, P, (at, length, p, planes, ch) => {
-    k.heap.set((dy as Float32Array).subarray(at, at + length), b0 / 4);
-    if (reluOf) {
-      k.heap.set((reluOf as Float32Array).subarray(at, at + length), b2 / 4);
-      k.mask(b0, b2, b0, Math.ceil(length / 4));
-      (masked as Float32Array).set(k.heap.subarray(b0 / 4, b0 / 4 + length), at);
-    }
-    k.heap.set((x as Float32Array).subarray(at, at + length), b1 / 4);
-    k.bnSums(b0, b1, p, planes, C, ch, ...tables);
-  });
-  return { sumDy: k.heap64.slice(tables[1]! / 8, tables[1]! / 8 + C), sumDyXc: k.heap64.slice(tables[2]! / 8, tables[2]! / 8 + C) };
+  const arrays = reluOf ? [dy, x, reluOf, masked!] : [dy, x];
+  const [sumDy, sumDyXc] = onThreads(k, BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  return { sumDy, sumDyXc };
 }
 
 /** dx = a[c] * dy - b[c] * (x - mean[c]) - d[c] over [N, C, P] (dx may be dy); false where the kernels do not run. */
@@ -411,32 +495,36 @@ export function batchNormInputGradient(
 ): boolean {
   const k = kernels();
   if (!k || !isF32(dy, x, dx)) return false;
-  const { buffer } = layout(k, tableBytes(4, 0, C));
-  const tables = writeTables(k, [a, mean, b, d], 0, C);
-  overPlanes(k, k.bnInputGradient, [dy as Float32Array, x as Float32Array], [[2, dx as Float32Array]], [0, 1, 2], N, C, P, tables, buffer);
+  onThreads(k, BN_INPUT_GRADIENT, planePass([dy, x, dx], [N, C, P], [a, mean, b, d], C), 0, C, 1, N * C * P);
   return true;
 }
 
 /**
- * A flat kernel over `inputs` (copied in by chunk), its result copied out into `out` (which may be an
- * input); `scalar`, when given, is stored at address 0 and its address passed last.
+ * A flat kernel over `inputs` (copied in by chunk), values [from, to), its result copied out into `out`
+ * (which may be an input); `scalar`, when given, is stored at address 0 and its address passed last.
  */
-function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float32Array, scalar?: number): void {
+function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float32Array, scalar?: number, from = 0, to = out.length): void {
   const { buffer } = layout(k, 16);
   if (scalar !== undefined) k.heap[0] = scalar;
-  for (let at = 0; at < out.length; at += CHUNK) {
-    const length = Math.min(CHUNK, out.length - at);
+  for (let at = from; at < to; at += CHUNK) {
+    const length = Math.min(CHUNK, to - at);
     inputs.forEach((a, i) => k.heap.set(a.subarray(at, at + length), buffer(i) / 4));
     kernel(...inputs.map((_, i) => buffer(i)), buffer(inputs.length), Math.ceil(length / 4), ...(scalar !== undefined ? [0] : []));
     out.set(k.heap.subarray(buffer(inputs.length) / 4, buffer(inputs.length) / 4 + length), at);
   }
 }
 
+/** A FLAT kernel over same-length arrays (the last one the output), on all threads where worth it. */
+function flatPass(k: Instance, kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[]): void {
+  const n = arrays[0]!.length;
+  onThreads(k, FLAT_PASS, { arrays: arrays as Float32Array[], ints: [FLAT.indexOf(kernel)], tables: [], tableLength: 0 }, 0, n, 16, n);
+}
+
 /** out = ref > 0 ? dy : 0 (ReLU's gradient; out may be dy); false where the kernels do not run. */
 export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(dy, ref, out)) return false;
-  overValues(k, k.mask, [dy as Float32Array, ref as Float32Array], out as Float32Array);
+  flatPass(k, 'mask', [dy, ref, out]);
   return true;
 }
 
@@ -444,7 +532,7 @@ export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out:
 export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): boolean {
   const k = kernels();
   if (!k || !isF32(x, out)) return false;
-  overValues(k, k.relu, [x as Float32Array], out as Float32Array);
+  flatPass(k, 'relu', [x, out]);
   return true;
 }
 
@@ -452,7 +540,7 @@ export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): bo
 export function binaryValues(name: 'add' | 'sub' | 'mul', a: ArrayLike<number>, b: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(a, b, out)) return false;
-  overValues(k, k[name], [a as Float32Array, b as Float32Array], out as Float32Array);
+  flatPass(k, name, [a, b, out]);
   return true;
 }
 
