@@ -22,6 +22,18 @@ export interface GradNode {
 
 let gradEnabled = true;
 
+/** Gradient arrays their op handed over (see handOver): the tape may add into them or keep them as a leaf's .grad. */
+const handedOver = new WeakSet<TypedArray>();
+
+/**
+ * Marks a gradient array an op's backward made for the tape alone (new, aliasing nothing, kept nowhere):
+ * a sum of gradients may then go into it, and a parameter may keep it as its .grad without a copy.
+ */
+export function handOver<T extends TypedArray | null>(a: T): T {
+  if (a) handedOver.add(a);
+  return a;
+}
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -81,7 +93,7 @@ function reverseTopologicalOrder(root: Tensor): Tensor[] {
 
 export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean): void {
   const grads = new Map<Tensor, TypedArray>();
-  const owned = new WeakSet<TypedArray>(); // arrays the tape allocated itself, safe to add into
+  const owned = new WeakSet<TypedArray>(); // arrays the tape allocated, or an op handed over: safe to add into
   const handled = new Set<TypedArray>(); // every gradient array (leaves get copies), and freed nodes' saved arrays: dead once backward is done
   const accumulate = (t: Tensor, g: TypedArray): void => {
     if (g.length !== t.size) throw new FacenetError('INTERNAL', `backward of ${t.node?.op ?? 'leaf'}: gradient has ${g.length} elements for a tensor of ${t.size}`);
@@ -106,11 +118,14 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
     grads.delete(t);
     const node = t.node;
     if (node === null) {
-      accumulateLeafGrad(t, g);
+      if (accumulateLeafGrad(t, g, owned.has(g))) handled.delete(g);
       continue;
     }
     const needs = node.inputs.map((x) => x.requiresGrad);
     const inputGrads = node.backward(g, needs);
+    for (const gi of inputGrads) if (gi && handedOver.delete(gi)) owned.add(gi);
+    // One array for two inputs (add's backward returns dy for both): neither may add into it or keep it.
+    inputGrads.forEach((gi, i) => { if (gi && inputGrads.indexOf(gi) !== i) owned.delete(gi); });
     node.inputs.forEach((input, i) => {
       const gi = inputGrads[i];
       if (needs[i] && gi) accumulate(input, gi);
@@ -125,14 +140,19 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
   for (const a of handled) releaseArray(a); // reused only inside tidyAndRecycle, and only if nothing holds it
 }
 
-function accumulateLeafGrad(leaf: Tensor, g: TypedArray): void {
+/**
+ * Adds g into leaf.grad, or makes it leaf.grad: g itself when the tape owns it (`own`; true is returned:
+ * the leaf keeps it), else a copy (an op's array may be another gradient's too).
+ */
+function accumulateLeafGrad(leaf: Tensor, g: TypedArray, own: boolean): boolean {
   if (leaf.grad === null) {
-    const copy = allocUnfilled(leaf.dtype, leaf.size);
-    copy.set(g);
-    noteGradStorage(copy);
-    leaf.grad = new Tensor(copy, leaf.shape, { tracked: false });
-    return;
+    const kept = own && dtypeOf(g) === leaf.dtype ? g : allocUnfilled(leaf.dtype, leaf.size);
+    if (kept !== g) kept.set(g);
+    noteGradStorage(kept);
+    leaf.grad = new Tensor(kept, leaf.shape, { tracked: false });
+    return kept === g;
   }
   const acc = leaf.grad.data;
   if (!binaryValues('add', acc, g, acc)) for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+  return false;
 }

@@ -5,7 +5,7 @@
  */
 import { affinePlanes } from '../backends/cpu/wasm_planes.js';
 import { ArgumentError, ShapeError } from '../errors.js';
-import { needsGrad, noGrad, record } from '../autograd/tape.js';
+import { handOver, needsGrad, noGrad, record } from '../autograd/tape.js';
 import { conv2dBackward, conv2dBackwardBias, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -52,9 +52,10 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   const y = new Tensor(conv2dForward(x.data, w.data, bias?.data ?? null, g), [g.N, g.O, g.OH, g.OW]);
   if (!needsGrad(x, w, bias)) return y;
   const xd = x.data, wd = w.data;
+  // Its gradients are new arrays for the tape alone: sums may go into them, the filters may keep theirs.
   return record(y, 'conv2d', inputs, (dy, needs) => [
-    ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!),
-    needs[2] ? conv2dBackwardBias(dy, g) : null,
+    ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!).map(handOver),
+    handOver(needs[2] ? conv2dBackwardBias(dy, g) : null),
   ]);
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { add, DisposedError, exp, FacenetError, mul, noGrad, ones, relu, ShapeError, sum, tensor, isGradEnabled } from '../../src/index.js';
+import { add, conv2d, DisposedError, exp, FacenetError, mul, noGrad, ones, randn, relu, ShapeError, sum, tensor, isGradEnabled, type Tensor } from '../../src/index.js';
 
 const f64 = { dtype: 'float64' as const, requiresGrad: true };
 
@@ -18,6 +18,30 @@ describe('autograd tape', () => {
     const z = sum(add(mul(y, y), y)); // z = 4x² + 2x -> 8x + 2
     z.backward();
     expect(x.grad!.toArray()).to.deep.equal([10, 18, 26]);
+  });
+  it('arrays a convolution hands over: summed into in place, kept by the filters, never shared when returned for two inputs', () => {
+    const leaf = (shape: number[], seed: number): Tensor => { const t = randn(shape, { seed }); t.requiresGrad = true; return t; };
+    const a = leaf([2, 3, 6, 6], 1), b = leaf([2, 3, 6, 6], 2), w = leaf([4, 3, 3, 3], 3), v = leaf([4, 3, 1, 1], 4);
+    const r = randn([2, 4, 6, 6], { seed: 5 });
+    // s = a + b feeds two convolutions: their dx (handed over) are summed, into the first one; add's
+    // backward returns that sum for both a and b, which must each get an array of their own.
+    const loss = (): Tensor => { const s = add(a, b); return add(sum(mul(conv2d(s, w, null, { padding: 1 }), r)), sum(mul(conv2d(s, v), r))); };
+    loss().backward();
+    const once = [a, b, w, v].map((t) => Float64Array.from(t.grad!.data));
+    expect(a.grad!.data, 'a and b share a gradient array').to.not.equal(b.grad!.data);
+    expect(Array.from(a.grad!.data)).to.deep.equal(Array.from(b.grad!.data));
+    // The same gradients by separate graphs: each convolution alone.
+    const parts = [() => sum(mul(conv2d(add(a, b), w, null, { padding: 1 }), r)), () => sum(mul(conv2d(add(a, b), v), r))].map((f) => {
+      for (const t of [a, b, w, v]) t.zeroGrad();
+      f().backward();
+      return [a, w, v].map((t) => (t.grad ? Float64Array.from(t.grad.data) : null));
+    });
+    once[0]!.forEach((g, i) => expect(g).to.be.closeTo(parts[0]![0]![i]! + parts[1]![0]![i]!, 1e-4));
+    // A second backward adds onto every .grad (the filters kept the arrays their convolutions made).
+    for (const t of [a, b, w, v]) t.zeroGrad();
+    loss().backward();
+    loss().backward();
+    [a, b, w, v].forEach((t, k) => t.grad!.data.forEach((g, i) => expect(g, `tensor ${k}`).to.be.closeTo(2 * once[k]![i]!, 1e-4)));
   });
   it('accumulates across backward calls until zeroGrad', () => {
     const x = tensor([1, 2], [2], f64);

@@ -1,13 +1,16 @@
 /**
- * The passes around the GEMMs on 2 threads (threads.ts: runPassThreaded): inside tidyAndRecycle blocks,
- * large arrays live in SharedArrayBuffers and batchnorm's passes, channelAffine and the elementwise ones
- * (gradient sums) run on every thread, each over its channels (or values). Results must be the bits of
- * one thread, whoever computes a slice (a fresh worker's slices are taken back by the caller), for planes
- * larger than a chunk, odd plane sizes and few channels.
+ * The passes around the GEMMs on 2 threads (threads.ts: runPass): inside tidyAndRecycle blocks, large
+ * arrays live in SharedArrayBuffers and batchnorm's passes, channelAffine, the elementwise ones (gradient
+ * sums), max and L2 pooling and LRN, forward and backward, run on every thread, each over its channels,
+ * planes, images (or values). Results must be the bits of one thread, whoever computes a slice (a fresh
+ * worker's slices are taken back by the caller), for planes larger than a chunk, odd plane sizes and few
+ * channels.
  */
 import { expect } from 'chai';
 import { add, mul, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
+import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
+import { lrn } from '../../src/ops/lrn.js';
 import { isShared, slicesTakenBack, threadedPasses } from '../../src/backends/cpu/threads.js';
 import { wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { randomTensor } from '../helpers.js';
@@ -34,6 +37,22 @@ function passes(shape: number[], seed: number): Float32Array[] {
   return [...outputs, x0.grad!, gamma.grad!, beta.grad!, bias.grad!].map((t) => Float32Array.from(t.data));
 }
 
+/** Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same') and LRN (size 5): forward and input gradient. */
+function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
+  const x0 = randomTensor(shape, seed);
+  x0.requiresGrad = true;
+  const x = mul(x0, 1);
+  const outputs = [
+    maxPool2d(x, { kernel: 3, stride: 2, padding: 1, ceilMode: true }),
+    maxPool2d(x, { kernel: 2 }),
+    l2Pool2d(x, { kernel: 3, stride: 1, padding: 'same' }),
+    lrn(x, { size: 5, alpha: 1e-4, beta: 0.75, k: 1 }),
+  ];
+  const loss = outputs.reduce((acc, y, i) => add(acc, sum(mul(y, randomTensor([...y.shape], seed + 10 + i)))), sum(mul(x, 0)));
+  loss.backward();
+  return [...outputs, x0.grad!].map((t) => Float32Array.from(t.data));
+}
+
 const same = (a: Float32Array[], b: Float32Array[], what: string): void =>
   a.forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(b[i]!.buffer)), `${what}: output ${i}`).to.equal(true));
 
@@ -45,29 +64,33 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
   });
   after(() => { setNumThreads(threadsBefore); clearPool(); });
 
-  it('batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums: bit-identical to 1 thread, slices taken back or computed by the worker', async () => {
-    setNumThreads(1);
-    const ones = SHAPES.map((s, i) => tidy(() => passes(s, 10 * i)));
-    setNumThreads(2);
-    // Outside tidyAndRecycle arrays are not shared: nothing is threaded.
-    const before = threadedPasses();
-    SHAPES.forEach((s, i) => same(tidy(() => passes(s, 10 * i)), ones[i]!, `${s.join('x')}, unshared`));
-    expect(threadedPasses() - before, 'passes threaded over unshared arrays').to.equal(0);
-    // Inside: fresh workers (their slices are taken back while they start), then running ones.
-    const taken = slicesTakenBack(), jobs = threadedPasses();
-    const fresh = SHAPES.map((s, i) => tidyAndRecycle(() => passes(s, 10 * i), { training: true }));
-    expect(threadedPasses() - jobs, 'threaded passes').to.be.at.least(SHAPES.length * 10);
-    expect(slicesTakenBack() - taken, 'slices taken back from fresh workers').to.be.greaterThan(0);
-    for (let attempt = 0; attempt < 100 && slicesTakenBack() - taken === threadedPasses() - jobs; attempt++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 200));
-    const taken2 = slicesTakenBack(), jobs2 = threadedPasses();
-    const warm = SHAPES.map((s, i) => tidyAndRecycle(() => passes(s, 10 * i), { training: true }));
-    expect(threadedPasses() - jobs2 - (slicesTakenBack() - taken2), 'slices the worker computed').to.be.greaterThan(0);
-    SHAPES.forEach((s, i) => {
-      same(fresh[i]!, ones[i]!, `${s.join('x')}, fresh workers`);
-      same(warm[i]!, ones[i]!, `${s.join('x')}, running workers`);
+  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN', poolsAndLrn]] as const;
+  for (const [name, run] of cases) {
+    it(`${name}: bit-identical to 1 thread, slices taken back or computed by the worker`, async () => {
+      setNumThreads(1);
+      clearPool();
+      const ones = SHAPES.map((s, i) => tidy(() => run(s, 10 * i)));
+      setNumThreads(2);
+      // Outside tidyAndRecycle arrays are not shared: nothing is threaded.
+      const before = threadedPasses();
+      SHAPES.forEach((s, i) => same(tidy(() => run(s, 10 * i)), ones[i]!, `${s.join('x')}, unshared`));
+      expect(threadedPasses() - before, 'passes threaded over unshared arrays').to.equal(0);
+      // Inside: fresh workers (their slices are taken back while they start), then running ones.
+      const taken = slicesTakenBack(), jobs = threadedPasses();
+      const fresh = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
+      expect(threadedPasses() - jobs, 'threaded passes').to.be.at.least(SHAPES.length * 5);
+      expect(slicesTakenBack() - taken, 'slices taken back from fresh workers').to.be.greaterThan(0);
+      for (let attempt = 0; attempt < 100 && slicesTakenBack() - taken === threadedPasses() - jobs; attempt++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      const taken2 = slicesTakenBack(), jobs2 = threadedPasses();
+      const warm = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
+      expect(threadedPasses() - jobs2 - (slicesTakenBack() - taken2), 'slices the worker computed').to.be.greaterThan(0);
+      SHAPES.forEach((s, i) => {
+        same(fresh[i]!, ones[i]!, `${s.join('x')}, fresh workers`);
+        same(warm[i]!, ones[i]!, `${s.join('x')}, running workers`);
+      });
     });
-  });
+  }
 
   it('arrays made inside tidyAndRecycle are shared on 2 threads only (and only large ones)', () => {
     for (const threads of [1, 2]) {

@@ -2,7 +2,9 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { claimSlice, CTRL, PASS_JOB, receive, runPassSlice, runSlice, spinWhile, type WorkerMessage } from './threads.js';
 import { colsFromWords } from './conv.js';
-import { runPass } from './wasm_planes.js';
+import './wasm_planes.js'; // the modules that register passes (threads.ts: registerPass)
+import './wasm_pool.js';
+import './wasm_lrn.js';
 
 const { ctrl, operands, index } = workerData as { ctrl: Int32Array; operands: Int32Array; index: number };
 let data: Float32Array = new Float32Array(0);
@@ -17,7 +19,7 @@ for (;;) {
   for (let m = receiveMessageOnPort(parentPort!); m; m = receiveMessageOnPort(parentPort!)) data = receive(m.message as WorkerMessage) ?? data;
   // The main thread computes a slice itself when no worker has claimed it by the time its own is done.
   if (!claimSlice(ctrl, index, seen)) continue;
-  if (ctrl[CTRL.KIND] === PASS_JOB) runPassSlice(data, operands, ctrl, index, runPass);
+  if (ctrl[CTRL.KIND] === PASS_JOB) runPassSlice(data, operands, ctrl, index);
   else runSlice(data, operands, ctrl, index, colsFromWords);
   Atomics.add(ctrl, CTRL.DONE, 1);
   Atomics.notify(ctrl, CTRL.DONE);

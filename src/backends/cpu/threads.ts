@@ -451,10 +451,33 @@ export function sharesArrays(n: number): boolean {
 
 export const isShared = (a: ArrayLike<number>): a is Float32Array => a instanceof Float32Array && a.buffer instanceof SharedArrayBuffer;
 
-/** The arguments of a pass: its arrays (shared), integers, float32 tables and float64 sums of `tableLength` values each. */
+/**
+ * The arguments of a pass: its arrays (each a Float32Array view, shared when threaded), integers, float32
+ * tables of up to `tableLength` values each, and float64 sums of `tableLength` values each (its outputs).
+ */
 export interface PassArgs { arrays: Float32Array[]; ints: number[]; tables: ArrayLike<number>[]; sums: Float64Array[]; tableLength: number }
-/** Runs pass number `pass` over units [from, to) (wasm_planes.ts's runPass; handed in by the worker, as RebuildCols). */
-export type RunPass = (pass: number, args: PassArgs, from: number, to: number) => void;
+/** A pass over units [from, to) (channels, planes, images or values); it adds its units' sums into args.sums. */
+export type RangePass = (args: PassArgs, from: number, to: number) => void;
+
+/** The passes that can run on the workers, by number (their modules register them; the workers load those modules too). */
+export const PASS = { AFFINE: 0, MOMENTS: 1, BN_SUMS: 2, BN_INPUT_GRADIENT: 3, FLAT: 4, MAX_POOL: 5, MAX_POOL_GRAD: 6, L2_POOL: 7, LRN: 8, LRN_GRAD: 9 } as const;
+const passes: RangePass[] = [];
+
+export function registerPass(pass: number, f: RangePass): void {
+  passes[pass] = f;
+}
+
+/**
+ * Runs a pass over units [0, units) (in multiples of `align` per thread) on all threads when it touches
+ * `values` values or more and all its arrays are shared, else here; returns its `sums` float64 tables.
+ */
+export function runPass(pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number): Float64Array[] {
+  const threaded = runPassThreaded(pass, args, sums, units, align, values);
+  if (threaded) return threaded;
+  const alone: PassArgs = { ...args, sums: Array.from({ length: sums }, () => new Float64Array(args.tableLength)) };
+  passes[pass]!(alone, 0, units);
+  return alone.sums;
+}
 
 const PW = { PASS: 0, UNITS: 1, ALIGN: 2, ARRAYS: 3, INTS: 4, TABLES: 5, TABLE_LENGTH: 6, SUMS: 7, LIST: 8 } as const;
 
@@ -483,44 +506,41 @@ function bufferId(p: Pool, a: Float32Array): number {
   return id;
 }
 
-/**
- * Runs a pass on all threads, thread t over its slice of `units` (in multiples of `align`), when it touches
- * `values` values or more and all its arrays are shared; returns the sums it made (args.sums is ignored),
- * or null where it did not run (the caller runs it alone).
- */
-export function runPassThreaded(pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number, run: RunPass): Float64Array[] | null {
+/** runPass on all threads, thread t over its slice of the units; null where it is not worth it or an array is not shared. */
+function runPassThreaded(pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number): Float64Array[] | null {
   if (threads < 2 || values < MIN_THREADED_VALUES || units < 2 * align * threads || !args.arrays.every(isShared)) return null;
   const L = args.tableLength, sumsAt = roundUp4(args.tables.length * L);
   const p = ensurePool(sumsAt + 2 * sums * L);
   const d = p.data, words = p.operands;
-  const tables = args.tables.map((t, i) => { d.set(t, i * L); return d.subarray(i * L, (i + 1) * L); });
+  const tables = args.tables.map((t, i) => { d.set(t, i * L); return d.subarray(i * L, i * L + t.length); });
   const sumViews = Array.from({ length: sums }, (_, i) => new Float64Array(d.buffer, (sumsAt + 2 * i * L) * 4, L).fill(0));
   const list = args.arrays.flatMap((a) => [bufferId(p, a), a.byteOffset / 4, a.length]);
-  if (PW.LIST + list.length + args.ints.length > OPERAND_WORDS * 3) throw new Error('threads: a pass has more arguments than the workers read');
-  words.set([pass, units, align, args.arrays.length, args.ints.length, args.tables.length, L, sums, ...list, ...args.ints], 0);
+  if (PW.LIST + list.length + args.tables.length + args.ints.length > OPERAND_WORDS * 3) throw new Error('threads: a pass has more arguments than the workers read');
+  words.set([pass, units, align, args.arrays.length, args.ints.length, args.tables.length, L, sums, ...list, ...args.tables.map((t) => t.length), ...args.ints], 0);
   const full: PassArgs = { ...args, tables, sums: sumViews };
   const T = threads;
   passJobs++;
-  runJob(p, [[CTRL.KIND, PASS_JOB]], () => run(pass, full, ...columnSlice(units, 0, T, align)), (t) => run(pass, full, ...columnSlice(units, t, T, align)));
+  const run = passes[pass]!;
+  runJob(p, [[CTRL.KIND, PASS_JOB]], () => run(full, ...columnSlice(units, 0, T, align)), (t) => run(full, ...columnSlice(units, t, T, align)));
   return sumViews.map((v) => v.slice());
 }
 
 /** Worker t's slice of a pass, from its words (see runPassThreaded) over the shared buffer d. */
-export function runPassSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t: number, run: RunPass): void {
-  const [pass, units, align, nArrays, nInts, nTables, L, sums] = words;
+export function runPassSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t: number): void {
+  const [pass, units, align, nArrays, nInts, nTables, L, sums] = words as unknown as number[];
   const arrays = Array.from({ length: nArrays! }, (_, i) => {
     const [id, at, length] = words.subarray(PW.LIST + 3 * i, PW.LIST + 3 * i + 3);
     const buffer = workerBuffers.get(id!);
     if (!buffer) throw new Error(`threads: a pass names buffer ${id}, which this worker was not posted`);
     return new Float32Array(buffer, at! * 4, length);
   });
-  const ints = Array.from(words.subarray(PW.LIST + 3 * nArrays!, PW.LIST + 3 * nArrays! + nInts!));
+  const lengthsAt = PW.LIST + 3 * nArrays!, intsAt = lengthsAt + nTables!;
   const sumsAt = roundUp4(nTables! * L!);
   const args: PassArgs = {
-    arrays, ints, tableLength: L!,
-    tables: Array.from({ length: nTables! }, (_, i) => d.subarray(i * L!, (i + 1) * L!)),
+    arrays, ints: Array.from(words.subarray(intsAt, intsAt + nInts!)), tableLength: L!,
+    tables: Array.from({ length: nTables! }, (_, i) => d.subarray(i * L!, i * L! + words[lengthsAt + i]!)),
     sums: Array.from({ length: sums! }, (_, i) => new Float64Array(d.buffer, (sumsAt + 2 * i * L!) * 4, L)),
   };
   const [from, to] = columnSlice(units!, t, ctrl[CTRL.THREADS]!, align!);
-  if (to > from) run(pass!, args, from, to);
+  if (to > from) passes[pass!]!(args, from, to);
 }

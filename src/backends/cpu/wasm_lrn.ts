@@ -6,6 +6,7 @@
 import { body, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, reserve } from './wasm_module.js';
 import { flatKernel, highToLow, load } from './wasm_planes.js';
+import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 
 /**
  * Float64 arithmetic on float32 lanes, two at a time: for each half of the four lanes, the lanes of the
@@ -82,6 +83,22 @@ type Instance = NonNullable<ReturnType<typeof kernels>>;
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmLrnAvailable = (): boolean => kernels() !== null;
 
+/** Float64 constants as int32 pairs (a pass's integers carry them to the workers exactly), and back. */
+const float64Words = (...values: number[]): number[] => Array.from(new Int32Array(Float64Array.from(values).buffer));
+const fromFloat64Words = (ints: number[]): number[] => Array.from(new Float64Array(Int32Array.from(ints).buffer));
+
+/** Registers a pass with threads.ts (runPass runs it on every thread, over its images, when worth it). */
+function register(pass: number, f: (k: Instance, a: PassArgs, from: number, to: number) => void): void {
+  registerPass(pass, (a, from, to) => {
+    const k = kernels();
+    if (!k) throw new Error('wasm_lrn: a threaded pass reached a thread without the WebAssembly kernels');
+    f(k, a, from, to);
+  });
+}
+
+/** Whether the kernels run here and an image of n values fits the module's regions. */
+const fits = (n: number): boolean => kernels() !== null && 7 * regionStride(n) <= 1 << 27;
+
 /**
  * LRN with beta = 0.75 over N images of C planes of P values (see lrn.ts), image by image through the
  * module's memory: the squares, their sums over channel windows of radius r (flat adds of whole channel
@@ -92,25 +109,31 @@ export function lrnImages(
   x: ArrayLike<number>, y: ArrayLike<number>, s: ArrayLike<number> | null, sPow: ArrayLike<number> | null,
   N: number, C: number, P: number, r: number, kBase: number, scale: number,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || (s && !isF32(s, sPow!))) return false;
-  const n = C * P, regions = imageRegions(k, n);
-  if (!regions) return false;
-  const [X, Q, SUM, S, SP, Y] = regions;
+  if (!isF32(x, y) || (s && !isF32(s, sPow!)) || !fits(C * P)) return false;
+  const arrays = (s ? [x, y, s, sPow!] : [x, y]) as Float32Array[];
+  runPass(PASS.LRN, { arrays, ints: [C, P, r, ...float64Words(kBase, scale)], tables: [], tableLength: 0 }, 0, N, 1, N * C * P);
+  return true;
+}
+
+/** Arrays x, y (then s, sPow); ints C, P, r, then kBase and scale as float64 words. Images [n0, n1). */
+register(PASS.LRN, (k, a, n0, n1) => {
+  const [C, P, r] = a.ints as [number, number, number];
+  const [kBase, scale] = fromFloat64Words(a.ints.slice(3)) as [number, number];
+  const [x, y, s, sPow] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
+  const n = C * P, [X, Q, SUM, S, SP, Y] = imageRegions(k, n);
   new Float64Array(k.memory.buffer, 0, 3).set([kBase, scale, 1]);
-  for (let img = 0; img < N; img++) {
-    k.heap.set((x as Float32Array).subarray(img * n, (img + 1) * n), X / 4);
+  for (let img = n0; img < n1; img++) {
+    k.heap.set(x.subarray(img * n, (img + 1) * n), X / 4);
     k.mul(X, X, Q, Math.ceil(n / 4));
     channelWindowSums(k, Q, SUM, C, P, r);
     k.lrn(SUM, X, S, SP, Y, Math.ceil(n / 4), 0);
-    (y as Float32Array).set(k.heap.subarray(Y / 4, Y / 4 + n), img * n);
+    y.set(k.heap.subarray(Y / 4, Y / 4 + n), img * n);
     if (s) {
-      (s as Float32Array).set(k.heap.subarray(S / 4, S / 4 + n), img * n);
-      (sPow as Float32Array).set(k.heap.subarray(SP / 4, SP / 4 + n), img * n);
+      s.set(k.heap.subarray(S / 4, S / 4 + n), img * n);
+      sPow!.set(k.heap.subarray(SP / 4, SP / 4 + n), img * n);
     }
   }
-  return true;
-}
+});
 
 /**
  * LRN's input gradient (see lrn.ts), image by image: t = dy * x * sPow / s, its channel-window sums, then
@@ -120,14 +143,19 @@ export function lrnGradImages(
   dy: ArrayLike<number>, x: ArrayLike<number>, s: ArrayLike<number>, sPow: ArrayLike<number>, dx: ArrayLike<number>,
   N: number, C: number, P: number, r: number, c: number,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(dy, x, s, sPow, dx)) return false;
-  const n = C * P, regions = imageRegions(k, n);
-  if (!regions) return false;
-  const [DY, X, S, SP, T, SUM, DX] = regions;
-  new Float64Array(k.memory.buffer, 0, 1)[0] = c;
-  const image = (a: ArrayLike<number>, img: number): Float32Array => (a as Float32Array).subarray(img * n, (img + 1) * n);
-  for (let img = 0; img < N; img++) {
+  if (!isF32(dy, x, s, sPow, dx) || !fits(C * P)) return false;
+  runPass(PASS.LRN_GRAD, { arrays: [dy, x, s, sPow, dx] as Float32Array[], ints: [C, P, r, ...float64Words(c)], tables: [], tableLength: 0 }, 0, N, 1, N * C * P);
+  return true;
+}
+
+/** Arrays dy, x, s, sPow, dx; ints C, P, r, then c as float64 words. Images [n0, n1). */
+register(PASS.LRN_GRAD, (k, a, n0, n1) => {
+  const [C, P, r] = a.ints as [number, number, number];
+  const [dy, x, s, sPow, dx] = a.arrays as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const n = C * P, [DY, X, S, SP, T, SUM, DX] = imageRegions(k, n);
+  new Float64Array(k.memory.buffer, 0, 1)[0] = fromFloat64Words(a.ints.slice(3))[0]!;
+  const image = (v: Float32Array, img: number): Float32Array => v.subarray(img * n, (img + 1) * n);
+  for (let img = n0; img < n1; img++) {
     k.heap.set(image(dy, img), DY / 4);
     k.heap.set(image(x, img), X / 4);
     k.heap.set(image(s, img), S / 4);
@@ -135,17 +163,18 @@ export function lrnGradImages(
     k.lrnGradT(DY, X, SP, S, T, Math.ceil(n / 4));
     channelWindowSums(k, T, SUM, C, P, r);
     k.lrnGradDx(DY, SP, X, SUM, DX, Math.ceil(n / 4), 0);
-    (dx as Float32Array).set(k.heap.subarray(DX / 4, DX / 4 + n), img * n);
+    dx.set(k.heap.subarray(DX / 4, DX / 4 + n), img * n);
   }
-  return true;
-}
+});
 
 type Seven = [number, number, number, number, number, number, number];
 
-/** Addresses of seven regions of n floats (padded to whole groups) after 32 bytes of constants; null if too large. */
-function imageRegions(k: Instance, n: number): Seven | null {
-  const stride = Math.ceil(n / 4) * 16 + 16;
-  if (7 * stride > 1 << 27) return null;
+/** Bytes of a region of n floats, padded to whole groups. */
+const regionStride = (n: number): number => Math.ceil(n / 4) * 16 + 16;
+
+/** Addresses of seven regions of n floats after 32 bytes of constants (fits() checked they fit). */
+function imageRegions(k: Instance, n: number): Seven {
+  const stride = regionStride(n);
   reserve(k, 32 + 7 * stride);
   return Array.from({ length: 7 }, (_, i) => 32 + i * stride) as Seven;
 }

@@ -14,7 +14,7 @@
  */
 import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
-import { runPassThreaded, type PassArgs } from './threads.js';
+import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 
 export { setWasmPlanes } from './wasm_module.js';
 
@@ -359,7 +359,7 @@ const tableBytes = (f32: number, f64: number, C: number): number => Math.ceil((f
 
 /*
  * Each pass below is a range function (over channels [c0, c1), or values [from, to) for flat ones) that
- * threads.ts runs on every thread when the arrays are shared (runPassThreaded), else here over all of them.
+ * threads.ts runs on every thread when the arrays are shared, else here over all of them (runPass).
  */
 type RangePass = (k: Instance, a: PassArgs, from: number, to: number) => void;
 
@@ -420,28 +420,19 @@ function readSums(k: Instance, addresses: number[], sums: Float64Array[], c0: nu
   sums.forEach((s, i) => s.set(k.heap64.subarray(addresses[i]! / 8 + c0, addresses[i]! / 8 + c1), c0));
 }
 
-/** The passes threads.ts may run on the workers, by number (the workers load this module too). */
-const PASSES: RangePass[] = [affineRange, momentsRange, bnSumsRange, bnInputGradientRange, flatRange];
-const [AFFINE, MOMENTS, BN_SUMS, BN_INPUT_GRADIENT, FLAT_PASS] = [0, 1, 2, 3, 4];
-
-/** Runs pass number `pass` over units [from, to) here (a worker's share, or the caller's). */
-export function runPass(pass: number, args: PassArgs, from: number, to: number): void {
-  const k = kernels();
-  if (!k) throw new Error('wasm_planes: a threaded pass reached a thread without the WebAssembly kernels');
-  PASSES[pass]!(k, args, from, to);
+/** Registers a pass with threads.ts, run with this module's kernels on whichever thread runs it. */
+function register(pass: number, f: RangePass): void {
+  registerPass(pass, (a, from, to) => {
+    const k = kernels();
+    if (!k) throw new Error('wasm_planes: a threaded pass reached a thread without the WebAssembly kernels');
+    f(k, a, from, to);
+  });
 }
-
-/**
- * Runs a pass over units [0, units) (channels, or values in multiples of `align`) on all threads when its
- * arrays are shared and it is worth it, else here; returns its `sums` float64 tables (tableLength each).
- */
-function onThreads(k: Instance, pass: number, args: Omit<PassArgs, 'sums'>, sums: number, units: number, align: number, values: number): Float64Array[] {
-  const threaded = runPassThreaded(pass, args, sums, units, align, values, runPass);
-  if (threaded) return threaded;
-  const alone: PassArgs = { ...args, sums: Array.from({ length: sums }, () => new Float64Array(args.tableLength)) };
-  PASSES[pass]!(k, alone, 0, units);
-  return alone.sums;
-}
+register(PASS.AFFINE, affineRange);
+register(PASS.MOMENTS, momentsRange);
+register(PASS.BN_SUMS, bnSumsRange);
+register(PASS.BN_INPUT_GRADIENT, bnInputGradientRange);
+register(PASS.FLAT, flatRange);
 
 const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
   ({ arrays: arrays as Float32Array[], ints, tables, tableLength: C });
@@ -450,7 +441,7 @@ const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLik
 export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, scale: ArrayLike<number>, shift: ArrayLike<number>, relu: boolean): boolean {
   const k = kernels();
   if (!k || !isF32(x, y)) return false;
-  onThreads(k, AFFINE, planePass([x, y], [N, C, P, relu ? 1 : 0], [scale, shift], C), 0, C, 1, N * C * P);
+  runPass(PASS.AFFINE, planePass([x, y], [N, C, P, relu ? 1 : 0], [scale, shift], C), 0, C, 1, N * C * P);
   return true;
 }
 
@@ -468,7 +459,7 @@ export function preluPlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: numbe
 export function shiftedSums(x: ArrayLike<number>, N: number, C: number, P: number, shift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array } | null {
   const k = kernels();
   if (!k || !isF32(x)) return null;
-  const [s1, s2] = onThreads(k, MOMENTS, planePass([x], [N, C, P], [shift], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  const [s1, s2] = runPass(PASS.MOMENTS, planePass([x], [N, C, P], [shift], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { s1, s2 };
 }
 
@@ -484,7 +475,7 @@ export function batchNormSums(
   const k = kernels();
   if (!k || !isF32(dy, x) || (reluOf && !isF32(reluOf, masked!))) return null;
   const arrays = reluOf ? [dy, x, reluOf, masked!] : [dy, x];
-  const [sumDy, sumDyXc] = onThreads(k, BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  const [sumDy, sumDyXc] = runPass(PASS.BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { sumDy, sumDyXc };
 }
 
@@ -495,7 +486,7 @@ export function batchNormInputGradient(
 ): boolean {
   const k = kernels();
   if (!k || !isF32(dy, x, dx)) return false;
-  onThreads(k, BN_INPUT_GRADIENT, planePass([dy, x, dx], [N, C, P], [a, mean, b, d], C), 0, C, 1, N * C * P);
+  runPass(PASS.BN_INPUT_GRADIENT, planePass([dy, x, dx], [N, C, P], [a, mean, b, d], C), 0, C, 1, N * C * P);
   return true;
 }
 
@@ -515,16 +506,16 @@ function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float3
 }
 
 /** A FLAT kernel over same-length arrays (the last one the output), on all threads where worth it. */
-function flatPass(k: Instance, kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[]): void {
+function flatPass(kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[]): void {
   const n = arrays[0]!.length;
-  onThreads(k, FLAT_PASS, { arrays: arrays as Float32Array[], ints: [FLAT.indexOf(kernel)], tables: [], tableLength: 0 }, 0, n, 16, n);
+  runPass(PASS.FLAT, { arrays: arrays as Float32Array[], ints: [FLAT.indexOf(kernel)], tables: [], tableLength: 0 }, 0, n, 16, n);
 }
 
 /** out = ref > 0 ? dy : 0 (ReLU's gradient; out may be dy); false where the kernels do not run. */
 export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(dy, ref, out)) return false;
-  flatPass(k, 'mask', [dy, ref, out]);
+  flatPass('mask', [dy, ref, out]);
   return true;
 }
 
@@ -532,7 +523,7 @@ export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out:
 export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): boolean {
   const k = kernels();
   if (!k || !isF32(x, out)) return false;
-  flatPass(k, 'relu', [x, out]);
+  flatPass('relu', [x, out]);
   return true;
 }
 
@@ -540,7 +531,7 @@ export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): bo
 export function binaryValues(name: 'add' | 'sub' | 'mul', a: ArrayLike<number>, b: ArrayLike<number>, out: ArrayLike<number>): boolean {
   const k = kernels();
   if (!k || !isF32(a, b, out)) return false;
-  flatPass(k, name, [a, b, out]);
+  flatPass(name, [a, b, out]);
   return true;
 }
 

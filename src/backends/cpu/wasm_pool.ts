@@ -7,6 +7,7 @@
  */
 import { body, F32, F64, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, regionBytes, reserve } from './wasm_module.js';
+import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 
 /** Loads table[i] (int32) onto the stack. */
 const tableAt = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
@@ -219,11 +220,26 @@ const hasEmptyWindow = ([h0, h1, w0, w1]: Tables): boolean => h0.some((v, i) => 
 const planesPerChunk = (plane: number): number => Math.max(1, Math.floor(CHUNK / Math.max(plane, 1)));
 
 /** The window tables h0, h1, w0, w1 (int32) written at address 0 on; their addresses. */
-function writeWindowTables(k: NonNullable<ReturnType<typeof kernels>>, tables: Tables): [number, number, number, number] {
+function writeWindowTables(k: Instance, tables: ArrayLike<number>[]): [number, number, number, number] {
   const ints = new Int32Array(k.memory.buffer);
   let at = 0;
   return tables.map((t) => { ints.set(t, at / 4); const a = at; at += t.length * 4; return a; }) as [number, number, number, number];
 }
+
+type Instance = NonNullable<ReturnType<typeof kernels>>;
+
+/** Registers a pass with threads.ts (runPass runs it on every thread, over its planes, when worth it). */
+function register(pass: number, f: (k: Instance, a: PassArgs, from: number, to: number) => void): void {
+  registerPass(pass, (a, from, to) => {
+    const k = kernels();
+    if (!k) throw new Error('wasm_pool: a threaded pass reached a thread without the WebAssembly kernels');
+    f(k, a, from, to);
+  });
+}
+
+/** An int32 array's values as a float32 view of the same memory (argmax travels to the workers that way). */
+const asFloats = (a: Int32Array): Float32Array => new Float32Array(a.buffer, a.byteOffset, a.length);
+const asInts = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length);
 
 /**
  * Max pooling over N*C planes of H x W, separably (see maxRowsKernel): the values, and the argmax (flat
@@ -235,8 +251,17 @@ export function maxPoolPlanes(
   x: ArrayLike<number>, y: ArrayLike<number>, argmax: Int32Array | null, planes: number, H: number, W: number, OH: number, OW: number,
   tables: Tables, strideW: number, KW: number, padLeft: number,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || H * W > 1 << 22 || hasEmptyWindow(tables)) return false;
+  if (!kernels() || !isF32(x, y) || H * W > 1 << 22 || hasEmptyWindow(tables)) return false;
+  const arrays = [x, y, ...(argmax ? [asFloats(argmax)] : [])] as Float32Array[];
+  runPass(PASS.MAX_POOL, { arrays, ints: [H, W, OH, OW, strideW, KW, padLeft], tables, tableLength: Math.max(OH, OW) }, 0, planes, 1, planes * H * W);
+  return true;
+}
+
+/** Arrays x, y (then argmax as floats); ints H, W, OH, OW, strideW, KW, padLeft; tables h0, h1, w0, w1. Planes [q0, q1). */
+register(PASS.MAX_POOL, (k, a, q0, q1) => {
+  const [H, W, OH, OW, strideW, KW, padLeft] = a.ints as [number, number, number, number, number, number, number];
+  const [xs, ys, argmaxFloats] = a.arrays as [Float32Array, Float32Array, Float32Array?];
+  const argmax = argmaxFloats ? asInts(argmaxFloats) : null;
   // Outputs whose whole window lies inside the row, a multiple of 4 of them, go by vectors.
   const vectors = strideW === 1 || strideW === 2;
   const lo = vectors ? Math.min(OW, Math.ceil(padLeft / strideW)) : 0;
@@ -246,10 +271,9 @@ export function maxPoolPlanes(
   const xAt = regionBytes(2 * OH + 2 * OW), tAt = xAt + regionBytes(step * inPlane, 32), tiAt = tAt + regionBytes(step * rowsPlane, 32);
   const yAt = tiAt + regionBytes(step * rowsPlane, 32), yiAt = yAt + regionBytes(step * outPlane, 32);
   reserve(k, yiAt + regionBytes(step * outPlane, 32));
-  const [h0At, h1At, w0At, w1At] = writeWindowTables(k, tables), ints = new Int32Array(k.memory.buffer);
-  const xs = x as Float32Array, ys = y as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
+  const [h0At, h1At, w0At, w1At] = writeWindowTables(k, a.tables), ints = new Int32Array(k.memory.buffer);
+  for (let q = q0; q < q1; q += step) {
+    const n = Math.min(step, q1 - q);
     k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
     if (argmax) {
       k.maxRowsArg(xAt, tAt, n * H, W, OW, strideW, KW, padLeft, lo, hi, w0At, w1At, tiAt);
@@ -261,8 +285,7 @@ export function maxPoolPlanes(
     }
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
   }
-  return true;
-}
+});
 
 /**
  * L2 pooling (see l2PoolKernel) chunk by chunk of planes: y when dy is null, else dx += (dy / y) * x over
@@ -272,48 +295,61 @@ export function l2PoolPlanes(
   x: ArrayLike<number>, y: ArrayLike<number>, dy: ArrayLike<number> | null, dx: ArrayLike<number> | null,
   planes: number, H: number, W: number, OH: number, OW: number, tables: Tables,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y) || (dy && !isF32(dy, dx!)) || H * W > 1 << 22) return false;
+  if (!kernels() || !isF32(x, y) || (dy && !isF32(dy, dx!)) || H * W > 1 << 22) return false;
+  const arrays = (dy ? [x, y, dy, dx!] : [x, y]) as Float32Array[];
+  runPass(PASS.L2_POOL, { arrays, ints: [H, W, OH, OW], tables, tableLength: Math.max(OH, OW) }, 0, planes, 1, planes * H * W);
+  return true;
+}
+
+/** Arrays x, y (then dy, dx for the gradient); ints H, W, OH, OW; tables h0, h1, w0, w1. Planes [q0, q1). */
+register(PASS.L2_POOL, (k, a, q0, q1) => {
+  const [H, W, OH, OW] = a.ints as [number, number, number, number];
+  const [x, y, dy, dx] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
   const inPlane = H * W, outPlane = OH * OW, step = planesPerChunk(inPlane);
   const xAt = regionBytes(2 * OH + 2 * OW), yAt = xAt + regionBytes(step * inPlane), dyAt = yAt + regionBytes(step * outPlane), dxAt = dyAt + regionBytes(step * outPlane);
   reserve(k, dxAt + regionBytes(step * inPlane));
-  const [h0, h1, w0, w1] = writeWindowTables(k, tables);
-  const f = (a: ArrayLike<number>): Float32Array => a as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
-    k.heap.set(f(x).subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
+  const [h0, h1, w0, w1] = writeWindowTables(k, a.tables);
+  for (let q = q0; q < q1; q += step) {
+    const n = Math.min(step, q1 - q);
+    k.heap.set(x.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
     if (!dy) {
       k.l2Pool(xAt, yAt, n, H, W, OH, OW, h0, h1, w0, w1);
-      f(y).set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
+      y.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlane), q * outPlane);
       continue;
     }
-    k.heap.set(f(y).subarray(q * outPlane, (q + n) * outPlane), yAt / 4);
-    k.heap.set(f(dy).subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
+    k.heap.set(y.subarray(q * outPlane, (q + n) * outPlane), yAt / 4);
+    k.heap.set(dy.subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
     k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
     k.l2PoolGrad(dyAt, xAt, yAt, dxAt, n, H, W, OH, OW, h0, h1, w0, w1);
-    f(dx!).set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
+    dx!.set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
   }
-  return true;
-}
+});
 
 /**
  * Max pooling's backward, dx += dy at each output's argmax (flat input indices), chunk by chunk of planes
  * (an output's argmax lies in its own plane); dx zeroed here. False where the kernels do not run.
  */
 export function maxPoolGradPlanes(dy: ArrayLike<number>, argmax: Int32Array, dx: ArrayLike<number>, planes: number, inPlane: number, outPlane: number): boolean {
-  const k = kernels();
-  if (!k || !isF32(dy, dx)) return false;
-  const step = planesPerChunk(inPlane);
+  if (!kernels() || !isF32(dy, dx)) return false;
+  const arrays = [dy, asFloats(argmax), dx] as Float32Array[];
+  runPass(PASS.MAX_POOL_GRAD, { arrays, ints: [inPlane, outPlane], tables: [], tableLength: 0 }, 0, planes, 1, planes * inPlane);
+  return true;
+}
+
+/** Arrays dy, argmax (as floats), dx; ints inPlane, outPlane. Planes [q0, q1). */
+register(PASS.MAX_POOL_GRAD, (k, a, q0, q1) => {
+  const [inPlane, outPlane] = a.ints as [number, number];
+  const [dys, argmaxFloats, dxs] = a.arrays as [Float32Array, Float32Array, Float32Array];
+  const argmax = asInts(argmaxFloats), step = planesPerChunk(inPlane);
   const dyAt = 16, indexAt = dyAt + regionBytes(step * outPlane), dxAt = indexAt + regionBytes(step * outPlane); // 0-15: the slot
   reserve(k, dxAt + regionBytes(step * inPlane));
-  const ints = new Int32Array(k.memory.buffer), dys = dy as Float32Array, dxs = dx as Float32Array;
-  for (let q = 0; q < planes; q += step) {
-    const n = Math.min(step, planes - q);
+  const ints = new Int32Array(k.memory.buffer);
+  for (let q = q0; q < q1; q += step) {
+    const n = Math.min(step, q1 - q);
     k.heap.set(dys.subarray(q * outPlane, (q + n) * outPlane), dyAt / 4);
     ints.set(argmax.subarray(q * outPlane, (q + n) * outPlane), indexAt / 4);
     k.heap.fill(0, dxAt / 4, dxAt / 4 + n * inPlane);
     k.maxPoolGrad(dyAt, indexAt, dxAt, n * outPlane, q * inPlane, n * inPlane, 0);
     dxs.set(k.heap.subarray(dxAt / 4, dxAt / 4 + n * inPlane), q * inPlane);
   }
-  return true;
-}
+});
