@@ -5,6 +5,7 @@
  */
 import type { Tensor, TypedArray } from '../tensor/tensor.js';
 import { hasLiveGraph, noGrad } from './tape.js';
+import { isShared } from '../backends/cpu/threads.js';
 
 let liveCount = 0;
 let liveBytes = 0;
@@ -103,7 +104,7 @@ export function takePooled(n: number, zeroed = true, shared?: boolean): Float32A
   while ((a = list?.pop()) !== undefined) {
     pooledInOrder.delete(a);
     pooledBytes -= a.byteLength;
-    if (shared === undefined || a.buffer instanceof SharedArrayBuffer === shared) break;
+    if (shared === undefined || isShared(a) === shared) break;
   }
   if (!a) return null;
   stats.reused++;

@@ -7,11 +7,11 @@
  * channels.
  */
 import { expect } from 'chai';
-import { add, mul, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
+import { add, conv2d, mul, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
 import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
 import { lrn } from '../../src/ops/lrn.js';
-import { isShared, slicesTakenBack, threadedPasses } from '../../src/backends/cpu/threads.js';
+import { isShared, PASS, registerPass, runPass, setMinThreadedWork, slicesTakenBack, threadedGemms, threadedPasses } from '../../src/backends/cpu/threads.js';
 import { wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { randomTensor } from '../helpers.js';
 
@@ -53,6 +53,17 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   return [...outputs, x0.grad!].map((t) => Float32Array.from(t.data));
 }
 
+/** Runs `work` until a threaded job's slice is computed by the worker (it has started up), at most ~2 s. */
+async function workersUp(work: () => unknown): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const jobs = threadedGemms() + threadedPasses(), taken = slicesTakenBack();
+    work();
+    if (threadedGemms() + threadedPasses() - jobs > slicesTakenBack() - taken) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the worker never started');
+}
+
 const same = (a: Float32Array[], b: Float32Array[], what: string): void =>
   a.forEach((v, i) => expect(Buffer.from(v.buffer).equals(Buffer.from(b[i]!.buffer)), `${what}: output ${i}`).to.equal(true));
 
@@ -91,6 +102,62 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       });
     });
   }
+
+  it('convolutions whose operands, output and dx live in shared buffers (the workers read and write them in place): the bits of 1 thread', async () => {
+    // Inputs, outputs and gradients of 16K+ floats (so made shared), mostly.
+    const geometries = [
+      { name: '1x1 (images views in place)', x: [4, 32, 12, 12], w: [48, 32, 1, 1], o: {} },
+      { name: '3x3 on 12x12 (cols of an input in place)', x: [4, 32, 12, 12], w: [32, 32, 3, 3], o: { padding: 1 } },
+      { name: '3x3 stride 2 (dx by col2im, in place)', x: [4, 32, 13, 13], w: [24, 32, 3, 3], o: { stride: 2 } },
+      { name: '3x3 on 12x12, batch 1 (split by rows)', x: [1, 128, 12, 12], w: [256, 128, 3, 3], o: { padding: 1 } },
+      { name: '1x1 on 8x8, batch 1 (split by rows, images views)', x: [1, 256, 8, 8], w: [384, 256, 1, 1], o: {} },
+    ];
+    const run = (c: (typeof geometries)[number], recycle: boolean): Float32Array[] => {
+      const block = (): Float32Array[] => {
+        const x0 = randomTensor(c.x, 3), w = randomTensor(c.w, 4);
+        x0.requiresGrad = true;
+        w.requiresGrad = true;
+        const x = mul(x0, 1); // made inside the block: in a shared buffer when recycling on 2 threads
+        const y = conv2d(x, w, null, c.o);
+        sum(mul(y, y)).backward();
+        if (recycle) expect([y, x0.grad!].map((t) => isShared(t.data)), `${c.name}: y, dx shared`).to.deep.equal([y.size >= 16384, true]);
+        return [y, x0.grad!, w.grad!].map((t) => Float32Array.from(t.data));
+      };
+      return recycle ? tidyAndRecycle(block, { training: true }) : tidy(block);
+    };
+    setMinThreadedWork(0); // thread these small products too
+    try {
+      setNumThreads(1);
+      const ones = geometries.map((c) => run(c, false));
+      setNumThreads(2);
+      await workersUp(() => run(geometries[0]!, true));
+      const jobs = threadedGemms(), taken = slicesTakenBack();
+      geometries.forEach((c, i) => {
+        const before = threadedGemms();
+        same(run(c, true), ones[i]!, c.name);
+        expect(threadedGemms() - before, `${c.name}: threaded GEMMs`).to.be.at.least(2);
+      });
+      expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(geometries.length);
+    } finally {
+      setMinThreadedWork();
+    }
+  });
+
+  it('an exception in a worker reaches the caller at once, with its message; the next job starts new workers', async () => {
+    // A pass only this thread knows: the worker, which loads the modules that register passes, has no pass 99.
+    registerPass(99, (a, from, to) => a.arrays[0]!.fill(1, from, to));
+    const x = new Float32Array(new SharedArrayBuffer(4 * 100000));
+    const pass = (): unknown => runPass(99, { arrays: [x], ints: [], tables: [], tableLength: 0 }, 0, x.length, 16, x.length);
+    setNumThreads(2);
+    await workersUp(() => runPass(PASS.FLAT, { arrays: [x, x, x], ints: [2], tables: [], tableLength: 0 }, 0, x.length, 16, x.length));
+    const started = Date.now();
+    expect(pass).to.throw(/a worker thread failed: TypeError/);
+    expect(Date.now() - started, 'ms to report').to.be.below(5000);
+    // New workers: their slices are taken back while they start, then computed by them.
+    const jobs = threadedPasses();
+    same(tidyAndRecycle(() => passes(SHAPES[0]!, 0), { training: true }), tidy(() => { setNumThreads(1); const r = passes(SHAPES[0]!, 0); setNumThreads(2); return r; }), 'after a failure');
+    expect(threadedPasses() - jobs).to.be.greaterThan(0);
+  });
 
   it('arrays made inside tidyAndRecycle are shared on 2 threads only (and only large ones)', () => {
     for (const threads of [1, 2]) {

@@ -18,13 +18,17 @@ import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, KIND: 14, CLAIM: 15, SIZE: 15 + 8 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, KIND: 14, C_IN_PLACE: 15, FAILED: 16, CLAIM: 17, SIZE: 17 + 8 } as const;
 /** CTRL.KIND: what the job is. */
 export const GEMM_JOB = 0, PASS_JOB = 1;
 
 type Worker = InstanceType<typeof import('node:worker_threads').Worker>;
-/** `buffers`: the SharedArrayBuffers of tensors' arrays these workers have been posted, by id (see shareArray). */
-interface Pool { workers: Worker[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; buffers: WeakMap<SharedArrayBuffer, number> }
+/**
+ * `buffers`: the SharedArrayBuffers of tensors' arrays these workers have been posted, by id (see bufferId);
+ * `errors`: a port per worker on which it reports an exception (read synchronously: the caller is blocked).
+ */
+interface Pool { workers: Worker[]; errors: MessagePort[]; ctrl: Int32Array; operands: Int32Array; data: Float32Array; buffers: WeakMap<SharedArrayBuffer, number> }
+type MessagePort = InstanceType<typeof import('node:worker_threads').MessagePort>;
 /** What the main thread posts to a worker: the newest shared buffer, a tensor array's buffer, or a buffer to let go of. */
 export type WorkerMessage = { data: Float32Array } | { id: number; buffer: SharedArrayBuffer } | { forget: number };
 
@@ -58,12 +62,16 @@ function ensurePool(floats: number): Pool {
   if (!pool) {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL.SIZE * 4));
     const operands = new Int32Array(new SharedArrayBuffer(3 * OPERAND_WORDS * 4));
+    const errors: MessagePort[] = [];
     const workers = Array.from({ length: threads - 1 }, (_, i) => {
-      const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, operands, index: i + 1 } });
+      const { port1, port2 } = new workerThreads!.MessageChannel();
+      const w = new workerThreads!.Worker(new URL('./gemm_worker.js', import.meta.url), { workerData: { ctrl, operands, index: i + 1, errors: port2 }, transferList: [port2] });
       w.unref();
+      port1.unref();
+      errors.push(port1);
       return w;
     });
-    pool = { workers, ctrl, operands, data: new Float32Array(0), buffers: new WeakMap() };
+    pool = { workers, errors, ctrl, operands, data: new Float32Array(0), buffers: new WeakMap() };
   }
   if (pool.data.length < floats) {
     pool.data = new Float32Array(new SharedArrayBuffer(Math.max(floats, pool.data.length * 2) * 4));
@@ -131,10 +139,16 @@ export function useThreads(M: number, N: number, K: number, data: Matrix['data']
  *   images (or channels) its workers' columns read.
  * Shared buffer layout (floats): A at 0, then B, then C as an [M, N] matrix (the workers' columns of it, and
  * the caller's when C is consumed at the end), or in its place the copy of the workers' images' dx.
+ * An operand (or C, or the dx a consumed C is added onto) whose values already live in a tensor's
+ * SharedArrayBuffer (alloc() makes them there inside tidyAndRecycle blocks, see sharesArrays) is not
+ * copied at all: its words say where it lies in that buffer (BUFFER: the buffer's id, see bufferId), and
+ * the workers read (or write) it in place.
  */
 const PLAIN = 0, IMAGES = 1, COLS = 2;
-const OPERAND = { KIND: 0, AT: 1, LD: 2, P: 3, STRIDE: 4, COLS: 5 } as const;
 const OPERAND_WORDS = 32; // room for a ColsSource's words
+const OPERAND = { KIND: 0, AT: 1, LD: 2, P: 3, STRIDE: 4, COLS: 5, BUFFER: OPERAND_WORDS - 1 } as const;
+/** Shipping.kind of an operand the workers read in place (its words still give its form: PLAIN, IMAGES or COLS). */
+const IN_PLACE = 3;
 
 /**
  * The form an operand is shipped in, how many floats that takes (B as PLAIN: all workers' columns), and
@@ -145,6 +159,7 @@ const OPERAND_WORDS = 32; // room for a ColsSource's words
  */
 interface Shipping { kind: number; floats: number; firstImage: number; firstChannel: number }
 function shipping(X: Matrix, rows: number, cols: number, workerRows: number, workerCols: number, firstColumn = 0, transposed = false): Shipping {
+  if (sharedValues(X)) return { kind: IN_PLACE, floats: 0, firstImage: 0, firstChannel: 0 };
   const [firstStored, firstRow] = transposed ? [0, firstColumn] : [firstColumn, 0];
   if (X.images && X.ld === X.images.P) {
     const P = X.images.P, firstImage = Math.floor(firstStored / P);
@@ -174,7 +189,7 @@ function shipWhole(X: Matrix, rows: number, cols: number, d: Float32Array, at: n
   words[o + OPERAND.KIND] = s.kind;
   if (s.kind === COLS) {
     const c = X.cols!, from = s.firstChannel * c.plane;
-    if (OPERAND.COLS + c.words.length > OPERAND_WORDS) throw new Error('threads: a ColsSource has more words than the workers read');
+    if (OPERAND.COLS + c.words.length > OPERAND.BUFFER) throw new Error('threads: a ColsSource has more words than the workers read');
     words.set(c.words, o + OPERAND.COLS);
     if (from === 0) {
       const skipped = s.firstImage * c.imageStride;
@@ -196,15 +211,43 @@ function shipWhole(X: Matrix, rows: number, cols: number, d: Float32Array, at: n
   words[o + OPERAND.STRIDE] = size;
 }
 
-/** The operand a worker reads, over the shared buffer, from its words. */
-function shipped(d: Float32Array, words: Int32Array, o: number, rebuildCols: RebuildCols): Matrix {
-  const at = words[o + OPERAND.AT]!;
+/** The operand a worker reads, over the shared buffer (or its tensor's, in place), from its words. */
+function shipped(d: Float32Array, words: Int32Array, o: number, rebuildCols: RebuildCols, consumed = false): Matrix {
+  const at = words[o + OPERAND.AT]!, data = words[o + OPERAND.BUFFER] ? bufferView(words[o + OPERAND.BUFFER]!) : d;
   switch (words[o + OPERAND.KIND]) {
-    case IMAGES: return imagesMat(d, at, words[o + OPERAND.P]!, words[o + OPERAND.STRIDE]!);
-    case COLS: return rebuildCols(d, at, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS), false);
-    default: return mat(d, at, words[o + OPERAND.LD]!);
+    case IMAGES: return imagesMat(data, at, words[o + OPERAND.P]!, words[o + OPERAND.STRIDE]!);
+    case COLS: return rebuildCols(data, at, words.subarray(o + OPERAND.COLS, o + OPERAND.BUFFER), consumed);
+    default: return mat(data, at, words[o + OPERAND.LD]!);
   }
 }
+
+/**
+ * The shared array X's values live in, when the workers can use X there in place: a plain matrix or an
+ * images view over it, or a convolution's cols of an input in it.
+ */
+function sharedValues(X: Matrix): Float32Array | null {
+  if (X.cols) return isShared(X.cols.x) ? X.cols.x : null;
+  if (X.produce || X.consume || (X.images && X.ld !== X.images.P)) return null;
+  return isShared(X.data) ? X.data : null;
+}
+
+/** Describes X (see sharedValues) in words[o..] as it lies in its tensor's shared buffer, posting that buffer first if new. */
+function describeInPlace(p: Pool, X: Matrix, words: Int32Array, o: number): void {
+  const data = sharedValues(X)!, shift = data.byteOffset / 4; // offsets from the buffer's start
+  words.fill(0, o, o + OPERAND_WORDS);
+  words[o + OPERAND.BUFFER] = bufferId(p, data);
+  if (X.cols) {
+    words.set([COLS, X.cols.base + shift], o);
+    words.set(X.cols.words, o + OPERAND.COLS);
+  } else if (X.images) words.set([IMAGES, X.offset + shift, X.ld, X.images.P, X.images.stride], o);
+  else words.set([PLAIN, X.offset + shift, X.ld], o);
+}
+
+/**
+ * Whether the workers write their blocks of C in place: C is plain or an images view in a shared buffer,
+ * and (an images view) each thread's block starts at an image (`firstAtImages`).
+ */
+const cInPlace = (C: Matrix, firstAtImages: boolean): boolean => sharedValues(C) !== null && !C.cols && (!C.images || firstAtImages);
 
 /** conv.ts's colsFromWords, handed in by the worker (this module does not depend on conv.ts). */
 export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>, consumed: boolean) => Matrix;
@@ -215,6 +258,7 @@ export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<numbe
  */
 function from(X: Matrix, r: number, c: number): Matrix {
   if (X.images && c % X.images.P === 0) return { ...X, offset: X.offset + r * X.ld + (c / X.images.P) * X.images.stride };
+  if (!X.images && !X.cols && !X.produce && !X.consume) return { ...X, offset: X.offset + r * X.ld + c };
   return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld) };
 }
 
@@ -233,15 +277,19 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // images' dx (the workers' onto a copy of theirs, copied back), in parallel and in the blocks one thread
   // would use, so the sums do not depend on the thread count. Otherwise the caller adds all columns at the end.
   const onto = C.consume && C.cols && C.cols.x instanceof Float32Array && align === C.cols.P ? C.cols : null;
+  const ontoInPlace = onto !== null && isShared(onto.x), cShared = !C.consume && cInPlace(C, align === P && P > 0);
   const skipped = onto ? (own / align) * onto.imageStride : 0; // the caller's images of dx
   const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats), dxAt = cAt; // C is not stored with onto: the copy of dx is there
-  const p = ensurePool(onto ? dxAt + onto.floats - skipped : cAt + M * N);
+  const p = ensurePool(ontoInPlace || cShared ? cAt : onto ? dxAt + onto.floats - skipped : cAt + M * N);
   const d = p.data, words = p.operands;
-  if (a.kind === PLAIN) {
+  words.fill(0, 0, 3 * OPERAND_WORDS);
+  if (a.kind === IN_PLACE) describeInPlace(p, A, words, 0);
+  else if (a.kind === PLAIN) {
     copyPacked(A, 0, aRows, 0, aCols, d, 0);
     words.set([PLAIN, 0, aCols], 0);
   } else shipWhole(A, aRows, aCols, d, 0, words, 0, a);
-  if (b.kind !== PLAIN) shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
+  if (b.kind === IN_PLACE) describeInPlace(p, B, words, OPERAND_WORDS);
+  else if (b.kind !== PLAIN) shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
   else words.set([PLAIN, bAt], OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
     const [j0, j1] = columnSlice(N, t, T, align), n = j1 - j0;
@@ -250,26 +298,28 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
       if (transB) copyPacked(B, j0, n, 0, K, d, bAt + K * (j0 - own));
       else copyPacked(B, 0, K, j0, n, d, bAt + K * (j0 - own));
     }
-    if (accumulate) readBlock(C, 0, M, j0, n, d, cAt + j0, N);
+    if (accumulate && !cShared) readBlock(C, 0, M, j0, n, d, cAt + j0, N);
   }
-  if (onto) {
+  if (ontoInPlace) describeInPlace(p, C, words, 2 * OPERAND_WORDS);
+  else if (onto) {
     d.set(onto.x.subarray(onto.base + skipped, onto.base + onto.floats), dxAt);
     words.set([COLS, dxAt - skipped], 2 * OPERAND_WORDS);
     words.set(onto.words, 2 * OPERAND_WORDS + OPERAND.COLS);
-  }
+  } else if (cShared) describeInPlace(p, C, words, 2 * OPERAND_WORDS);
   // The caller's block starts at column 0: the first `own` columns of the operands as they are.
   // With `onto`, each thread's blocks go to col2im as they are computed, as on one thread: the caller's onto
   // dx itself (its columns start at 0), a worker's onto the copy of its images' dx (see consumedColumns).
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, kernel), () => {
+  runJob(p, [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, kernel), [CTRL.C_IN_PLACE, +cShared]], () => {
     if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume && !onto ? mat(d, cAt, N) : C, accumulate, kernel);
-  }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx's copy)
+  }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
-    const c = onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : mat(d, cAt + j0, N);
+    const c = ontoInPlace ? consumedColumns(C, j0) : onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : cShared ? from(C, 0, j0) : mat(d, cAt + j0, N);
     gemmBlocked(transA, transB, M, j1 - j0, K, A, transB ? from(B, j0, 0) : from(B, 0, j0), c, accumulate, kernel);
   });
+  if (ontoInPlace || cShared) return;
   if (onto) onto.x.set(d.subarray(dxAt, dxAt + onto.floats - skipped), onto.base + skipped);
   else if (C.consume) writeColumns(C, M, N, d, cAt, N);
   else if (own < N && !writeImages(C, 0, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
@@ -288,30 +338,35 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   const T = threads, own = rowSlice(M, 0, T)[1];
   const [bRows, bCols] = transB ? [N, K] : [K, N];
   const b = shipping(B, bRows, bCols, bRows, bCols);
+  const cShared = !C.consume && cInPlace(C, true); // rows of an images view are its planes: any row starts one
   const bAt = roundUp4((M - own) * K), cAt = roundUp4(bAt + b.floats);
-  const p = ensurePool(cAt + M * N);
+  const p = ensurePool(cShared ? cAt : cAt + M * N);
   const d = p.data, words = p.operands;
+  words.fill(0, 0, 3 * OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
     const [i0, i1] = rowSlice(M, t, T), m = i1 - i0;
     if (m <= 0) continue;
     if (transA) copyPacked(A, 0, K, i0, m, d, (i0 - own) * K); // stored [K, m]
     else copyPacked(A, i0, m, 0, K, d, (i0 - own) * K); // stored [m, K]
-    if (accumulate) readBlock(C, i0, m, 0, N, d, cAt + i0 * N, N);
+    if (accumulate && !cShared) readBlock(C, i0, m, 0, N, d, cAt + i0 * N, N);
   }
   words.set([PLAIN, 0], 0);
-  if (b.kind === PLAIN) {
+  if (b.kind === IN_PLACE) describeInPlace(p, B, words, OPERAND_WORDS);
+  else if (b.kind === PLAIN) {
     copyPacked(B, 0, bRows, 0, bCols, d, bAt);
     words.set([PLAIN, bAt, bCols], OPERAND_WORDS);
   } else shipWhole(B, bRows, bCols, d, bAt, words, OPERAND_WORDS, b);
+  if (cShared) describeInPlace(p, C, words, 2 * OPERAND_WORDS);
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, kernel), () => {
+  runJob(p, [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, kernel), [CTRL.C_IN_PLACE, +cShared]], () => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
     const [i0, i1] = rowSlice(M, t, T);
     const rows = mat(A.data, A.offset + (transA ? i0 : i0 * A.ld), A.ld);
-    if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, mat(d, cAt + i0 * N, N), accumulate, kernel);
+    if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, cShared ? from(C, i0, 0) : mat(d, cAt + i0 * N, N), accumulate, kernel);
   });
+  if (cShared) return;
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
   else if (own < M && !writeImages(C, own, M - own, 0, N, d, cAt + own * N, N)) writeBlock(C, own, M - own, 0, N, d, cAt + own * N, N);
 }
@@ -352,6 +407,7 @@ function runJob(p: Pool, settings: readonly (readonly [number, number])[], ownSh
   for (const [word, value] of settings) Atomics.store(c, word, value);
   Atomics.store(c, CTRL.THREADS, threads);
   Atomics.store(c, CTRL.DONE, 0);
+  Atomics.store(c, CTRL.FAILED, 0);
   const seq = Atomics.add(c, CTRL.SEQ, 1) + 1;
   Atomics.notify(c, CTRL.SEQ);
   ownShare();
@@ -371,6 +427,14 @@ function runJob(p: Pool, settings: readonly (readonly [number, number])[], ownSh
       throw new Error('worker threads stopped answering; set FACENET_THREADS=1 to run single-threaded');
     }
   }
+  if (Atomics.load(c, CTRL.FAILED) !== 0) throw workerFailure(p);
+}
+
+/** The error a worker reported (it caught an exception in its slice): the pool is shut down. */
+function workerFailure(p: Pool): Error {
+  const reports = p.errors.map((port) => workerThreads!.receiveMessageOnPort(port)?.message).filter((m) => m !== undefined);
+  shutdownThreads();
+  return new Error(`a worker thread failed: ${reports.join('; ') || 'no report'} (FACENET_THREADS=1 runs single-threaded)`);
 }
 
 /**
@@ -404,7 +468,8 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
     const own = rowSlice(M, 0, T)[1], [i0, i1] = rowSlice(M, t, T), m = i1 - i0;
     if (m <= 0) return;
     const A = mat(d, (i0 - own) * K, transA ? m : K), B = shipped(d, words, OPERAND_WORDS, rebuildCols);
-    gemmBlocked(transA, transB, m, N, K, A, B, mat(d, ctrl[CTRL.C_AT]! + i0 * N, N), accumulate, kernel);
+    const C = ctrl[CTRL.C_IN_PLACE] === 1 ? from(shipped(d, words, 2 * OPERAND_WORDS, rebuildCols), i0, 0) : mat(d, ctrl[CTRL.C_AT]! + i0 * N, N);
+    gemmBlocked(transA, transB, m, N, K, A, B, C, accumulate, kernel);
     return;
   }
   const [j0, j1] = columnSlice(N, t, T, ctrl[CTRL.ALIGN]), n = j1 - j0;
@@ -412,11 +477,11 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
   const own = columnSlice(N, 0, T, ctrl[CTRL.ALIGN])[1];
   const A = shipped(d, words, 0, rebuildCols);
   let B: Matrix;
-  if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
+  if (words[OPERAND_WORDS + OPERAND.KIND] === PLAIN && !words[OPERAND_WORDS + OPERAND.BUFFER]) B = mat(d, words[OPERAND_WORDS + OPERAND.AT]! + K * (j0 - own), transB ? K : n);
   else B = transB ? from(shipped(d, words, OPERAND_WORDS, rebuildCols), j0, 0) : from(shipped(d, words, OPERAND_WORDS, rebuildCols), 0, j0);
-  const o = 2 * OPERAND_WORDS; // with CONSUME: the copy of this worker's images' dx its columns are added onto (see gemmThreaded)
-  const C = ctrl[CTRL.CONSUME] === 1
-    ? consumedColumns(rebuildCols(d, words[o + OPERAND.AT]!, words.subarray(o + OPERAND.COLS, o + OPERAND_WORDS), true), j0)
+  const o = 2 * OPERAND_WORDS; // with CONSUME: dx (or the copy of this worker's images of it) its columns are added onto; with C_IN_PLACE: C
+  const C = ctrl[CTRL.CONSUME] === 1 ? consumedColumns(shipped(d, words, o, rebuildCols, true), j0)
+    : ctrl[CTRL.C_IN_PLACE] === 1 ? from(shipped(d, words, o, rebuildCols), 0, j0)
     : mat(d, ctrl[CTRL.C_AT]! + j0, N);
   gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
 }
@@ -449,7 +514,9 @@ export function sharesArrays(n: number): boolean {
   return threads > 1 && n >= MIN_SHARED_FLOATS;
 }
 
-export const isShared = (a: ArrayLike<number>): a is Float32Array => a instanceof Float32Array && a.buffer instanceof SharedArrayBuffer;
+/** Whether a is a float32 array in a SharedArrayBuffer (a browser that is not cross-origin isolated has no such type). */
+export const isShared = (a: ArrayLike<number>): a is Float32Array =>
+  a instanceof Float32Array && typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
 
 /**
  * The arguments of a pass: its arrays (each a Float32Array view, shared when threaded), integers, float32
@@ -482,13 +549,27 @@ export function runPass(pass: number, args: Omit<PassArgs, 'sums'>, sums: number
 const PW = { PASS: 0, UNITS: 1, ALIGN: 2, ARRAYS: 3, INTS: 4, TABLES: 5, TABLE_LENGTH: 6, SUMS: 7, LIST: 8 } as const;
 
 const workerBuffers = new Map<number, SharedArrayBuffer>(); // in a worker: the buffers posted to it, by id
+const bufferViews = new Map<number, Float32Array>(); // and float32 views of them
+
+function bufferView(id: number): Float32Array {
+  let view = bufferViews.get(id);
+  if (!view) {
+    const buffer = workerBuffers.get(id);
+    if (!buffer) throw new Error(`threads: a job names buffer ${id}, which this worker was not posted`);
+    bufferViews.set(id, (view = new Float32Array(buffer)));
+  }
+  return view;
+}
 let nextBufferId = 1;
 const forgetBuffer = new FinalizationRegistry<number>((id) => { if (pool) post(pool, { forget: id }); });
 
 /** In a worker: takes in a message from the main thread (see WorkerMessage); returns a new shared buffer, if it is one. */
 export function receive(message: WorkerMessage): Float32Array | null {
   if ('data' in message) return message.data;
-  if ('forget' in message) workerBuffers.delete(message.forget);
+  if ('forget' in message) {
+    workerBuffers.delete(message.forget);
+    bufferViews.delete(message.forget);
+  }
   else workerBuffers.set(message.id, message.buffer);
   return null;
 }
