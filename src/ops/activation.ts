@@ -4,7 +4,7 @@
  */
 import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
-import { alloc, Tensor } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
 import { leakyValues, reluValues } from '../backends/cpu/wasm_planes.js';
@@ -25,13 +25,13 @@ export function relu(x: Tensor): Tensor {
   const viaGpu = onGpu('relu', x);
   if (viaGpu) return viaGpu;
   const xd = x.data;
-  const y = alloc(x.dtype, x.size);
+  const y = allocUnfilled(x.dtype, x.size); // every value written, as is dx's
   if (!reluValues(xd, y)) { // WebAssembly SIMD straight from x into y, where it runs
     y.set(xd);
     reluInPlace(y);
   }
   return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
-    const dx = alloc(x.dtype, x.size);
+    const dx = allocUnfilled(x.dtype, x.size);
     maskByPositive(dy, xd, dx);
     return [dx];
   });
@@ -53,7 +53,7 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
   }
   const N = x.shape[0]!, P = x.size / (N * C);
   const xd = x.data, ad = alpha.data;
-  const y = alloc(dtype, x.size);
+  const y = allocUnfilled(dtype, x.size); // every value written
   preluForward(xd, ad, N, C, P, y);
   return record(new Tensor(y, x.shape), 'prelu', [x, alpha], (dy, needs) => {
     const dx = needs[0] ? alloc(dtype, x.size) : null;
@@ -67,10 +67,10 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
 export function leakyRelu(x: Tensor, alpha = 0.01): Tensor {
   const viaGpu = onGpu('leakyRelu', x, alpha);
   if (viaGpu) return viaGpu;
-  const xd = x.data, y = alloc(x.dtype, x.size);
+  const xd = x.data, y = allocUnfilled(x.dtype, x.size); // every value written, as is dx's
   if (!leakyValues(xd, alpha, y)) return unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
   return record(new Tensor(y, x.shape), 'leakyRelu', [x], (dy) => {
-    const dx = alloc(x.dtype, x.size);
+    const dx = allocUnfilled(x.dtype, x.size);
     if (!leakyValues(xd, alpha, dx, dy)) for (let i = 0; i < dx.length; i++) dx[i] = xd[i]! > 0 ? dy[i]! : alpha * dy[i]!;
     return [dx];
   });

@@ -6,7 +6,7 @@
  */
 import { record } from '../autograd/tape.js';
 import { broadcastIndex, broadcastShapes, shapesEqual, sizeOf } from '../tensor/shape.js';
-import { alloc, Tensor, type DType, type TypedArray } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, Tensor, type DType, type TypedArray } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -43,7 +43,7 @@ function binary(name: keyof typeof RULES, a: Tensor, b: Tensor | number): Tensor
   let maps: [Int32Array, Int32Array] | null = null;
   const indexMaps = (): [Int32Array | null, Int32Array | null] =>
     (same ? [null, null] : (maps ??= [broadcastIndex(a.shape, shape), broadcastIndex(b.shape, shape)]));
-  const y = alloc(dtype, n);
+  const y = allocUnfilled(dtype, n); // every value written, on every path below
   const simple = name === 'add' || name === 'mul' || name === 'sub';
   const perChannel = !same && simple && perChannelOperand(a.shape, b.shape);
   if (same && simple) sameShapeLoop(name, ad, bd, y);
@@ -142,12 +142,12 @@ function wasmChannelSums(name: 'add' | 'mul' | 'sub', dy: TypedArray, a: TypedAr
 
 function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
   const ad = a.data;
-  const y = alloc(a.dtype, a.size);
+  const y = allocUnfilled(a.dtype, a.size); // every value written (so is ga)
   // x + b, x - b and x * b as one per-channel affine map over a single plane (WebAssembly where it runs)
   const affine = name === 'add' ? [1, b] : name === 'sub' ? [1, -b] : name === 'mul' ? [b, 0] : null;
   if (!affine || !affinePlanes(ad, y, 1, 1, a.size, [affine[0]!], [affine[1]!], false)) for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
   return record(new Tensor(y, a.shape), `${name}Scalar`, [a], (dy) => {
-    const ga = alloc(a.dtype, a.size);
+    const ga = allocUnfilled(a.dtype, a.size);
     if (!affine || !affinePlanes(dy, ga, 1, 1, a.size, [affine[0]!], [0], false)) for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
     return [ga];
   });
