@@ -7,7 +7,7 @@ import { record } from '../autograd/tape.js';
 import { alloc, allocUnfilled, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
-import { leakyValues, reluValues } from '../backends/cpu/wasm_planes.js';
+import { leakyValues, reluValues, wasmPlanesAvailable } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
@@ -67,8 +67,10 @@ export function prelu(x: Tensor, alpha: Tensor): Tensor {
 export function leakyRelu(x: Tensor, alpha = 0.01): Tensor {
   const viaGpu = onGpu('leakyRelu', x, alpha);
   if (viaGpu) return viaGpu;
-  const xd = x.data, y = allocUnfilled(x.dtype, x.size); // every value written, as is dx's
-  if (!leakyValues(xd, alpha, y)) return unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
+  const xd = x.data;
+  if (!(xd instanceof Float32Array && wasmPlanesAvailable())) return unary('leakyRelu', x, (v) => (v > 0 ? v : alpha * v), (v) => (v > 0 ? 1 : alpha));
+  const y = allocUnfilled(x.dtype, x.size); // every value written, as is dx's
+  leakyValues(xd, alpha, y);
   return record(new Tensor(y, x.shape), 'leakyRelu', [x], (dy) => {
     const dx = allocUnfilled(x.dtype, x.size);
     if (!leakyValues(xd, alpha, dx, dy)) for (let i = 0; i < dx.length; i++) dx[i] = xd[i]! > 0 ? dy[i]! : alpha * dy[i]!;

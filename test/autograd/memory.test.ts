@@ -110,9 +110,10 @@ describe('buffer reuse (tidyAndRecycle)', () => {
 
   // A training step under tidyAndRecycle({ training: true }) reuses the arrays of the step before, handed
   // out unfilled where an op writes its output in full. Pooled arrays are filled with NaN here, so an op
-  // that skipped a value (or a gradient reused while still needed) would change the bits. nn4.small2 runs
-  // once more on the TypeScript passes (no WebAssembly planes), whose fallbacks zero what they add into.
-  const runs = [['nn4.small2', 96, true], ['dlib-resnet34', 150, true], ['inception-resnet-v1', 160, true], ['tiny-face-detector', 64, true], ['nn4.small2', 96, false]] as const;
+  // that skipped a value (or a gradient reused while still needed) would change the bits. nn4.small2, IRv1
+  // and the tiny detector run once more on the TypeScript passes (no WebAssembly planes), whose fallbacks
+  // zero what they add into.
+  const runs = [['nn4.small2', 96, true], ['dlib-resnet34', 150, true], ['inception-resnet-v1', 160, true], ['tiny-face-detector', 64, true], ['nn4.small2', 96, false], ['inception-resnet-v1', 160, false], ['tiny-face-detector', 64, false]] as const;
   for (const [arch, size, wasmPlanes] of runs) {
     it(`${arch}${wasmPlanes ? '' : ' (TypeScript passes)'}: training steps on recycled arrays (poisoned with NaN) compute the bits of steps on new arrays`, () => {
       setWasmPlanes(wasmPlanes);
