@@ -14,8 +14,11 @@ export interface GradNode {
   /**
    * Given dL/dout, returns dL/dinput for each input, or null where `needs[i]` is false
    * (the closure may skip that work). A returned array may alias dy: the tape never mutates it.
+   * `into[i]`, when given, holds input i's gradient so far, in an array the tape owns: the op may add its
+   * gradient into it and return that array (a convolution's dx: col2im adds onto it, a 1x1's GEMM
+   * accumulates), which saves the pass that would sum the two.
    */
-  backward: (dy: TypedArray, needs: readonly boolean[]) => readonly (TypedArray | null)[];
+  backward: (dy: TypedArray, needs: readonly boolean[], into?: readonly (TypedArray | undefined)[]) => readonly (TypedArray | null)[];
   /** Arrays only the backward reads (kept from the forward): free to reuse once the node is freed. */
   saved?: readonly TypedArray[];
 }
@@ -122,13 +125,18 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
       continue;
     }
     const needs = node.inputs.map((x) => x.requiresGrad);
-    const inputGrads = node.backward(g, needs);
+    // Inputs' gradients so far that the op may add into: owned, of an input it has once.
+    const into = node.inputs.map((x, i) => {
+      const prev = needs[i] ? grads.get(x) : undefined;
+      return prev && owned.has(prev) && node.inputs.indexOf(x) === node.inputs.lastIndexOf(x) ? prev : undefined;
+    });
+    const inputGrads = node.backward(g, needs, into);
     for (const gi of inputGrads) if (gi && handedOver.delete(gi)) owned.add(gi);
     // One array for two inputs (add's backward returns dy for both): neither may add into it or keep it.
     inputGrads.forEach((gi, i) => { if (gi && inputGrads.indexOf(gi) !== i) owned.delete(gi); });
     node.inputs.forEach((input, i) => {
       const gi = inputGrads[i];
-      if (needs[i] && gi) accumulate(input, gi);
+      if (needs[i] && gi && gi !== into[i]) accumulate(input, gi); // into[i] returned: the op added its gradient there
     });
     if (!retainGraph) {
       node.inputs = [];

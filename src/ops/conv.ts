@@ -52,9 +52,10 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   const y = new Tensor(conv2dForward(x.data, w.data, bias?.data ?? null, g), [g.N, g.O, g.OH, g.OW]);
   if (!needsGrad(x, w, bias)) return y;
   const xd = x.data, wd = w.data;
-  // Its gradients are new arrays for the tape alone: sums may go into them, the filters may keep theirs.
-  return record(y, 'conv2d', inputs, (dy, needs) => [
-    ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!).map(handOver),
+  // Its gradients are new arrays for the tape alone (sums may go into them, the filters may keep theirs),
+  // or dx added onto x's gradient so far when the tape offers it.
+  return record(y, 'conv2d', inputs, (dy, needs, into) => [
+    ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!, into?.[0]).map(handOver),
     handOver(needs[2] ? conv2dBackwardBias(dy, g) : null),
   ]);
 }

@@ -19,29 +19,32 @@ describe('autograd tape', () => {
     z.backward();
     expect(x.grad!.toArray()).to.deep.equal([10, 18, 26]);
   });
-  it('arrays a convolution hands over: summed into in place, kept by the filters, never shared when returned for two inputs', () => {
+  it('arrays a convolution hands over: summed into in place (or its dx added onto the sum so far), kept by the filters, never shared when returned for two inputs', () => {
     const leaf = (shape: number[], seed: number): Tensor => { const t = randn(shape, { seed }); t.requiresGrad = true; return t; };
-    const a = leaf([2, 3, 6, 6], 1), b = leaf([2, 3, 6, 6], 2), w = leaf([4, 3, 3, 3], 3), v = leaf([4, 3, 1, 1], 4);
-    const r = randn([2, 4, 6, 6], { seed: 5 });
-    // s = a + b feeds two convolutions: their dx (handed over) are summed, into the first one; add's
+    const a = leaf([2, 3, 6, 6], 1), b = leaf([2, 3, 6, 6], 2);
+    const filters = [leaf([4, 3, 3, 3], 3), leaf([4, 3, 1, 1], 4), leaf([3, 1, 3, 3], 5), leaf([4, 3, 3, 3], 6)];
+    const options = [{ padding: 1 }, {}, { padding: 1, groups: 3 }, { stride: 2 }]; // col2im, a 1x1's GEMM, depthwise, stride 2
+    // s = a + b feeds four convolutions: each dx after the first is added onto the sum so far; add's
     // backward returns that sum for both a and b, which must each get an array of their own.
-    const loss = (): Tensor => { const s = add(a, b); return add(sum(mul(conv2d(s, w, null, { padding: 1 }), r)), sum(mul(conv2d(s, v), r))); };
+    const term = (s: Tensor, k: number): Tensor => { const y = conv2d(s, filters[k]!, null, options[k]); return sum(mul(y, randn([...y.shape], { seed: 10 + k }))); };
+    const loss = (ks = [0, 1, 2, 3]): Tensor => { const s = add(a, b); return ks.map((k) => term(s, k)).reduce((p, q) => add(p, q)); };
+    const all = [a, b, ...filters];
     loss().backward();
-    const once = [a, b, w, v].map((t) => Float64Array.from(t.grad!.data));
+    const once = all.map((t) => Float64Array.from(t.grad!.data));
     expect(a.grad!.data, 'a and b share a gradient array').to.not.equal(b.grad!.data);
     expect(Array.from(a.grad!.data)).to.deep.equal(Array.from(b.grad!.data));
-    // The same gradients by separate graphs: each convolution alone.
-    const parts = [() => sum(mul(conv2d(add(a, b), w, null, { padding: 1 }), r)), () => sum(mul(conv2d(add(a, b), v), r))].map((f) => {
-      for (const t of [a, b, w, v]) t.zeroGrad();
-      f().backward();
-      return [a, w, v].map((t) => (t.grad ? Float64Array.from(t.grad.data) : null));
+    // The same gradient of a by separate graphs: each convolution alone.
+    const parts = [0, 1, 2, 3].map((k) => {
+      for (const t of all) t.zeroGrad();
+      loss([k]).backward();
+      return Float64Array.from(a.grad!.data);
     });
-    once[0]!.forEach((g, i) => expect(g).to.be.closeTo(parts[0]![0]![i]! + parts[1]![0]![i]!, 1e-4));
+    once[0]!.forEach((g, i) => expect(g).to.be.closeTo(parts.reduce((acc, p) => acc + p[i]!, 0), 1e-4));
     // A second backward adds onto every .grad (the filters kept the arrays their convolutions made).
-    for (const t of [a, b, w, v]) t.zeroGrad();
+    for (const t of all) t.zeroGrad();
     loss().backward();
     loss().backward();
-    [a, b, w, v].forEach((t, k) => t.grad!.data.forEach((g, i) => expect(g, `tensor ${k}`).to.be.closeTo(2 * once[k]![i]!, 1e-4)));
+    all.forEach((t, k) => t.grad!.data.forEach((g, i) => expect(g, `tensor ${k}`).to.be.closeTo(2 * once[k]![i]!, 1e-4)));
   });
   it('accumulates across backward calls until zeroGrad', () => {
     const x = tensor([1, 2], [2], f64);

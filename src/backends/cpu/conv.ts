@@ -336,15 +336,19 @@ function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: numbe
 /**
  * dL/dx (the convolution's transpose applied to dy: Wᵀ·dY, then col2im, or for some stride-1 convolutions
  * a forward convolution of dy, see transposedGeometry) and dL/dW (sum over images of dY·colsᵀ), each only
- * when asked for.
+ * when asked for. With `dxOnto` (x's gradient so far), dx is added onto it and returned as it, except on
+ * the transposed path (a new array).
  */
-export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean): [TypedArray | null, TypedArray | null] {
+export function conv2dBackward(
+  dy: TypedArray, x: TypedArray, w: TypedArray, g: ConvGeometry, needInput: boolean, needFilter: boolean, dxOnto?: TypedArray,
+): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
   const transposed = needInput ? transposedGeometry(g) : null;
   // Arrays the GEMMs write in full come unfilled: a 1x1 convolution's dx, and dw (its first chunk, image or
   // group overwrites). col2im and the depthwise loops add into theirs.
   const dxUnfilled = isPointwise(g) && g.groups === 1, dwUnfilled = !isDepthwise(g);
-  const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : needInput ? (dxUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
+  const onto = needInput && !transposed && dxOnto !== undefined;
+  const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : onto ? dxOnto! : needInput ? (dxUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
   const dxByCol2im = needInput && !transposed;
   const dw = needFilter ? (dwUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
@@ -355,7 +359,7 @@ export function conv2dBackward(dy: TypedArray, x: TypedArray, w: TypedArray, g: 
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);
-      if (dxByCol2im) inputGradientChunk(dyM, w, g, n0, nc, K, dx!);
+      if (dxByCol2im) inputGradientChunk(dyM, w, g, n0, nc, K, dx!, onto);
       if (dw) gemm(false, true, g.O, K, nc * P, dyM, colsMatrix(x, g, n0, nc), mat(dw, 0, K), n0 > 0); // the first chunk overwrites: nothing to read back
     }
   } else {
@@ -401,11 +405,11 @@ function flippedFilters(w: TypedArray, g: ConvGeometry): TypedArray {
   return out;
 }
 
-/** dx of images n0..n0+nc of an ungrouped convolution, from their dY matrix. */
-function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, dx: TypedArray): void {
+/** dx of images n0..n0+nc of an ungrouped convolution, from their dY matrix (added onto dx's values with `onto`; col2im always adds). */
+function inputGradientChunk(dyM: Matrix, w: TypedArray, g: ConvGeometry, n0: number, nc: number, K: number, dx: TypedArray, onto: boolean): void {
   const P = g.OH * g.OW;
   if (isPointwise(g)) { // a 1x1 convolution's dcols are dx's planes
-    gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, planes(dx, n0, g.C, P), false);
+    gemm(true, false, K, nc * P, g.O, mat(w, 0, K), dyM, planes(dx, n0, g.C, P), onto);
     return;
   }
   const imageSize = g.C * g.H * g.W;
