@@ -245,9 +245,10 @@ function describeInPlace(p: Pool, X: Matrix, words: Int32Array, o: number): void
 
 /**
  * Whether the workers write their blocks of C in place: C is plain or an images view in a shared buffer,
- * and (an images view) each thread's block starts at an image (`firstAtImages`).
+ * and (an images view) each thread's block starts at one of its images (its columns start at multiples
+ * of `columnAlign`; 0: they all start at column 0, as when C is split by rows).
  */
-const cInPlace = (C: Matrix, firstAtImages: boolean): boolean => sharedValues(C) !== null && !C.cols && (!C.images || firstAtImages);
+const cInPlace = (C: Matrix, columnAlign: number): boolean => sharedValues(C) !== null && !C.cols && (!C.images || columnAlign % C.images.P === 0);
 
 /** conv.ts's colsFromWords, handed in by the worker (this module does not depend on conv.ts). */
 export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<number>, consumed: boolean) => Matrix;
@@ -277,7 +278,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // images' dx (the workers' onto a copy of theirs, copied back), in parallel and in the blocks one thread
   // would use, so the sums do not depend on the thread count. Otherwise the caller adds all columns at the end.
   const onto = C.consume && C.cols && C.cols.x instanceof Float32Array && align === C.cols.P ? C.cols : null;
-  const ontoInPlace = onto !== null && isShared(onto.x), cShared = !C.consume && cInPlace(C, align === P && P > 0);
+  const ontoInPlace = onto !== null && isShared(onto.x), cShared = !C.consume && cInPlace(C, align);
   const skipped = onto ? (own / align) * onto.imageStride : 0; // the caller's images of dx
   const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats), dxAt = cAt; // C is not stored with onto: the copy of dx is there
   const p = ensurePool(ontoInPlace || cShared ? cAt : onto ? dxAt + onto.floats - skipped : cAt + M * N);
@@ -338,7 +339,7 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   const T = threads, own = rowSlice(M, 0, T)[1];
   const [bRows, bCols] = transB ? [N, K] : [K, N];
   const b = shipping(B, bRows, bCols, bRows, bCols);
-  const cShared = !C.consume && cInPlace(C, true); // rows of an images view are its planes: any row starts one
+  const cShared = !C.consume && cInPlace(C, 0); // rows of an images view are its planes: from(C, i0, 0) is one
   const bAt = roundUp4((M - own) * K), cAt = roundUp4(bAt + b.floats);
   const p = ensurePool(cShared ? cAt : cAt + M * N);
   const d = p.data, words = p.operands;
@@ -489,16 +490,17 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
 // ---- passes on all threads ----
 
 /*
- * The per-channel and elementwise passes around the GEMMs (batchnorm's statistics, normalization and
- * gradient, gradient sums: wasm_planes.ts) run on every thread when all their arrays live in
- * SharedArrayBuffers, as alloc() makes them inside tidyAndRecycle blocks while threads > 1 (see
- * sharesArrays): a training step's tensors are then the workers' too, with nothing to copy. A buffer is
- * posted to the workers the first time a pass uses it; they keep it by id until the main thread's is
- * collected. Each thread runs the same pass function over its range of units (channels, or values for an
- * elementwise pass): every output value, and every channel's sums, come out as on one thread.
+ * The passes around the GEMMs (wasm_planes.ts: batchnorm's statistics, normalization and gradient,
+ * channelAffine, elementwise passes; wasm_pool.ts: max and L2 pooling; wasm_lrn.ts: LRN) run on every
+ * thread when all their arrays live in SharedArrayBuffers, as alloc() makes them inside tidyAndRecycle
+ * blocks while threads > 1 (see sharesArrays): a training step's tensors are then the workers' too, with
+ * nothing to copy. A buffer is posted to the workers the first time a job uses it; they keep it by id until
+ * the main thread's is collected. Each thread runs the same pass function over its range of units
+ * (channels, planes, images, or values): every output value, and every channel's sums, come out as on one
+ * thread.
  */
 
-/** The fewest values a pass must touch to be threaded: a job costs ~10-20 us (measured here), a value ~0.3-1 ns. */
+/** The fewest values a pass must touch to be threaded: a job costs 10-25 us (measured here), a value ~0.3-1 ns. */
 const MIN_THREADED_VALUES = 65536;
 /** Arrays of at least this many floats are made in SharedArrayBuffers (inside tidyAndRecycle, threads > 1). */
 const MIN_SHARED_FLOATS = 16384;
