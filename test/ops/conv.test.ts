@@ -87,6 +87,30 @@ describe('conv2d forward vs naive reference', () => {
     }
   });
 
+  it('im2col and col2im of blocks within one image (each plane staged only where the taps reach): forward and both gradients as in float64', () => {
+    // Planes larger than a 512-column block, so blocks lie inside one image and stage only part of each plane.
+    const geometries = [
+      { x: [2, 3, 40, 37], w: [5, 3, 3, 3], o: { padding: 1 } },
+      { x: [2, 4, 45, 41], w: [3, 4, 5, 5], o: { padding: 2, stride: 2 } },
+      { x: [1, 2, 50, 47], w: [4, 2, 3, 3], o: { padding: [2, 1, 0, 2] as [number, number, number, number], dilation: 2 } },
+      { x: [2, 3, 33, 60], w: [4, 3, 7, 7], o: { padding: 3, stride: 2 } },
+    ];
+    for (const c of geometries) {
+      const x64 = randomTensor(c.x, 13, 'float64'), w64 = randomTensor(c.w, 14, 'float64');
+      const run = (dtype: 'float32' | 'float64'): Float64Array[] => {
+        const x = tensor(x64.data, x64.shape, { dtype, requiresGrad: true }), w = tensor(w64.data, w64.shape, { dtype, requiresGrad: true });
+        const y = conv2d(x, w, null, c.o);
+        sum(mul(y, y)).backward();
+        return [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data));
+      };
+      const [want, got] = [run('float64'), run('float32')];
+      for (let i = 0; i < 3; i++) {
+        const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expectClose(got[i]!, want[i]!, 1e-5 * scale, 0, `${c.x.join('x')} ${['y', 'dx', 'dw'][i]}`);
+      }
+    }
+  });
+
   it('stride-1 dx as a transposed convolution (planes beyond the tap map): the adjoint of the naive reference', () => {
     // 9 taps x 175x171 output pixels is more than the tap map holds, so dx is the forward convolution of dy
     // with the flipped filters (smaller planes take col2im, checked by the gradchecks below). A convolution

@@ -64,6 +64,9 @@ export interface TapLayout { map: Int32Array; taps: number; P: number; plane: nu
  * Block rows [r0, r0+rows) x columns [c0, c0+cols) of the cols matrix of the images at x[base..] (imageStride
  * floats apart, `plane` floats a channel): into buf[at + r*ld + c], or, when add, added from there onto x
  * (col2im). False (nothing done) where the kernels do not run or the arrays are not float32.
+ * The block's channel planes are staged in the module whole, or, when its columns lie in one image, only the
+ * span of each plane its taps and pixels reach (a 512-column block of a 79x79 plane reads 8 of its 79 rows:
+ * staging whole planes had copied more floats than the block gathers).
  */
 export function colsThroughMap(
   x: ArrayLike<number>, base: number, imageStride: number, layout: TapLayout,
@@ -73,23 +76,55 @@ export function colsThroughMap(
   if (!k || !isF32(x, buf)) return false;
   const { map, taps, P, plane } = layout, xs = x as Float32Array, b = buf as Float32Array;
   const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
-  const ch0 = Math.floor(r0 / taps), staged = (Math.floor((r0 + rows - 1) / taps) - ch0 + 1) * plane; // floats per image
-  const regionAt = MAP_AT + regionBytes(map.length), outAt = regionAt + regionBytes(images * staged);
+  const ch0 = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - ch0 + 1;
+  const [lo, hi] = images === 1 ? planeSpan(layout, r0 - ch0 * taps, Math.min(rows, taps), c0 - n0 * P, cols) : [0, plane];
+  const span = hi - lo, staged = channels * span; // floats per image
+  // Staged plane c of image i at regionAt + (i * staged + c * span) * 4, seen by the kernel as starting lo floats before.
+  const regionAt = Math.max(MAP_AT + regionBytes(map.length), regionBytes(lo, 16)), outAt = regionAt + regionBytes(images * staged);
   reserve(k, outAt + rows * cols * 4);
   if (loadedMap !== map) new Int32Array(k.memory.buffer).set(map, MAP_AT / 4);
   loadedMap = map;
   const heap = k.heap, region = regionAt / 4, out = outAt / 4;
-  const imageAt = (i: number): number => base + (n0 + i) * imageStride + ch0 * plane;
-  for (let i = 0; i < images; i++) heap.set(xs.subarray(imageAt(i), imageAt(i) + staged), region + i * staged);
-  const args = [outAt, MAP_AT, P, taps, r0 - ch0 * taps, regionAt, rows, cols, c0 - n0 * P, staged * 4, plane * 4] as const;
+  const planeAt = (i: number, c: number): number => base + (n0 + i) * imageStride + (ch0 + c) * plane + lo; // in x
+  const stage = (toX: boolean): void => {
+    for (let i = 0; i < images; i++) {
+      if (span === plane) { // the images' planes are contiguous: one copy each
+        if (toX) xs.set(heap.subarray(region + i * staged, region + (i + 1) * staged), planeAt(i, 0));
+        else heap.set(xs.subarray(planeAt(i, 0), planeAt(i, 0) + staged), region + i * staged);
+        continue;
+      }
+      for (let c = 0; c < channels; c++) {
+        const to = region + i * staged + c * span;
+        if (toX) xs.set(heap.subarray(to, to + span), planeAt(i, c));
+        else heap.set(xs.subarray(planeAt(i, c), planeAt(i, c) + span), to);
+      }
+    }
+  };
+  stage(false);
+  const args = [outAt, MAP_AT, P, taps, r0 - ch0 * taps, regionAt - lo * 4, rows, cols, c0 - n0 * P, staged * 4, span * 4] as const;
   if (add) {
     for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
     k.addCols(...args, 0);
-    for (let i = 0; i < images; i++) xs.set(heap.subarray(region + i * staged, region + (i + 1) * staged), imageAt(i));
+    stage(true);
   } else {
     k.cols(...args);
     if (ld === cols) b.set(heap.subarray(out, out + rows * cols), at);
     else for (let r = 0; r < rows; r++) b.set(heap.subarray(out + r * cols, out + (r + 1) * cols), at + r * ld);
   }
   return true;
+}
+
+/**
+ * [lo, hi): the offsets within a channel plane that taps tap0.. (n of them, wrapping at taps) read for
+ * output pixels [q0, q0 + count) of one image. A tap's offsets rise with the pixel (-1, padding, aside),
+ * so its first and last readable pixels bound them.
+ */
+function planeSpan({ map, taps, P }: TapLayout, tap0: number, n: number, q0: number, count: number): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let j = 0; j < n; j++) {
+    const row = ((tap0 + j) % taps) * P;
+    for (let q = q0; q < q0 + count; q++) if (map[row + q]! >= 0) { lo = Math.min(lo, map[row + q]!); break; }
+    for (let q = q0 + count - 1; q >= q0; q--) if (map[row + q]! >= 0) { hi = Math.max(hi, map[row + q]! + 1); break; }
+  }
+  return lo < hi ? [lo, hi] : [0, 1]; // all padding: nothing is read (one float staged)
 }
