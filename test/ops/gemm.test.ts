@@ -43,12 +43,16 @@ function product(rng: Rng, kernel: GemmKernel, threads: number, [M, N, K]: [numb
   return { got: c, want };
 }
 
-/** Runs small threaded products on 2 threads until one is computed by the worker (it has started up). */
+/**
+ * Runs threaded products on 2 threads until the worker computes its slice of one (it has started up and
+ * woke in time): each share takes about a millisecond, longer than a sleeping worker takes to wake (50-300
+ * us here, more on a loaded machine), and the caller gives up after 20 s.
+ */
 async function workersUp(): Promise<void> {
   setNumThreads(2);
-  for (let attempt = 0; attempt < 200; attempt++) {
+  for (const started = Date.now(); Date.now() - started < 20_000;) {
     const taken = slicesTakenBack();
-    product(new Rng(1), gemmKernel(), 2, [64, 64, 64], false, false, false);
+    product(new Rng(1), gemmKernel(), 2, [192, 512, 192], false, false, false);
     if (slicesTakenBack() === taken) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -53,9 +53,9 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   return [...outputs, x0.grad!].map((t) => Float32Array.from(t.data));
 }
 
-/** Runs `work` until a threaded job's slice is computed by the worker (it has started up), at most ~2 s. */
+/** Runs `work` until a threaded job's slice is computed by the worker (it has started up and woke in time), for at most 20 s. */
 async function workersUp(work: () => unknown): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
+  for (const started = Date.now(); Date.now() - started < 20_000;) {
     const jobs = threadedGemms() + threadedPasses(), taken = slicesTakenBack();
     work();
     if (threadedGemms() + threadedPasses() - jobs > slicesTakenBack() - taken) return;
@@ -91,7 +91,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       const fresh = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
       expect(threadedPasses() - jobs, 'threaded passes').to.be.at.least(SHAPES.length * 5);
       expect(slicesTakenBack() - taken, 'slices taken back from fresh workers').to.be.greaterThan(0);
-      for (let attempt = 0; attempt < 100 && slicesTakenBack() - taken === threadedPasses() - jobs; attempt++) await new Promise((r) => setTimeout(r, 20));
+      for (const started = Date.now(); Date.now() - started < 20_000 && slicesTakenBack() - taken === threadedPasses() - jobs;) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 200));
       const taken2 = slicesTakenBack(), jobs2 = threadedPasses();
       const warm = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
