@@ -13,10 +13,19 @@ export type TypedArray = Float32Array | Float64Array;
 
 /** A zeroed array of n values: new, or float32 from the buffer pool (see tidyAndRecycle). */
 export function alloc(dtype: DType, n: number): TypedArray {
-  if (dtype === 'float32') {
-    const pooled = takePooled(n, true, wantsShared(n));
-    if (pooled) return pooled;
-  }
+  return (dtype === 'float32' && takePooled(n, true, wantsShared(n))) || newArray(dtype, n);
+}
+
+/**
+ * An array of n values for an output its caller writes in full: float32 from the buffer pool as it was
+ * left (no zeroing pass), or new. Anything that adds into its output, or skips elements, takes alloc().
+ */
+export function allocUnfilled(dtype: DType, n: number): TypedArray {
+  return (dtype === 'float32' && takePooled(n, false, wantsShared(n))) || newArray(dtype, n);
+}
+
+/** A new array (counted by allocationStats and the enclosing tidyAndRecycle blocks). */
+function newArray(dtype: DType, n: number): TypedArray {
   const a = dtype === 'float64' ? new Float64Array(n) : wantsShared(n) ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
   noteAllocation(a);
   return a;
@@ -29,14 +38,6 @@ export function alloc(dtype: DType, n: number): TypedArray {
  * new ones are not, and pooled ones of either kind are taken (undefined).
  */
 const wantsShared = (n: number): boolean | undefined => (insideRecycling() ? sharesArrays(n) : undefined);
-
-/**
- * An array of n values for an output its caller writes in full: float32 from the buffer pool as it was
- * left (no zeroing pass), or new. Anything that adds into its output, or skips elements, takes alloc().
- */
-export function allocUnfilled(dtype: DType, n: number): TypedArray {
-  return (dtype === 'float32' && takePooled(n, false, wantsShared(n))) || alloc(dtype, n);
-}
 
 const indexStorage = new WeakMap<Int32Array, Float32Array>();
 

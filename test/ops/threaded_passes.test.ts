@@ -145,7 +145,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
 
   it('an exception in a worker reaches the caller at once, with its message; the next job starts new workers', async () => {
     // A pass only this thread knows: the worker, which loads the modules that register passes, has no pass 99.
-    registerPass(99, (a, from, to) => a.arrays[0]!.fill(1, from, to));
+    registerPass(99, () => ({}), (_k, a, from, to) => a.arrays[0]!.fill(1, from, to));
     const x = new Float32Array(new SharedArrayBuffer(4 * 100000));
     const pass = (): unknown => runPass(99, { arrays: [x], ints: [], tables: [], tableLength: 0 }, 0, x.length, 16, x.length);
     setNumThreads(2);

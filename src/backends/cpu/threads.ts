@@ -525,15 +525,23 @@ export const isShared = (a: ArrayLike<number>): a is Float32Array =>
  * tables of up to `tableLength` values each, and float64 sums of `tableLength` values each (its outputs).
  */
 export interface PassArgs { arrays: Float32Array[]; ints: number[]; tables: ArrayLike<number>[]; sums: Float64Array[]; tableLength: number }
-/** A pass over units [from, to) (channels, planes, images or values); it adds its units' sums into args.sums. */
-export type RangePass = (args: PassArgs, from: number, to: number) => void;
+/** A pass over units [from, to) (channels, planes, images or values); it writes its units' sums into args.sums. */
+type RangePass = (args: PassArgs, from: number, to: number) => void;
 
 /** The passes that can run on the workers, by number (their modules register them; the workers load those modules too). */
 export const PASS = { AFFINE: 0, MOMENTS: 1, BN_SUMS: 2, BN_INPUT_GRADIENT: 3, FLAT: 4, MAX_POOL: 5, MAX_POOL_GRAD: 6, L2_POOL: 7, LRN: 8, LRN_GRAD: 9 } as const;
 const passes: RangePass[] = [];
 
-export function registerPass(pass: number, f: RangePass): void {
-  passes[pass] = f;
+/**
+ * Registers pass number `pass`: f, given the kernels of the WebAssembly module that defines it (`kernels()`,
+ * instantiated on first use on whichever thread runs the pass).
+ */
+export function registerPass<K>(pass: number, kernels: () => K | null, f: (k: K, args: PassArgs, from: number, to: number) => void): void {
+  passes[pass] = (args, from, to) => {
+    const k = kernels();
+    if (!k) throw new Error(`threads: pass ${pass} reached a thread without its WebAssembly kernels`);
+    f(k, args, from, to);
+  };
 }
 
 /**
@@ -548,7 +556,11 @@ export function runPass(pass: number, args: Omit<PassArgs, 'sums'>, sums: number
   return alone.sums;
 }
 
-const PW = { PASS: 0, UNITS: 1, ALIGN: 2, ARRAYS: 3, INTS: 4, TABLES: 5, TABLE_LENGTH: 6, SUMS: 7, LIST: 8 } as const;
+/**
+ * A pass job's operand words: pass, units, align, and the counts of arrays, ints and tables, tableLength,
+ * sums; from LIST on, each array as (buffer id, first float, length), each table's length, the ints.
+ */
+const LIST = 8;
 
 const workerBuffers = new Map<number, SharedArrayBuffer>(); // in a worker: the buffers posted to it, by id
 const bufferViews = new Map<number, Float32Array>(); // and float32 views of them
@@ -598,7 +610,7 @@ function runPassThreaded(pass: number, args: Omit<PassArgs, 'sums'>, sums: numbe
   const tables = args.tables.map((t, i) => { d.set(t, i * L); return d.subarray(i * L, i * L + t.length); });
   const sumViews = Array.from({ length: sums }, (_, i) => new Float64Array(d.buffer, (sumsAt + 2 * i * L) * 4, L).fill(0));
   const list = args.arrays.flatMap((a) => [bufferId(p, a), a.byteOffset / 4, a.length]);
-  if (PW.LIST + list.length + args.tables.length + args.ints.length > OPERAND_WORDS * 3) throw new Error('threads: a pass has more arguments than the workers read');
+  if (LIST + list.length + args.tables.length + args.ints.length > OPERAND_WORDS * 3) throw new Error('threads: a pass has more arguments than the workers read');
   words.set([pass, units, align, args.arrays.length, args.ints.length, args.tables.length, L, sums, ...list, ...args.tables.map((t) => t.length), ...args.ints], 0);
   const full: PassArgs = { ...args, tables, sums: sumViews };
   const T = threads;
@@ -612,12 +624,10 @@ function runPassThreaded(pass: number, args: Omit<PassArgs, 'sums'>, sums: numbe
 export function runPassSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t: number): void {
   const [pass, units, align, nArrays, nInts, nTables, L, sums] = words as unknown as number[];
   const arrays = Array.from({ length: nArrays! }, (_, i) => {
-    const [id, at, length] = words.subarray(PW.LIST + 3 * i, PW.LIST + 3 * i + 3);
-    const buffer = workerBuffers.get(id!);
-    if (!buffer) throw new Error(`threads: a pass names buffer ${id}, which this worker was not posted`);
-    return new Float32Array(buffer, at! * 4, length);
+    const [id, at, length] = words.subarray(LIST + 3 * i, LIST + 3 * i + 3) as unknown as number[];
+    return bufferView(id!).subarray(at, at! + length!);
   });
-  const lengthsAt = PW.LIST + 3 * nArrays!, intsAt = lengthsAt + nTables!;
+  const lengthsAt = LIST + 3 * nArrays!, intsAt = lengthsAt + nTables!;
   const sumsAt = roundUp4(nTables! * L!);
   const args: PassArgs = {
     arrays, ints: Array.from(words.subarray(intsAt, intsAt + nInts!)), tableLength: L!,

@@ -4,9 +4,9 @@
  * normalization and the gradient in float64 lanes, in the TypeScript's order, so both give the same bits.
  */
 import { body, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
-import { isF32, passModule, reserve } from './wasm_module.js';
+import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 import { flatKernel, highToLow, load } from './wasm_planes.js';
-import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
+import { PASS, registerPass, runPass } from './threads.js';
 
 /**
  * Float64 arithmetic on float32 lanes, two at a time: for each half of the four lanes, the lanes of the
@@ -87,17 +87,8 @@ export const wasmLrnAvailable = (): boolean => kernels() !== null;
 const float64Words = (...values: number[]): number[] => Array.from(new Int32Array(Float64Array.from(values).buffer));
 const fromFloat64Words = (ints: number[]): number[] => Array.from(new Float64Array(Int32Array.from(ints).buffer));
 
-/** Registers a pass with threads.ts (runPass runs it on every thread, over its images, when worth it). */
-function register(pass: number, f: (k: Instance, a: PassArgs, from: number, to: number) => void): void {
-  registerPass(pass, (a, from, to) => {
-    const k = kernels();
-    if (!k) throw new Error('wasm_lrn: a threaded pass reached a thread without the WebAssembly kernels');
-    f(k, a, from, to);
-  });
-}
-
 /** Whether the kernels run here and an image of n values fits the module's regions. */
-const fits = (n: number): boolean => kernels() !== null && 7 * regionStride(n) <= 1 << 27;
+const fits = (n: number): boolean => kernels() !== null && 7 * regionBytes(n, 16) <= 1 << 27;
 
 /**
  * LRN with beta = 0.75 over N images of C planes of P values (see lrn.ts), image by image through the
@@ -116,7 +107,7 @@ export function lrnImages(
 }
 
 /** Arrays x, y (then s, sPow); ints C, P, r, then kBase and scale as float64 words. Images [n0, n1). */
-register(PASS.LRN, (k, a, n0, n1) => {
+registerPass(PASS.LRN, kernels, (k, a, n0, n1) => {
   const [C, P, r] = a.ints as [number, number, number];
   const [kBase, scale] = fromFloat64Words(a.ints.slice(3)) as [number, number];
   const [x, y, s, sPow] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
@@ -149,7 +140,7 @@ export function lrnGradImages(
 }
 
 /** Arrays dy, x, s, sPow, dx; ints C, P, r, then c as float64 words. Images [n0, n1). */
-register(PASS.LRN_GRAD, (k, a, n0, n1) => {
+registerPass(PASS.LRN_GRAD, kernels, (k, a, n0, n1) => {
   const [C, P, r] = a.ints as [number, number, number];
   const [dy, x, s, sPow, dx] = a.arrays as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
   const n = C * P, [DY, X, S, SP, T, SUM, DX] = imageRegions(k, n);
@@ -169,12 +160,9 @@ register(PASS.LRN_GRAD, (k, a, n0, n1) => {
 
 type Seven = [number, number, number, number, number, number, number];
 
-/** Bytes of a region of n floats, padded to whole groups. */
-const regionStride = (n: number): number => Math.ceil(n / 4) * 16 + 16;
-
 /** Addresses of seven regions of n floats after 32 bytes of constants (fits() checked they fit). */
 function imageRegions(k: Instance, n: number): Seven {
-  const stride = regionStride(n);
+  const stride = regionBytes(n, 16); // whole groups of four, and a group to spare
   reserve(k, 32 + 7 * stride);
   return Array.from({ length: 7 }, (_, i) => 32 + i * stride) as Seven;
 }

@@ -361,10 +361,10 @@ const tableBytes = (f32: number, f64: number, C: number): number => Math.ceil((f
  * Each pass below is a range function (over channels [c0, c1), or values [from, to) for flat ones) that
  * threads.ts runs on every thread when the arrays are shared, else here over all of them (runPass).
  */
-type RangePass = (k: Instance, a: PassArgs, from: number, to: number) => void;
+type KernelPass = (k: Instance, a: PassArgs, from: number, to: number) => void;
 
 /** Pass arguments: arrays x, y; ints N, C, P, relu; tables scale, shift. */
-const affineRange: RangePass = (k, a, c0, c1) => {
+const affineRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P, relu] = a.ints as [number, number, number, number];
   const { buffer } = layout(k, tableBytes(2, 0, C));
   const tables = writeTables(k, a.tables, 0, C);
@@ -372,7 +372,7 @@ const affineRange: RangePass = (k, a, c0, c1) => {
 };
 
 /** Arrays x; ints N, C, P; tables shift; sums s1, s2. */
-const momentsRange: RangePass = (k, a, c0, c1) => {
+const momentsRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P] = a.ints as [number, number, number];
   const { buffer } = layout(k, tableBytes(1, 2, C));
   const tables = writeTables(k, a.tables, 2, C);
@@ -381,7 +381,7 @@ const momentsRange: RangePass = (k, a, c0, c1) => {
 };
 
 /** Arrays dy, x (then reluOf, masked); ints N, C, P; tables mean; sums sum(dy), sum(dy * (x - mean)). */
-const bnSumsRange: RangePass = (k, a, c0, c1) => {
+const bnSumsRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P] = a.ints as [number, number, number];
   const [dy, x, reluOf, masked] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
   const { buffer } = layout(k, tableBytes(1, 2, C));
@@ -401,7 +401,7 @@ const bnSumsRange: RangePass = (k, a, c0, c1) => {
 };
 
 /** Arrays dy, x, dx; ints N, C, P; tables a, mean, b, d. */
-const bnInputGradientRange: RangePass = (k, a, c0, c1) => {
+const bnInputGradientRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P] = a.ints as [number, number, number];
   const { buffer } = layout(k, tableBytes(4, 0, C));
   const tables = writeTables(k, a.tables, 0, C);
@@ -411,7 +411,7 @@ const bnInputGradientRange: RangePass = (k, a, c0, c1) => {
 const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
 
 /** Arrays inputs..., out; ints the kernel (an index into FLAT). Values [from, to). */
-const flatRange: RangePass = (k, a, from, to) => {
+const flatRange: KernelPass = (k, a, from, to) => {
   overValues(k, k[FLAT[a.ints[0]!]!], a.arrays.slice(0, -1), a.arrays[a.arrays.length - 1]!, undefined, from, to);
 };
 
@@ -420,27 +420,18 @@ function readSums(k: Instance, addresses: number[], sums: Float64Array[], c0: nu
   sums.forEach((s, i) => s.set(k.heap64.subarray(addresses[i]! / 8 + c0, addresses[i]! / 8 + c1), c0));
 }
 
-/** Registers a pass with threads.ts, run with this module's kernels on whichever thread runs it. */
-function register(pass: number, f: RangePass): void {
-  registerPass(pass, (a, from, to) => {
-    const k = kernels();
-    if (!k) throw new Error('wasm_planes: a threaded pass reached a thread without the WebAssembly kernels');
-    f(k, a, from, to);
-  });
-}
-register(PASS.AFFINE, affineRange);
-register(PASS.MOMENTS, momentsRange);
-register(PASS.BN_SUMS, bnSumsRange);
-register(PASS.BN_INPUT_GRADIENT, bnInputGradientRange);
-register(PASS.FLAT, flatRange);
+registerPass(PASS.AFFINE, kernels, affineRange);
+registerPass(PASS.MOMENTS, kernels, momentsRange);
+registerPass(PASS.BN_SUMS, kernels, bnSumsRange);
+registerPass(PASS.BN_INPUT_GRADIENT, kernels, bnInputGradientRange);
+registerPass(PASS.FLAT, kernels, flatRange);
 
 const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
   ({ arrays: arrays as Float32Array[], ints, tables, tableLength: C });
 
 /** y = x * scale[c] + shift[c] (then max(0, .) when relu) over [N, C, P]; false where the kernels do not run. */
 export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, scale: ArrayLike<number>, shift: ArrayLike<number>, relu: boolean): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, y)) return false;
+  if (!kernels() || !isF32(x, y)) return false;
   runPass(PASS.AFFINE, planePass([x, y], [N, C, P, relu ? 1 : 0], [scale, shift], C), 0, C, 1, N * C * P);
   return true;
 }
@@ -457,8 +448,7 @@ export function preluPlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: numbe
 
 /** Per channel, float64 sums of x - shift[c] and of its square over [N, C, P]; null where the kernels do not run. */
 export function shiftedSums(x: ArrayLike<number>, N: number, C: number, P: number, shift: ArrayLike<number>): { s1: Float64Array; s2: Float64Array } | null {
-  const k = kernels();
-  if (!k || !isF32(x)) return null;
+  if (!kernels() || !isF32(x)) return null;
   const [s1, s2] = runPass(PASS.MOMENTS, planePass([x], [N, C, P], [shift], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { s1, s2 };
 }
@@ -472,8 +462,7 @@ export function batchNormSums(
   dy: ArrayLike<number>, x: ArrayLike<number>, N: number, C: number, P: number, mean: ArrayLike<number>,
   reluOf: ArrayLike<number> | null, masked: ArrayLike<number> | null,
 ): { sumDy: Float64Array; sumDyXc: Float64Array } | null {
-  const k = kernels();
-  if (!k || !isF32(dy, x) || (reluOf && !isF32(reluOf, masked!))) return null;
+  if (!kernels() || !isF32(dy, x) || (reluOf && !isF32(reluOf, masked!))) return null;
   const arrays = reluOf ? [dy, x, reluOf, masked!] : [dy, x];
   const [sumDy, sumDyXc] = runPass(PASS.BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { sumDy, sumDyXc };
@@ -484,8 +473,7 @@ export function batchNormInputGradient(
   dy: ArrayLike<number>, x: ArrayLike<number>, dx: ArrayLike<number>, N: number, C: number, P: number,
   a: ArrayLike<number>, mean: ArrayLike<number>, b: ArrayLike<number>, d: ArrayLike<number>,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(dy, x, dx)) return false;
+  if (!kernels() || !isF32(dy, x, dx)) return false;
   runPass(PASS.BN_INPUT_GRADIENT, planePass([dy, x, dx], [N, C, P], [a, mean, b, d], C), 0, C, 1, N * C * P);
   return true;
 }
@@ -513,24 +501,21 @@ function flatPass(kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[]): v
 
 /** out = ref > 0 ? dy : 0 (ReLU's gradient; out may be dy); false where the kernels do not run. */
 export function maskPositive(dy: ArrayLike<number>, ref: ArrayLike<number>, out: ArrayLike<number>): boolean {
-  const k = kernels();
-  if (!k || !isF32(dy, ref, out)) return false;
+  if (!kernels() || !isF32(dy, ref, out)) return false;
   flatPass('mask', [dy, ref, out]);
   return true;
 }
 
 /** out = max(x, 0) (out may be x; NaN kept); false where the kernels do not run. */
 export function reluValues(x: ArrayLike<number>, out: ArrayLike<number> = x): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, out)) return false;
+  if (!kernels() || !isF32(x, out)) return false;
   flatPass('relu', [x, out]);
   return true;
 }
 
 /** out = a op b for same-length arrays (out may be a or b); false where the kernels do not run. */
 export function binaryValues(name: 'add' | 'sub' | 'mul', a: ArrayLike<number>, b: ArrayLike<number>, out: ArrayLike<number>): boolean {
-  const k = kernels();
-  if (!k || !isF32(a, b, out)) return false;
+  if (!kernels() || !isF32(a, b, out)) return false;
   flatPass(name, [a, b, out]);
   return true;
 }

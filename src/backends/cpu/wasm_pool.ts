@@ -7,7 +7,7 @@
  */
 import { body, F32, F64, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, isF32, passModule, regionBytes, reserve } from './wasm_module.js';
-import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
+import { PASS, registerPass, runPass } from './threads.js';
 
 /** Loads table[i] (int32) onto the stack. */
 const tableAt = (table: number, i: number): number[] => [...w.get(table), ...w.get(i), ...w.i32(4), ...w.mul, ...w.add, ...w.i32Load(0)];
@@ -228,15 +228,6 @@ function writeWindowTables(k: Instance, tables: ArrayLike<number>[]): [number, n
 
 type Instance = NonNullable<ReturnType<typeof kernels>>;
 
-/** Registers a pass with threads.ts (runPass runs it on every thread, over its planes, when worth it). */
-function register(pass: number, f: (k: Instance, a: PassArgs, from: number, to: number) => void): void {
-  registerPass(pass, (a, from, to) => {
-    const k = kernels();
-    if (!k) throw new Error('wasm_pool: a threaded pass reached a thread without the WebAssembly kernels');
-    f(k, a, from, to);
-  });
-}
-
 /** An int32 array's values as a float32 view of the same memory (argmax travels to the workers that way). */
 const asFloats = (a: Int32Array): Float32Array => new Float32Array(a.buffer, a.byteOffset, a.length);
 const asInts = (a: Float32Array): Int32Array => new Int32Array(a.buffer, a.byteOffset, a.length);
@@ -258,7 +249,7 @@ export function maxPoolPlanes(
 }
 
 /** Arrays x, y (then argmax as floats); ints H, W, OH, OW, strideW, KW, padLeft; tables h0, h1, w0, w1. Planes [q0, q1). */
-register(PASS.MAX_POOL, (k, a, q0, q1) => {
+registerPass(PASS.MAX_POOL, kernels, (k, a, q0, q1) => {
   const [H, W, OH, OW, strideW, KW, padLeft] = a.ints as [number, number, number, number, number, number, number];
   const [xs, ys, argmaxFloats] = a.arrays as [Float32Array, Float32Array, Float32Array?];
   const argmax = argmaxFloats ? asInts(argmaxFloats) : null;
@@ -302,7 +293,7 @@ export function l2PoolPlanes(
 }
 
 /** Arrays x, y (then dy, dx for the gradient); ints H, W, OH, OW; tables h0, h1, w0, w1. Planes [q0, q1). */
-register(PASS.L2_POOL, (k, a, q0, q1) => {
+registerPass(PASS.L2_POOL, kernels, (k, a, q0, q1) => {
   const [H, W, OH, OW] = a.ints as [number, number, number, number];
   const [x, y, dy, dx] = a.arrays as [Float32Array, Float32Array, Float32Array?, Float32Array?];
   const inPlane = H * W, outPlane = OH * OW, step = planesPerChunk(inPlane);
@@ -337,7 +328,7 @@ export function maxPoolGradPlanes(dy: ArrayLike<number>, argmax: Int32Array, dx:
 }
 
 /** Arrays dy, argmax (as floats), dx; ints inPlane, outPlane. Planes [q0, q1). */
-register(PASS.MAX_POOL_GRAD, (k, a, q0, q1) => {
+registerPass(PASS.MAX_POOL_GRAD, kernels, (k, a, q0, q1) => {
   const [inPlane, outPlane] = a.ints as [number, number];
   const [dys, argmaxFloats, dxs] = a.arrays as [Float32Array, Float32Array, Float32Array];
   const argmax = asInts(argmaxFloats), step = planesPerChunk(inPlane);
