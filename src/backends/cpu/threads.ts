@@ -312,7 +312,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // dx itself (its columns start at 0), a worker's onto the copy of its images' dx (see consumedColumns).
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto }, kernel), [CTRL.C_IN_PLACE, +cShared]], () => {
+  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), () => {
     if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume && !onto ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
@@ -360,7 +360,7 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   if (cShared) describeInPlace(p, C, words, 2 * OPERAND_WORDS);
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false }, kernel), [CTRL.C_IN_PLACE, +cShared]], () => {
+  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false, cInPlace: cShared }, kernel), () => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
     const [i0, i1] = rowSlice(M, t, T);
@@ -372,13 +372,13 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   else if (own < M && !writeImages(C, own, M - own, 0, N, d, cAt + own * N, N)) writeBlock(C, own, M - own, 0, N, d, cAt + own * N, N);
 }
 
-interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean; consume: boolean }
+interface Job { M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean; cAt: number; align: number; byRows: boolean; consume: boolean; cInPlace: boolean }
 
 /** A GEMM job's control words, with the kernel every thread is to use (so results do not depend on the thread count). */
 const gemmWords = (job: Job, kernel: 'wasm' | 'js'): (readonly [number, number])[] => [
   [CTRL.KIND, GEMM_JOB], [CTRL.M, job.M], [CTRL.N, job.N], [CTRL.K, job.K], [CTRL.C_AT, job.cAt], [CTRL.ALIGN, job.align],
   [CTRL.TRANS_A, +job.transA], [CTRL.TRANS_B, +job.transB], [CTRL.ACCUMULATE, +job.accumulate], [CTRL.BY_ROWS, +job.byRows],
-  [CTRL.CONSUME, +job.consume], [CTRL.WASM, kernel === 'wasm' ? 1 : 0],
+  [CTRL.CONSUME, +job.consume], [CTRL.C_IN_PLACE, +job.cInPlace], [CTRL.WASM, kernel === 'wasm' ? 1 : 0],
 ];
 
 /**
