@@ -98,11 +98,14 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       // Running workers: they compute their slices.
       await workersUp();
       const jobs = threadedGemms(), taken = slicesTakenBack();
-      const warm = SHAPES.map((shape) => product(new Rng(11), kernel, 2, shape, false, true, false).got);
-      expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(0);
-      SHAPES.forEach((shape, i) => {
-        for (const two of [fresh[i]!, warm[i]!]) expect(Buffer.from(two.buffer).equals(Buffer.from(ones[i]!.buffer)), shape.join('x')).to.equal(true);
-      });
+      const workerSlices = (): number => threadedGemms() - jobs - (slicesTakenBack() - taken);
+      const same = (two: Float32Array, i: number): void => { expect(Buffer.from(two.buffer).equals(Buffer.from(ones[i]!.buffer)), SHAPES[i]!.join('x')).to.equal(true); };
+      fresh.forEach(same);
+      // Again (up to 5 rounds) while the worker computed no slice: descheduled on a loaded machine, its slices are taken back.
+      for (let round = 0; round === 0 || (round < 5 && workerSlices() === 0); round++) {
+        SHAPES.map((shape) => product(new Rng(11), kernel, 2, shape, false, true, false).got).forEach(same);
+      }
+      expect(workerSlices(), 'slices the worker computed').to.be.greaterThan(0);
     });
   }
 
@@ -189,16 +192,21 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
     expect(slicesTakenBack() - takenFresh, 'slices taken back from fresh workers').to.be.at.least(3);
     await workersUp(); // so the workers compute their slices
     const jobs = threadedGemms(), taken = slicesTakenBack();
-    for (const [index, [kernel, c]] of cases.entries()) {
-      const { run, one, want } = results[index]!, threadedBefore = threadedGemms(), two = run('float32', 2);
-      expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: threaded GEMMs`).to.be.at.least(2);
-      same(two, one, `${kernel}, ${c.name}`);
-      for (let i = 0; i < 3; i++) {
-        const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`);
+    const workerSlices = (): number => threadedGemms() - jobs - (slicesTakenBack() - taken);
+    // Every case once, and again (up to 5 rounds) while the worker has computed too few slices: on a loaded
+    // machine a descheduled worker's slices are taken back by the caller.
+    for (let round = 0; round === 0 || (round < 5 && workerSlices() <= cases.length); round++) {
+      for (const [index, [kernel, c]] of cases.entries()) {
+        const { run, one, want } = results[index]!, threadedBefore = threadedGemms(), two = run('float32', 2);
+        expect(threadedGemms() - threadedBefore, `${kernel}, ${c.name}: threaded GEMMs`).to.be.at.least(2);
+        same(two, one, `${kernel}, ${c.name}`);
+        for (let i = 0; i < 3; i++) {
+          const scale = want[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          expectClose(two[i]!, want[i]!, 1e-5 * scale, 0, `${kernel}, ${c.name}: ${['y', 'dx', 'dw'][i]}`);
+        }
       }
     }
-    expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(cases.length);
+    expect(workerSlices(), 'slices the worker computed').to.be.greaterThan(cases.length);
   });
 
   it('a convolution forward and both gradients agree between the kernels to float32 rounding', () => {

@@ -94,12 +94,14 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       for (const started = Date.now(); Date.now() - started < 20_000 && slicesTakenBack() - taken === threadedPasses() - jobs;) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 200));
       const taken2 = slicesTakenBack(), jobs2 = threadedPasses();
-      const warm = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
-      expect(threadedPasses() - jobs2 - (slicesTakenBack() - taken2), 'slices the worker computed').to.be.greaterThan(0);
-      SHAPES.forEach((s, i) => {
-        same(fresh[i]!, ones[i]!, `${s.join('x')}, fresh workers`);
-        same(warm[i]!, ones[i]!, `${s.join('x')}, running workers`);
-      });
+      const workerSlices = (): number => threadedPasses() - jobs2 - (slicesTakenBack() - taken2);
+      SHAPES.forEach((s, i) => same(fresh[i]!, ones[i]!, `${s.join('x')}, fresh workers`));
+      // Running workers, again (up to 5 rounds) while the worker computed no slice (descheduled on a loaded machine).
+      for (let round = 0; round === 0 || (round < 5 && workerSlices() === 0); round++) {
+        const warm = SHAPES.map((s, i) => tidyAndRecycle(() => run(s, 10 * i), { training: true }));
+        SHAPES.forEach((s, i) => same(warm[i]!, ones[i]!, `${s.join('x')}, running workers`));
+      }
+      expect(workerSlices(), 'slices the worker computed').to.be.greaterThan(0);
     });
   }
 
@@ -132,12 +134,15 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       setNumThreads(2);
       await workersUp(() => run(geometries[0]!, true));
       const jobs = threadedGemms(), taken = slicesTakenBack();
-      geometries.forEach((c, i) => {
-        const before = threadedGemms();
-        same(run(c, true), ones[i]!, c.name);
-        expect(threadedGemms() - before, `${c.name}: threaded GEMMs`).to.be.at.least(2);
-      });
-      expect(threadedGemms() - jobs - (slicesTakenBack() - taken), 'slices the worker computed').to.be.greaterThan(geometries.length);
+      const workerSlices = (): number => threadedGemms() - jobs - (slicesTakenBack() - taken);
+      for (let round = 0; round === 0 || (round < 5 && workerSlices() <= geometries.length); round++) { // see the passes' test
+        geometries.forEach((c, i) => {
+          const before = threadedGemms();
+          same(run(c, true), ones[i]!, c.name);
+          expect(threadedGemms() - before, `${c.name}: threaded GEMMs`).to.be.at.least(2);
+        });
+      }
+      expect(workerSlices(), 'slices the worker computed').to.be.greaterThan(geometries.length);
     } finally {
       setMinThreadedWork();
     }
@@ -150,9 +155,14 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
     const pass = (): unknown => runPass(99, { arrays: [x], ints: [], tables: [], tableLength: 0 }, 0, x.length, 16, x.length);
     setNumThreads(2);
     await workersUp(() => runPass(PASS.FLAT, { arrays: [x, x, x], ints: [2], tables: [], tableLength: 0 }, 0, x.length, 16, x.length));
-    const started = Date.now();
-    expect(pass).to.throw(/a worker thread failed: TypeError/);
-    expect(Date.now() - started, 'ms to report').to.be.below(5000);
+    // A worker slice the caller takes back (its worker descheduled) runs here, without error: try again.
+    let report: unknown = null, ms = 0;
+    for (const started = Date.now(); report === null && Date.now() - started < 20_000; await new Promise((r) => setTimeout(r, 1))) {
+      const t = Date.now();
+      try { pass(); } catch (e) { report = e; ms = Date.now() - t; }
+    }
+    expect(String(report)).to.match(/a worker thread failed: TypeError/);
+    expect(ms, 'ms to report').to.be.below(5000);
     // New workers: their slices are taken back while they start, then computed by them.
     const jobs = threadedPasses();
     same(tidyAndRecycle(() => passes(SHAPES[0]!, 0), { training: true }), tidy(() => { setNumThreads(1); const r = passes(SHAPES[0]!, 0); setNumThreads(2); return r; }), 'after a failure');
