@@ -14,7 +14,7 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, allocUnfilled, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
-import { affinePlanes, batchNormInputGradient as wasmInputGradient, batchNormSums, shiftedSums } from '../backends/cpu/wasm_planes.js';
+import { affinePlanes, batchNormBackward, batchNormCoefficients, batchNormInputGradient as wasmInputGradient, batchNormSums, shiftedSums } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { relu as reluOp } from './activation.js';
 import { gpuFor } from '../backends/backend.js';
@@ -77,20 +77,30 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const params = { gamma, beta, inputBias };
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, [x, ...given(params, (p) => params[p]!)], (dyOut, needs) => {
-    // Through the ReLU first: no gradient where it output 0 (as relu's gradient at 0). The masked dy is
-    // made in the array that then becomes dx.
-    const dy = relu ? allocUnfilled(dtype, x.size) : dyOut;
-    const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, mean, relu ? y : null, dy);
+    const dx = needs[0] ? allocUnfilled(dtype, x.size) : null; // every value written
+    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, mean, gain, invstd, training);
     const sumDyXhat = alloc(dtype, C), betaGrad = alloc(dtype, C); // gradients in the parameters' dtype
     for (let c = 0; c < C; c++) sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
     betaGrad.set(sumDy);
-    let dx: TypedArray | null = null;
-    if (needs[0]) {
-      dx = relu ? dy : allocUnfilled(dtype, x.size);
-      batchNormInputGradient(dy, xd, mean, invstd, gain, sumDy, sumDyXhat, training, N, C, P, dx);
-    }
     return [dx, ...given(params, (p) => (p === 'gamma' ? sumDyXhat : p === 'beta' ? betaGrad : inputBiasGrad(dtype, training, gain, sumDy)))];
   });
+}
+
+/**
+ * Batchnorm's backward (and channelAffine's, as eval mode with mean 0): per channel sum(dy) and
+ * sum(dy * (x - mean)), and dx when given, dy first masked where reluOutput (the forward output) is not > 0.
+ * One fused pass in WebAssembly; otherwise the sums, then dx from them (the masked dy is made in dx's array).
+ */
+function backward(
+  dyOut: TypedArray, x: TypedArray, reluOutput: TypedArray | null, dx: TypedArray | null, N: number, C: number, P: number,
+  mean: TypedArray, gain: TypedArray, invstd: TypedArray, training: boolean,
+): { sumDy: Float64Array; sumDyXc: Float64Array } {
+  const fused = dx && batchNormBackward(dyOut, x, reluOutput, dx, N, C, P, mean, gain, invstd, training);
+  if (fused) return fused;
+  const dy = reluOutput ? (dx ?? allocUnfilled(dyOut instanceof Float64Array ? 'float64' : 'float32', dyOut.length)) : dyOut;
+  const sums = backwardSums(dyOut, x, N, C, P, mean, reluOutput, dy);
+  if (dx) batchNormInputGradient(dy, x, mean, invstd, gain, sums.sumDy, sums.sumDyXc, training, N, C, P, dx);
+  return sums;
 }
 
 type OptionalInputs = { gamma: Tensor | null; beta: Tensor | null; inputBias: Tensor | null };
@@ -133,10 +143,8 @@ export function channelAffine(x: Tensor, scale: Tensor, shift: Tensor, options: 
   const xd = x.data, gain = scale.data, y = allocUnfilled(dtype, x.size);
   affine(xd, y, N, C, P, gain, shift.data, relu);
   return record(new Tensor(y, x.shape), relu ? 'channelAffineRelu' : 'channelAffine', [x, scale, shift], (dyOut, needs) => {
-    const dy = relu ? allocUnfilled(dtype, x.size) : dyOut; // masked by the ReLU, then dx in place
-    const { sumDy, sumDyXc } = backwardSums(dyOut, xd, N, C, P, zeros, relu ? y : null, dy);
-    const dx = needs[0] ? (relu ? dy : allocUnfilled(dtype, x.size)) : null;
-    if (dx) batchNormInputGradient(dy, xd, zeros, zeros, gain, zeros, zeros, false, N, C, P, dx); // eval mode: dx = gain * dy
+    const dx = needs[0] ? allocUnfilled(dtype, x.size) : null;
+    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, zeros, gain, zeros, false); // eval mode: dx = gain * dy
     const inDtype = (sums: Float64Array): TypedArray => { const g = alloc(dtype, C); g.set(sums); return g; };
     return [dx, inDtype(sumDyXc), inDtype(sumDy)];
   });
@@ -183,20 +191,18 @@ function backwardSums(
 /**
  * dx = gain/M * (M*dy - sum(dy) - x̂*sum(dy*x̂)) in training (the statistics depend on x), gain*dy in eval.
  * In training that is a[c]*dy - b[c]*(x - mean) - d[c] with a = gain, b = gain*invstd*sum(dy*x̂)/M,
- * d = gain*sum(dy)/M. dx may be dy's array (each element is read before it is written).
+ * d = gain*sum(dy)/M (batchNormCoefficients). dx may be dy's array (each element is read before it is written).
  */
 function batchNormInputGradient(
   dy: TypedArray, x: TypedArray, mean: TypedArray, invstd: TypedArray, gain: TypedArray,
-  sumDy: TypedArray, sumDyXhat: TypedArray, training: boolean, N: number, C: number, P: number, dx: TypedArray,
+  sumDy: Float64Array, sumDyXc: Float64Array, training: boolean, N: number, C: number, P: number, dx: TypedArray,
 ): void {
-  const M = N * P;
-  const zeros = new Float64Array(C);
-  const b = training ? gain.map((k, c) => (k * invstd[c]! * sumDyXhat[c]!) / M) : zeros;
-  const d = training ? gain.map((k, c) => (k * sumDy[c]!) / M) : zeros;
-  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b, d) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
+  const zeros = new Float64Array(C), [sumDyXhat, b, d] = [0, 1, 2].map(() => (training ? gain.slice() : zeros));
+  if (training) batchNormCoefficients(gain, invstd, sumDy, sumDyXc, N * P, sumDyXhat!, b!, d!);
+  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b!, d!) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
-      const k = gain[c]!, m = mean[c]!, bc = b[c]!, dc = d[c]!;
+      const k = gain[c]!, m = mean[c]!, bc = b![c]!, dc = d![c]!;
       const i0 = (n * C + c) * P, end = i0 + P;
       if (!training) for (let i = i0; i < end; i++) dx[i] = k * dy[i]!;
       else for (let i = i0; i < end; i++) dx[i] = k * dy[i]! - bc * (x[i]! - m) - dc;

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
-import { affinePlanes, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
+import { affinePlanes, batchNormBackward, batchNormCoefficients, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
 import { maxPoolGradPlanes, wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
@@ -285,6 +285,32 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       const dx = new Float32Array(n);
       expect(batchNormInputGradient(dy, x, dx, N, C, P, a, m, b, d)).to.equal(true);
       expectClose(dx, Float64Array.from(dy, (v, i) => a[plane(i)]! * v - b[plane(i)]! * (x[i]! - m[plane(i)]!) - d[plane(i)]!), 1e-5, 1e-5, 'dx');
+    }
+  });
+
+  it('batchnorm\'s fused backward (one pass: mask, sums, dx) gives the bits of its two passes, in groups of channels and planes over a chunk', () => {
+    const rng = new Rng(5);
+    // [16, 300, 289]: groups of 14 channels (the last one short); [2, 3, 20000]: planes summed in pieces.
+    for (const [N, C, P] of [[2, 5, 1], [3, 5, 3], [16, 300, 289], [4, 3, 64], [2, 3, 20000]] as const) {
+      const n = N * C * P, r = (len: number): Float32Array => Float32Array.from({ length: len }, () => rng.uniform(-2, 2));
+      // dy over 2^-20..2^20: float64 sums that are not exact, so the order of the sums shows
+      const dy = Float32Array.from(r(n), (v) => v * 2 ** Math.round(rng.uniform(-20, 20)));
+      const x = r(n), out = r(n), gain = r(C), mean = r(C), invstd = Float32Array.from(r(C), Math.abs);
+      for (const training of [true, false]) {
+        for (const reluOf of [out, null]) {
+          const what = `${N}x${C}x${P} training ${training} relu ${!!reluOf}`;
+          const fusedDx = new Float32Array(n), fused = batchNormBackward(dy, x, reluOf, fusedDx, N, C, P, mean, gain, invstd, training)!;
+          const masked = new Float32Array(n), sums = batchNormSums(dy, x, N, C, P, mean, reluOf, masked)!, dx = new Float32Array(n);
+          const [sumDyXhat, b, d] = [new Float32Array(C), new Float32Array(C), new Float32Array(C)];
+          if (training) batchNormCoefficients(gain, invstd, sums.sumDy, sums.sumDyXc, N * P, sumDyXhat, b, d);
+          const dyIn = reluOf ? masked : dy;
+          if (training) batchNormInputGradient(dyIn, x, dx, N, C, P, gain, mean, b, d);
+          else affinePlanes(dyIn, dx, N, C, P, gain, new Float32Array(C), false);
+          expect([...fused.sumDy], `sum(dy) ${what}`).to.deep.equal([...sums.sumDy]);
+          expect([...fused.sumDyXc], `sum(dy*(x-mean)) ${what}`).to.deep.equal([...sums.sumDyXc]);
+          expect(Buffer.from(fusedDx.buffer).equals(Buffer.from(dx.buffer)), `dx ${what}`).to.equal(true);
+        }
+      }
     }
   });
 });

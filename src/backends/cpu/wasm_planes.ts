@@ -408,6 +408,67 @@ const bnInputGradientRange: KernelPass = (k, a, c0, c1) => {
   overPlanes(k, k.bnInputGradient, a.arrays.slice(0, 2), [[2, a.arrays[2]!]], [0, 1, 2], N, C, P, tables, buffer, c0, c1);
 };
 
+/** Floats of one array a group of channels of the fused batchnorm backward stages (its three arrays: ~768 kB, in the L2 cache). */
+const GROUP_FLOATS = 65536;
+
+/**
+ * Batchnorm's whole backward in one pass. Arrays dy, x, dx (then the forward output, for the ReLU's mask);
+ * ints N, C, P, training; tables mean, gain, invstd; sums sum(dy), sum(dy * (x - mean)) (dy masked).
+ * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
+ * there, summed, and turned into dx while still in the cache (training: batchNormCoefficients' b and d
+ * from the group's sums; eval: dx = gain * dy). The two passes it replaces staged dy and x twice and wrote
+ * and re-read the masked dy. A plane over CHUNK values is summed in the same pieces as bnSumsRange, so sums
+ * and values are those of the two passes, bit for bit.
+ */
+const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
+  const [N, C, P, training] = a.ints as [number, number, number, number];
+  const [dy, x, dx, reluOf] = a.arrays as [Float32Array, Float32Array, Float32Array, Float32Array?];
+  const [mean, gain, invstd] = a.tables;
+  const group = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), region = regionBytes(group * N * P + 4);
+  const tablesEnd = Math.ceil(tableBytes(5, 2, C) / 16) * 16, DY = tablesEnd, X = DY + region, Y = X + region;
+  reserve(k, Y + region);
+  const [meanAt, gainAt, invstdAt, bAt, dAt, sumDyAt, sumDyXcAt] = writeTables(k, [mean!, gain!, invstd!, new Float32Array(C), new Float32Array(C)], 2, C) as Tuple7;
+  const heap = k.heap, f32 = (at: number): Float32Array => heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const sumDyXhat = new Float32Array(C);
+  for (let cg = c0; cg < c1; cg += group) {
+    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g, values = planes * P;
+    const staged: [Float32Array | undefined, number][] = [[dy, DY], [x, X], [reluOf, Y]];
+    for (let n = 0, from = cg * P; n < N; n++, from += C * P) {
+      for (const [array, at] of staged) if (array) heap.set(array.subarray(from, from + span), at / 4 + n * span);
+    }
+    if (reluOf) k.mask(DY, Y, DY, Math.ceil(values / 4));
+    const [mean4, sums8] = [meanAt + 4 * cg, [sumDyAt + 8 * cg, sumDyXcAt + 8 * cg]];
+    if (P <= CHUNK) k.bnSums(DY, X, P, planes, g, 0, mean4, ...sums8);
+    else for (let q = 0; q < planes; q++) for (let i = 0; i < P; i += CHUNK) k.bnSums(DY + (q * P + i) * 4, X + (q * P + i) * 4, Math.min(CHUNK, P - i), 1, g, q % g, mean4, ...sums8);
+    if (training) {
+      batchNormCoefficients(f32(gainAt), f32(invstdAt), f64(sumDyAt), f64(sumDyXcAt), N * P, sumDyXhat, f32(bAt), f32(dAt), cg, cg + g);
+      k.bnInputGradient(DY, X, DY, P, planes, g, 0, gainAt + 4 * cg, mean4, bAt + 4 * cg, dAt + 4 * cg);
+    } else {
+      k.affine(DY, DY, P, planes, g, 0, gainAt + 4 * cg, bAt + 4 * cg); // b is zeros here
+    }
+    for (let n = 0, to = cg * P; n < N; n++, to += C * P) dx.set(heap.subarray(DY / 4 + n * span, DY / 4 + (n + 1) * span), to);
+  }
+  readSums(k, [sumDyAt, sumDyXcAt], a.sums, c0, c1);
+};
+
+/**
+ * Batchnorm's training-mode input-gradient coefficients for channels [from, to) (see batchnorm.ts), stored in
+ * the arrays' precision: sumDyXhat = sum(dy * (x - mean)) * invstd, b = gain * invstd * sumDyXhat / M,
+ * d = gain * sum(dy) / M. Here so that the fused pass computes them as batchnorm.ts does, on any thread.
+ */
+export function batchNormCoefficients(
+  gain: ArrayLike<number>, invstd: ArrayLike<number>, sumDy: ArrayLike<number>, sumDyXc: ArrayLike<number>, M: number,
+  sumDyXhat: TypedArrayLike, b: TypedArrayLike, d: TypedArrayLike, from = 0, to = gain.length,
+): void {
+  for (let c = from; c < to; c++) {
+    sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
+    b[c] = (gain[c]! * invstd[c]! * sumDyXhat[c]!) / M;
+    d[c] = (gain[c]! * sumDy[c]!) / M;
+  }
+}
+type TypedArrayLike = { [i: number]: number; length: number };
+type Tuple7 = [number, number, number, number, number, number, number];
+
 const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
 
 /** Arrays inputs..., out; ints the kernel (an index into FLAT). Values [from, to). */
@@ -424,6 +485,7 @@ registerPass(PASS.AFFINE, kernels, affineRange);
 registerPass(PASS.MOMENTS, kernels, momentsRange);
 registerPass(PASS.BN_SUMS, kernels, bnSumsRange);
 registerPass(PASS.BN_INPUT_GRADIENT, kernels, bnInputGradientRange);
+registerPass(PASS.BN_BACKWARD, kernels, bnBackwardRange);
 registerPass(PASS.FLAT, kernels, flatRange);
 
 const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
@@ -465,6 +527,22 @@ export function batchNormSums(
   if (!kernels() || !isF32(dy, x) || (reluOf && !isF32(reluOf, masked!))) return null;
   const arrays = reluOf ? [dy, x, reluOf, masked!] : [dy, x];
   const [sumDy, sumDyXc] = runPass(PASS.BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  return { sumDy, sumDyXc };
+}
+
+/**
+ * Batchnorm's backward in one pass (bnBackwardRange): dx, and per channel float64 sum(dy) and
+ * sum(dy * (x - mean[c])), dy first masked where `reluOf` (the forward output) is not > 0. Training:
+ * dx = gain*dy - b*(x - mean) - d (batchNormCoefficients); eval: dx = gain * dy. Null where the kernels do not run.
+ */
+export function batchNormBackward(
+  dy: ArrayLike<number>, x: ArrayLike<number>, reluOf: ArrayLike<number> | null, dx: ArrayLike<number>, N: number, C: number, P: number,
+  mean: ArrayLike<number>, gain: ArrayLike<number>, invstd: ArrayLike<number>, training: boolean,
+): { sumDy: Float64Array; sumDyXc: Float64Array } | null {
+  const arrays = reluOf ? [dy, x, dx, reluOf] : [dy, x, dx];
+  if (!kernels() || !isF32(...arrays)) return null;
+  const ints = [N, C, P, training ? 1 : 0];
+  const [sumDy, sumDyXc] = runPass(PASS.BN_BACKWARD, planePass(arrays, ints, [mean, gain, invstd], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { sumDy, sumDyXc };
 }
 
