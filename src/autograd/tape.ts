@@ -21,6 +21,12 @@ export interface GradNode {
   backward: (dy: TypedArray, needs: readonly boolean[], into?: readonly (TypedArray | undefined)[]) => readonly (TypedArray | null)[];
   /** Arrays only the backward reads (kept from the forward): free to reuse once the node is freed. */
   saved?: readonly TypedArray[];
+  /**
+   * The backward adds into `into` whenever offered (a convolution's dx). The tape then offers a copy of a
+   * gradient so far that it does not own (add's dy, shared by both its inputs): a native copy costs less
+   * than the pass that would otherwise sum the two.
+   */
+  addsInto?: boolean;
 }
 
 let gradEnabled = true;
@@ -58,10 +64,10 @@ export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): bo
 }
 
 /** Attaches a GradNode to `out` when any input requires grad; returns `out`. */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'], saved?: readonly TypedArray[]): Tensor {
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'], options: Pick<GradNode, 'saved' | 'addsInto'> = {}): Tensor {
   if (needsGrad(...inputs)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, saved };
+    out.node = { op, inputs, backward, ...options };
   }
   return out;
 }
@@ -125,10 +131,17 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
       continue;
     }
     const needs = node.inputs.map((x) => x.requiresGrad);
-    // Inputs' gradients so far that the op may add into: owned, of an input it has once.
+    // Inputs' gradients so far that the op may add into: owned (or copied, see addsInto), of an input it has once.
     const into = node.inputs.map((x, i) => {
       const prev = needs[i] ? grads.get(x) : undefined;
-      return prev && owned.has(prev) && node.inputs.indexOf(x) === node.inputs.lastIndexOf(x) ? prev : undefined;
+      if (!prev || node.inputs.indexOf(x) !== node.inputs.lastIndexOf(x) || !(owned.has(prev) || node.addsInto)) return undefined;
+      if (owned.has(prev)) return prev;
+      const copy = allocUnfilled(dtypeOf(prev), prev.length);
+      copy.set(prev);
+      owned.add(copy);
+      handled.add(copy);
+      grads.set(x, copy);
+      return copy;
     });
     const inputGrads = node.backward(g, needs, into);
     for (const gi of inputGrads) if (gi && handedOver.delete(gi)) owned.add(gi);

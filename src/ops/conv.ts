@@ -57,7 +57,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options
   return record(y, 'conv2d', inputs, (dy, needs, into) => [
     ...conv2dBackward(dy, xd, wd, g, needs[0]!, needs[1]!, into?.[0]).map(handOver),
     handOver(needs[2] ? conv2dBackwardBias(dy, g) : null),
-  ]);
+  ], { addsInto: true });
 }
 
 /** Depthwise convolution: one filter per input channel (times a channel multiplier), w [C*M, 1, KH, KW]. */

@@ -51,7 +51,7 @@ export function lrn(x: Tensor, options: LrnOptions): Tensor {
     windowSums(t, windows, N, C, P, r);
     for (let i = 0; i < dx.length; i++) dx[i] = dy[i]! * sPow[i]! - 2 * beta * scale * xd[i]! * windows[i]!;
     return [dx];
-  }, [s, sPow]);
+  }, { saved: [s, sPow] });
 }
 
 /**

@@ -52,7 +52,7 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   const { y, argmax } = maxPoolForward(x.data, g, needsGrad(x)); // the argmax only for a backward
   if (!argmax) return new Tensor(y, outShape(g));
   const storage = indicesStorage(argmax);
-  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, g)], storage ? [storage] : undefined);
+  return record(new Tensor(y, outShape(g)), 'maxPool2d', [x], (dy) => [maxPoolBackward(dy, argmax, g)], { saved: storage ? [storage] : undefined });
 }
 
 export function avgPool2d(x: Tensor, options: PoolOptions & { countIncludePad?: boolean }): Tensor {

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { add, conv2d, DisposedError, exp, FacenetError, mul, noGrad, ones, randn, relu, ShapeError, sum, tensor, isGradEnabled, type Tensor } from '../../src/index.js';
+import { record } from '../../src/autograd/tape.js';
+import type { TypedArray } from '../../src/tensor/tensor.js';
 
 const f64 = { dtype: 'float64' as const, requiresGrad: true };
 
@@ -45,6 +47,52 @@ describe('autograd tape', () => {
     loss().backward();
     loss().backward();
     all.forEach((t, k) => t.grad!.data.forEach((g, i) => expect(g, `tensor ${k}`).to.be.closeTo(2 * once[k]![i]!, 1e-4)));
+  });
+  it('a convolution adds its dx onto a copy of a gradient so far the tape does not own (add\'s dy, also the other input\'s gradient)', () => {
+    const leaf = (shape: number[], seed: number): Tensor => { const t = randn(shape, { seed }); t.requiresGrad = true; return t; };
+    const a = leaf([2, 3, 6, 6], 1), q = leaf([2, 3, 6, 6], 2), w = leaf([3, 3, 3, 3], 3), w1 = leaf([3, 3, 1, 1], 4);
+    const r = randn([2, 3, 6, 6], { seed: 5 }), r2 = randn([2, 3, 6, 6], { seed: 6 });
+    for (const [filters, options] of [[w, { padding: 1 }], [w1, {}]] as const) { // col2im onto it, a 1x1's GEMM accumulating
+      for (const addFirst of [true, false]) {
+        const parts = (which: ('add' | 'conv')[]): void => {
+          for (const t of [a, q, filters]) t.zeroGrad();
+          const x = mul(a, 1); // add(x, q)'s backward returns one array for both
+          const terms = { add: () => sum(mul(add(x, q), r)), conv: () => sum(mul(conv2d(x, filters, null, options), r2)) };
+          which.map((k) => terms[k]()).reduce((p, t) => add(p, t)).backward();
+        };
+        parts(addFirst ? ['add', 'conv'] : ['conv', 'add']);
+        const [aBoth, qBoth] = [Float64Array.from(a.grad!.data), Float64Array.from(q.grad!.data)];
+        expect(Array.from(qBoth), 'q: add\'s dy untouched').to.deep.equal(Array.from(r.data));
+        parts(['conv']);
+        const aConv = Float64Array.from(a.grad!.data);
+        aBoth.forEach((g, i) => expect(g).to.be.closeTo(aConv[i]! + r.data[i]!, 1e-5));
+      }
+    }
+  });
+  it('an op that adds into its input\'s gradient (addsInto) is offered a copy of one the tape does not own, never that array', () => {
+    const x = tensor([1, 2, 3], [3], f64), k = tensor([4, 5, 6], [3], f64);
+    const returned: TypedArray[] = [], offered: TypedArray[] = [];
+    const output = (): Tensor => tensor([0, 0, 0], [3], { dtype: 'float64' });
+    // one array for both inputs, as add's backward
+    const both = (p: Tensor, q: Tensor): Tensor => record(output(), 'both', [p, q], (dy) => { returned.push(dy); return [dy, dy]; });
+    const addsOnto = (t: Tensor): Tensor => record(output(), 'addsOnto', [t], (dy, _needs, into) => {
+      if (into?.[0]) offered.push(into[0]);
+      if (into?.[0]) expect(Array.from(into[0]), 'a copy of the sum so far').to.deep.equal(Array.from(returned[0]!));
+      const g = into?.[0] ?? new Float64Array(3);
+      dy.forEach((v, i) => { g[i]! += 10 * v; });
+      return [g];
+    }, { addsInto: true });
+    const r = tensor([1, 2, 3], [3], f64);
+    for (const order of [0, 1]) {
+      returned.length = 0;
+      x.zeroGrad(); k.zeroGrad();
+      const terms = [sum(mul(both(x, k), r)), sum(addsOnto(x))];
+      add(terms[order]!, terms[1 - order]!).backward();
+      expect(Array.from(k.grad!.data)).to.deep.equal([1, 2, 3]);
+      expect(Array.from(x.grad!.data)).to.deep.equal([11, 12, 13]);
+      offered.forEach((a) => expect(a).to.not.equal(returned[0]));
+    }
+    expect(offered.length, 'one of the orders offers the gradient so far').to.equal(1);
   });
   it('accumulates across backward calls until zeroGrad', () => {
     const x = tensor([1, 2], [2], f64);
