@@ -14,7 +14,10 @@ import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
 import { alloc, allocUnfilled, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
-import { affinePlanes, batchNormBackward, batchNormCoefficients, batchNormInputGradient as wasmInputGradient, batchNormSums, shiftedSums } from '../backends/cpu/wasm_planes.js';
+import {
+  affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormInputGradient as wasmInputGradient, batchNormMoments,
+  batchNormNormalization, batchNormSums, shiftedSums,
+} from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { relu as reluOp } from './activation.js';
 import { gpuFor } from '../backends/backend.js';
@@ -54,26 +57,31 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     const y = batchNormGpu(gpu, x, options, training, eps);
     return relu ? reluOp(y) : y;
   }
+  if (training && M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
   const xd = x.data;
+  const invstd = alloc(dtype, C), gain = alloc(dtype, C), shift = alloc(dtype, C);
+  const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
   let mean: TypedArray, variance: TypedArray;
   if (training) {
-    if (M < 2) throw new ShapeError('batchNorm', 'more than one value per channel in training mode (batch 1 of 1x1 maps)', x.shape);
-    ({ mean, variance } = channelMoments(xd, N, C, P));
+    // One pass normalizes as it sums where it can (batchNormForward); else the moments, then a scale-and-shift
+    // pass. The sums are of x minus each channel's first value (see batchNormMoments).
+    const first = Float64Array.from({ length: C }, (_, c) => xd[c * P]!);
+    const fused = batchNormForward(xd, y, N, C, P, relu, first, gamma?.data ?? new Float32Array(C).fill(1), beta?.data ?? new Float32Array(C), eps);
+    const { s1, s2 } = fused ?? shiftedSums(xd, N, C, P, first) ?? shiftedSumsLoop(xd, N, C, P, first);
+    const batchMean = new Float64Array(C), batchVariance = new Float64Array(C);
+    batchNormMoments(s1, s2, first, M, batchMean, batchVariance);
+    [mean, variance] = [batchMean, batchVariance];
+    batchNormNormalization(mean, variance, eps, gamma?.data ?? null, beta?.data ?? null, invstd, gain, shift);
+    if (!fused) affine(xd, y, N, C, P, gain, shift, relu);
     updateRunning(runningMean.data, runningVar.data, inputBias ? mean.map((m, c) => m + inputBias.data[c]!) : mean, variance, options.momentum ?? 0.1, M);
   } else {
     mean = inputBias ? runningMean.data.map((m, c) => m - inputBias.data[c]!) : runningMean.data; // x + b - mean
     variance = runningVar.data;
+    batchNormNormalization(mean, variance, eps, gamma?.data ?? null, beta?.data ?? null, invstd, gain, shift);
+    affine(xd, y, N, C, P, gain, shift, relu);
   }
   // y = x*gain + shift per channel; x̂ = (x - mean)*invstd is recomputed from x in backward rather than
   // stored (one array and one write pass less, and x is kept for backward anyway).
-  const invstd = alloc(dtype, C), gain = alloc(dtype, C), shift = alloc(dtype, C);
-  for (let c = 0; c < C; c++) {
-    invstd[c] = 1 / Math.sqrt(variance[c]! + eps);
-    gain[c] = (gamma ? gamma.data[c]! : 1) * invstd[c]!;
-    shift[c] = (beta ? beta.data[c]! : 0) - mean[c]! * gain[c]!;
-  }
-  const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
-  affine(xd, y, N, C, P, gain, shift, relu);
   const params = { gamma, beta, inputBias };
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, [x, ...given(params, (p) => params[p]!)], (dyOut, needs) => {
@@ -230,26 +238,7 @@ function batchNormGpu(gpu: NonNullable<ReturnType<typeof gpuFor>>, x: Tensor, op
   });
 }
 
-/**
- * Per-channel mean and biased variance in one pass (channel planes are contiguous runs of P): float64 sums
- * of x - s and (x - s)^2, with s the channel's first value. Shifting by a value of the data keeps the
- * subtraction var = E[(x-s)^2] - E[x-s]^2 well conditioned (s is within a few deviations of the mean),
- * where the raw E[x^2] - E[x]^2 would cancel catastrophically for a large mean.
- */
-function channelMoments(x: TypedArray, N: number, C: number, P: number): { mean: TypedArray; variance: TypedArray } {
-  const M = N * P;
-  const shift = new Float64Array(C);
-  for (let c = 0; c < C; c++) shift[c] = x[c * P]!;
-  const { s1, s2 } = shiftedSums(x, N, C, P, shift) ?? shiftedSumsLoop(x, N, C, P, shift);
-  const mean = new Float64Array(C), variance = new Float64Array(C);
-  for (let c = 0; c < C; c++) {
-    const m1 = s1[c]! / M;
-    mean[c] = shift[c]! + m1;
-    variance[c] = Math.max(0, s2[c]! / M - m1 * m1);
-  }
-  return { mean, variance };
-}
-
+/** Per channel, float64 sums of x - shift[c] and of its square (channel planes are contiguous runs of P). */
 function shiftedSumsLoop(x: TypedArray, N: number, C: number, P: number, shift: Float64Array): { s1: Float64Array; s2: Float64Array } {
   const s1 = new Float64Array(C), s2 = new Float64Array(C);
   for (let n = 0; n < N; n++) {

@@ -7,7 +7,10 @@
  */
 import { expect } from 'chai';
 import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
-import { affinePlanes, batchNormBackward, batchNormCoefficients, batchNormInputGradient, batchNormSums, planesModuleBytes, setWasmPlanes, shiftedSums, wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
+import {
+  affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormInputGradient, batchNormMoments, batchNormNormalization, batchNormSums, planesModuleBytes,
+  setWasmPlanes, shiftedSums, wasmPlanesAvailable,
+} from '../../src/backends/cpu/wasm_planes.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
 import { maxPoolGradPlanes, wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
@@ -285,6 +288,29 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       const dx = new Float32Array(n);
       expect(batchNormInputGradient(dy, x, dx, N, C, P, a, m, b, d)).to.equal(true);
       expectClose(dx, Float64Array.from(dy, (v, i) => a[plane(i)]! * v - b[plane(i)]! * (x[i]! - m[plane(i)]!) - d[plane(i)]!), 1e-5, 1e-5, 'dx');
+    }
+  });
+
+  it('batchnorm\'s fused forward in training (one pass: sums, statistics, scale and shift) gives the bits of its two passes', () => {
+    const rng = new Rng(6);
+    for (const [N, C, P] of [[2, 5, 1], [3, 5, 3], [16, 300, 289], [4, 3, 64], [2, 3, 20000]] as const) {
+      const n = N * C * P, r = (len: number): Float32Array => Float32Array.from({ length: len }, () => rng.uniform(-2, 2));
+      // a mean far above the spread, values over 2^-20..2^20: sums whose order shows
+      const x = Float32Array.from(r(n), (v) => 100 + v * 2 ** Math.round(rng.uniform(-20, 5)));
+      const gamma = r(C), beta = r(C), first = Float64Array.from({ length: C }, (_, c) => x[c * P]!), eps = 1e-3;
+      for (const relu of [true, false]) {
+        const what = `${N}x${C}x${P} relu ${relu}`;
+        const y = new Float32Array(n), fused = batchNormForward(x, y, N, C, P, relu, first, gamma, beta, eps)!;
+        const sums = shiftedSums(x, N, C, P, first)!;
+        expect([...fused.s1], `s1 ${what}`).to.deep.equal([...sums.s1]);
+        expect([...fused.s2], `s2 ${what}`).to.deep.equal([...sums.s2]);
+        const [mean, variance] = [new Float64Array(C), new Float64Array(C)], [invstd, gain, bias] = [new Float32Array(C), new Float32Array(C), new Float32Array(C)];
+        batchNormMoments(sums.s1, sums.s2, first, N * P, mean, variance);
+        batchNormNormalization(mean, variance, eps, gamma, beta, invstd, gain, bias);
+        const expected = new Float32Array(n);
+        affinePlanes(x, expected, N, C, P, gain, bias, relu);
+        expect(Buffer.from(y.buffer).equals(Buffer.from(expected.buffer)), `y ${what}`).to.equal(true);
+      }
     }
   });
 

@@ -4,7 +4,7 @@
  * normalization and the gradient in float64 lanes, in the TypeScript's order, so both give the same bits.
  */
 import { body, I32, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
-import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
+import { float64Words, fromFloat64Words, isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 import { flatKernel, highToLow, load } from './wasm_planes.js';
 import { PASS, registerPass, runPass } from './threads.js';
 
@@ -83,9 +83,6 @@ type Instance = NonNullable<ReturnType<typeof kernels>>;
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmLrnAvailable = (): boolean => kernels() !== null;
 
-/** Float64 constants as int32 pairs (a pass's integers carry them to the workers exactly), and back. */
-const float64Words = (...values: number[]): number[] => Array.from(new Int32Array(Float64Array.from(values).buffer));
-const fromFloat64Words = (ints: number[]): number[] => Array.from(new Float64Array(Int32Array.from(ints).buffer));
 
 /** Whether the kernels run here and an image of n values fits the module's regions. */
 const fits = (n: number): boolean => kernels() !== null && 7 * regionBytes(n, 16) <= 1 << 27;

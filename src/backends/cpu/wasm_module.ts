@@ -45,3 +45,7 @@ export const CHUNK = 16384;
 
 /** Bytes of a region of n floats, padded to 16 bytes with `slack` more (for the vector reads past its end). */
 export const regionBytes = (floats: number, slack = 0): number => Math.ceil((floats * 4 + slack) / 16) * 16;
+
+/** Float64 constants as int32 pairs (a pass's integers carry them to the workers exactly), and back. */
+export const float64Words = (...values: number[]): number[] => Array.from(new Int32Array(Float64Array.from(values).buffer));
+export const fromFloat64Words = (ints: number[]): number[] => Array.from(new Float64Array(Int32Array.from(ints).buffer));

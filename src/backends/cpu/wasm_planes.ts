@@ -13,7 +13,7 @@
  * missing; both agree to float32 rounding (tested). NaN passes through ReLU with either sign bit.
  */
 import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
-import { CHUNK, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
+import { CHUNK, float64Words, fromFloat64Words, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 
 export { setWasmPlanes } from './wasm_module.js';
@@ -452,6 +452,68 @@ const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
 };
 
 /**
+ * Batchnorm's forward in training, in one pass. Arrays x, y; ints N, C, P, relu, eps (float64Words); tables
+ * first (each channel's first value), gamma, beta; sums s1 = sum(x - first), s2 = sum((x - first)^2).
+ * A group of channels at a time, their planes of every image are staged in the module once, summed, and
+ * normalized there with the statistics the sums give (batchNormMoments, batchNormNormalization), then copied
+ * out: the two passes it replaces (moments, then the scale and shift) staged x twice. A plane over CHUNK
+ * values is summed in the same pieces as momentsRange: sums and values are theirs, bit for bit.
+ */
+const bnForwardRange: KernelPass = (k, a, c0, c1) => {
+  const [N, C, P, relu] = a.ints as [number, number, number, number], [eps] = fromFloat64Words(a.ints.slice(4)) as [number];
+  const [x, y] = a.arrays as [Float32Array, Float32Array];
+  const [first, gamma, beta] = a.tables as [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>];
+  const group = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), X = Math.ceil(tableBytes(5, 2, C) / 16) * 16;
+  reserve(k, X + regionBytes(group * N * P + 4));
+  const [firstAt, gainAt, biasAt, s1At, s2At] = writeTables(k, [first, new Float32Array(C), new Float32Array(C)], 2, C) as Tuple5;
+  const heap = k.heap, f32 = (at: number): Float32Array => heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const stats = { mean: new Float64Array(C), variance: new Float64Array(C), invstd: new Float32Array(C) };
+  for (let cg = c0; cg < c1; cg += group) {
+    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g;
+    for (let n = 0, from = cg * P; n < N; n++, from += C * P) heap.set(x.subarray(from, from + span), X / 4 + n * span);
+    const tables = [firstAt + 4 * cg, s1At + 8 * cg, s2At + 8 * cg];
+    if (P <= CHUNK) k.moments(X, P, planes, g, 0, ...tables);
+    else for (let q = 0; q < planes; q++) for (let i = 0; i < P; i += CHUNK) k.moments(X + (q * P + i) * 4, Math.min(CHUNK, P - i), 1, g, q % g, ...tables);
+    batchNormMoments(f64(s1At), f64(s2At), f32(firstAt), N * P, stats.mean, stats.variance, cg, cg + g);
+    batchNormNormalization(stats.mean, stats.variance, eps, gamma, beta, stats.invstd, f32(gainAt), f32(biasAt), cg, cg + g);
+    k[relu ? 'affineRelu' : 'affine'](X, X, P, planes, g, 0, gainAt + 4 * cg, biasAt + 4 * cg);
+    for (let n = 0, to = cg * P; n < N; n++, to += C * P) y.set(heap.subarray(X / 4 + n * span, X / 4 + (n + 1) * span), to);
+  }
+  readSums(k, [s1At, s2At], a.sums, c0, c1);
+};
+
+/**
+ * Batchnorm's batch statistics of channels [from, to) from their shifted sums (see bnForwardRange): mean and
+ * biased variance, in float64. Shifting by a value of the data keeps var = E[(x-s)^2] - E[x-s]^2 well
+ * conditioned (s is within a few deviations of the mean), where E[x^2] - E[x]^2 would cancel
+ * catastrophically for a large mean.
+ */
+export function batchNormMoments(
+  s1: ArrayLike<number>, s2: ArrayLike<number>, first: ArrayLike<number>, M: number, mean: Float64Array, variance: Float64Array, from = 0, to = s1.length,
+): void {
+  for (let c = from; c < to; c++) {
+    const m1 = s1[c]! / M;
+    mean[c] = first[c]! + m1;
+    variance[c] = Math.max(0, s2[c]! / M - m1 * m1);
+  }
+}
+
+/**
+ * Batchnorm as y = x*gain + bias, channels [from, to), in the arrays' precision: invstd = 1/sqrt(variance + eps),
+ * gain = gamma*invstd, bias = beta - mean*gain (gamma 1 and beta 0 when null).
+ */
+export function batchNormNormalization(
+  mean: ArrayLike<number>, variance: ArrayLike<number>, eps: number, gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null,
+  invstd: TypedArrayLike, gain: TypedArrayLike, bias: TypedArrayLike, from = 0, to = mean.length,
+): void {
+  for (let c = from; c < to; c++) {
+    invstd[c] = 1 / Math.sqrt(variance[c]! + eps);
+    gain[c] = (gamma ? gamma[c]! : 1) * invstd[c]!;
+    bias[c] = (beta ? beta[c]! : 0) - mean[c]! * gain[c]!;
+  }
+}
+
+/**
  * Batchnorm's training-mode input-gradient coefficients for channels [from, to) (see batchnorm.ts), stored in
  * the arrays' precision: sumDyXhat = sum(dy * (x - mean)) * invstd, b = gain * invstd * sumDyXhat / M,
  * d = gain * sum(dy) / M. Here so that the fused pass computes them as batchnorm.ts does, on any thread.
@@ -468,6 +530,7 @@ export function batchNormCoefficients(
 }
 type TypedArrayLike = { [i: number]: number; length: number };
 type Tuple7 = [number, number, number, number, number, number, number];
+type Tuple5 = [number, number, number, number, number];
 
 const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
 
@@ -486,6 +549,7 @@ registerPass(PASS.MOMENTS, kernels, momentsRange);
 registerPass(PASS.BN_SUMS, kernels, bnSumsRange);
 registerPass(PASS.BN_INPUT_GRADIENT, kernels, bnInputGradientRange);
 registerPass(PASS.BN_BACKWARD, kernels, bnBackwardRange);
+registerPass(PASS.BN_FORWARD, kernels, bnForwardRange);
 registerPass(PASS.FLAT, kernels, flatRange);
 
 const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
@@ -528,6 +592,22 @@ export function batchNormSums(
   const arrays = reluOf ? [dy, x, reluOf, masked!] : [dy, x];
   const [sumDy, sumDyXc] = runPass(PASS.BN_SUMS, planePass(arrays, [N, C, P], [mean], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { sumDy, sumDyXc };
+}
+
+/**
+ * Batchnorm's forward in training in one pass (bnForwardRange): y = x*gain + bias with the batch statistics
+ * (then max(0, .) when relu), and per channel float64 s1 = sum(x - first[c]), s2 = sum((x - first[c])^2), from
+ * which the caller gets the same statistics (batchNormMoments). Gamma and beta as arrays of C (ones, zeros
+ * for none). Null where the kernels do not run.
+ */
+export function batchNormForward(
+  x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, relu: boolean,
+  first: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number,
+): { s1: Float64Array; s2: Float64Array } | null {
+  if (!kernels() || !isF32(x, y)) return null;
+  const ints = [N, C, P, relu ? 1 : 0, ...float64Words(eps)];
+  const [s1, s2] = runPass(PASS.BN_FORWARD, planePass([x, y], ints, [first, gamma, beta], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  return { s1, s2 };
 }
 
 /**
