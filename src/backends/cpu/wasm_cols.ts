@@ -9,7 +9,7 @@
  * out. For col2im the planes of dx are copied in, the block is added onto them in conv.ts's order (rows,
  * then columns: the same float32 sums, bit for bit) and copied back.
  */
-import { body, I32, repeat, w, type WasmFunction } from './wasm_writer.js';
+import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 
 /**
@@ -23,14 +23,14 @@ import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 function colsKernel(add: boolean): WasmFunction {
   const { code, emit: e } = body();
   const [OUT, MAP, P, TAPS, TAP, PLANE, ROWS, COLS, Q0, IMAGE_BYTES, PLANE_BYTES, SLOT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const L = add ? 12 : 11, SRC = L, Q = L + 1, LEFT = L + 2, RUN = L + 3, M = L + 4, OFF = L + 5, ADDR = L + 6;
+  const L = add ? 12 : 11, SRC = L, Q = L + 1, LEFT = L + 2, RUN = L + 3, M = L + 4, OFF = L + 5, ADDR = L + 6, OFFS = L + 7;
   repeat(e, ROWS, () => {
     e(w.get(PLANE), w.set(SRC), w.get(Q0), w.set(Q), w.get(COLS), w.set(LEFT));
     e(w.block, w.loop, w.get(LEFT), w.eqz, w.brIf(1)); // runs of one image's pixels
     e(w.get(P), w.get(Q), w.sub, w.get(LEFT), w.get(P), w.get(Q), w.sub, w.get(LEFT), w.ltS, w.select, w.set(RUN)); // min(P - q, left)
     e(w.get(LEFT), w.get(RUN), w.sub, w.set(LEFT));
     e(w.get(TAP), w.get(P), w.mul, w.get(Q), w.add, w.i32(4), w.mul, w.get(MAP), w.add, w.set(M));
-    repeat(e, RUN, () => {
+    const one = (): void => {
       e(w.get(M), w.i32Load(0), w.tee(OFF), w.i32(4), w.mul, w.get(SRC), w.add, w.set(ADDR)); // padding reads or aims at the float before: harmless
       if (add) {
         e(w.get(ADDR), w.get(SLOT), w.get(OFF), w.i32(-1), w.gtS, w.select, w.tee(ADDR));
@@ -39,13 +39,27 @@ function colsKernel(add: boolean): WasmFunction {
         e(w.get(OUT), w.get(ADDR), w.f32Load(0), w.f32Const0, w.get(OFF), w.i32(-1), w.gtS, w.select, w.f32Store(0));
       }
       e(w.get(OUT), w.i32(4), w.add, w.set(OUT), w.get(M), w.i32(4), w.add, w.set(M));
+    };
+    // Four pixels whose offsets are consecutive (no padding: a stride-1 tap inside the image) move as one
+    // vector; others one by one. Each input value gets the same additions in the same order either way.
+    whileAtLeast(e, RUN, 4, () => {
+      e(w.get(M), w.v128Load(0), w.tee(OFFS), w.i32x4Lane(0), w.tee(OFF), w.i32(0), w.geS);
+      e(w.get(OFFS), w.get(OFF), w.i32x4Splat, w.i32x4Lanes(0, 1, 2, 3), w.i32x4Add, w.i32x4Eq, w.i32x4AllTrue, w.and, w.if);
+      e(w.get(OFF), w.i32(4), w.mul, w.get(SRC), w.add, w.set(ADDR));
+      if (add) e(w.get(ADDR), w.get(ADDR), w.v128Load(0), w.get(OUT), w.v128Load(0), w.f32x4Add, w.v128Store(0));
+      else e(w.get(OUT), w.get(ADDR), w.v128Load(0), w.v128Store(0));
+      e(w.get(OUT), w.i32(16), w.add, w.set(OUT), w.get(M), w.i32(16), w.add, w.set(M));
+      e(w.else);
+      for (let i = 0; i < 4; i++) one();
+      e(w.end);
     });
+    repeat(e, RUN, one);
     e(w.get(SRC), w.get(IMAGE_BYTES), w.add, w.set(SRC), w.i32(0), w.set(Q), w.br(0), w.end, w.end);
     // the next row's tap, and channel plane when the taps wrap
     e(w.get(TAP), w.i32(1), w.add, w.tee(TAP), w.get(TAPS), w.eq, w.if);
     e(w.i32(0), w.set(TAP), w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.end);
   });
-  return { name: add ? 'addCols' : 'cols', params: new Array<number>(L).fill(I32), locals: new Array<number>(7).fill(I32), code };
+  return { name: add ? 'addCols' : 'cols', params: new Array<number>(L).fill(I32), locals: [...new Array<number>(7).fill(I32), V128], code };
 }
 
 const kernels = passModule<'cols' | 'addCols'>(() => [colsKernel(false), colsKernel(true)]);

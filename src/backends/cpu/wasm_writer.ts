@@ -69,10 +69,12 @@ export const w = {
   f32x4FromF64: simd(0x5e),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
   i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50), f32x4Gt: simd(0x44),
-  i32x4Splat: simd(0x11), i32x4Add: simd(0xae), i32x4Mul: simd(0xb5),
+  i32x4Splat: simd(0x11), i32x4Add: simd(0xae), i32x4Mul: simd(0xb5), i32x4Eq: simd(0x37), i32x4AllTrue: simd(0xa3),
+  i32x4Lane: (lane: number) => simd(0x1b, lane), geS: [0x4e],
   /** v128.const i32x4 (a, b, c, d) */
   i32x4Lanes: (...lanes: number[]) => simd(0x0c, ...lanes.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff])),
   v128Load: (offset: number) => simd(0x00, 0, ...uleb(offset)), // alignment 1: for unaligned addresses
+  v128Store: (offset: number) => simd(0x0b, 0, ...uleb(offset)),
   /** v128.bitselect(a, b, mask): a where mask bits are set, else b */
   bitselect: simd(0x52),
 };
