@@ -86,7 +86,7 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const name = `${training ? 'batchNormTrain' : 'batchNormEval'}${relu ? 'Relu' : ''}`;
   return record(new Tensor(y, x.shape), name, [x, ...given(params, (p) => params[p]!)], (dyOut, needs) => {
     const dx = needs[0] ? allocUnfilled(dtype, x.size) : null; // every value written
-    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, mean, gain, invstd, training);
+    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, mean, gain, invstd, shift, training);
     const sumDyXhat = alloc(dtype, C), betaGrad = alloc(dtype, C); // gradients in the parameters' dtype
     for (let c = 0; c < C; c++) sumDyXhat[c] = sumDyXc[c]! * invstd[c]!;
     betaGrad.set(sumDy);
@@ -96,14 +96,15 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
 
 /**
  * Batchnorm's backward (and channelAffine's, as eval mode with mean 0): per channel sum(dy) and
- * sum(dy * (x - mean)), and dx when given, dy first masked where reluOutput (the forward output) is not > 0.
- * One fused pass in WebAssembly; otherwise the sums, then dx from them (the masked dy is made in dx's array).
+ * sum(dy * (x - mean)), and dx when given, dy first masked where reluOutput (the forward output
+ * max(0, x*gain + shift)) is not > 0. One fused pass in WebAssembly (which recomputes the forward output's
+ * sign from x); otherwise the sums, then dx from them (the masked dy is made in dx's array).
  */
 function backward(
   dyOut: TypedArray, x: TypedArray, reluOutput: TypedArray | null, dx: TypedArray | null, N: number, C: number, P: number,
-  mean: TypedArray, gain: TypedArray, invstd: TypedArray, training: boolean,
+  mean: TypedArray, gain: TypedArray, invstd: TypedArray, shift: TypedArray, training: boolean,
 ): { sumDy: Float64Array; sumDyXc: Float64Array } {
-  const fused = dx && batchNormBackward(dyOut, x, reluOutput, dx, N, C, P, mean, gain, invstd, training);
+  const fused = dx && batchNormBackward(dyOut, x, reluOutput !== null, dx, N, C, P, mean, gain, invstd, shift, training);
   if (fused) return fused;
   const dy = reluOutput ? (dx ?? allocUnfilled(dyOut instanceof Float64Array ? 'float64' : 'float32', dyOut.length)) : dyOut;
   const sums = backwardSums(dyOut, x, N, C, P, mean, reluOutput, dy);
@@ -148,11 +149,12 @@ export function channelAffine(x: Tensor, scale: Tensor, shift: Tensor, options: 
     });
     return relu ? reluOp(y) : y;
   }
-  const xd = x.data, gain = scale.data, y = allocUnfilled(dtype, x.size);
-  affine(xd, y, N, C, P, gain, shift.data, relu);
+  // The forward's constants, kept: backward's dx = gain*dy, and its ReLU mask recomputed from x, must use them.
+  const xd = x.data, gain = scale.data.slice(), bias = shift.data.slice(), y = allocUnfilled(dtype, x.size);
+  affine(xd, y, N, C, P, gain, bias, relu);
   return record(new Tensor(y, x.shape), relu ? 'channelAffineRelu' : 'channelAffine', [x, scale, shift], (dyOut, needs) => {
     const dx = needs[0] ? allocUnfilled(dtype, x.size) : null;
-    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, zeros, gain, zeros, false); // eval mode: dx = gain * dy
+    const { sumDy, sumDyXc } = backward(dyOut, xd, relu ? y : null, dx, N, C, P, zeros, gain, zeros, bias, false); // eval mode: dx = gain * dy
     const inDtype = (sums: Float64Array): TypedArray => { const g = alloc(dtype, C); g.set(sums); return g; };
     return [dx, inDtype(sumDyXc), inDtype(sumDy)];
   });

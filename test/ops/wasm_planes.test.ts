@@ -321,11 +321,18 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       const n = N * C * P, r = (len: number): Float32Array => Float32Array.from({ length: len }, () => rng.uniform(-2, 2));
       // dy over 2^-20..2^20: float64 sums that are not exact, so the order of the sums shows
       const dy = Float32Array.from(r(n), (v) => v * 2 ** Math.round(rng.uniform(-20, 20)));
-      const x = r(n), out = r(n), gain = r(C), mean = r(C), invstd = Float32Array.from(r(C), Math.abs);
+      const x = r(n), gain = r(C), mean = r(C), invstd = Float32Array.from(r(C), Math.abs), shift = r(C);
+      // The ReLU's edge: outputs of +-0 and +-tiny (shift 0 in channel 0), NaN and infinities (the last channel)
+      shift[0] = 0;
+      [0, -0, 1e-45, -1e-45, 1e-38, -1e-38].forEach((v, i) => { if (i < P) x[i] = v; });
+      [NaN, -NaN, Infinity, -Infinity].forEach((v, i) => { if (i < P) x[(C - 1) * P + i] = v; });
+      x[(C - 1) * P] = NaN;
+      const out = new Float32Array(n); // the forward output whose mask the fused pass recomputes from x
+      affinePlanes(x, out, N, C, P, gain, shift, true);
       for (const training of [true, false]) {
         for (const reluOf of [out, null]) {
           const what = `${N}x${C}x${P} training ${training} relu ${!!reluOf}`;
-          const fusedDx = new Float32Array(n), fused = batchNormBackward(dy, x, reluOf, fusedDx, N, C, P, mean, gain, invstd, training)!;
+          const fusedDx = new Float32Array(n), fused = batchNormBackward(dy, x, !!reluOf, fusedDx, N, C, P, mean, gain, invstd, shift, training)!;
           const masked = new Float32Array(n), sums = batchNormSums(dy, x, N, C, P, mean, reluOf, masked)!, dx = new Float32Array(n);
           const [sumDyXhat, b, d] = [new Float32Array(C), new Float32Array(C), new Float32Array(C)];
           if (training) batchNormCoefficients(gain, invstd, sums.sumDy, sums.sumDyXc, N * P, sumDyXhat, b, d);

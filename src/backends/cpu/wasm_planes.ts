@@ -109,6 +109,33 @@ function affineKernel(relu: boolean): WasmFunction {
   });
 }
 
+/**
+ * ReLU's gradient through an affine map, the forward output recomputed instead of read: dy = y > 0 ? dy : 0
+ * for y = max(0, x * a[c] + b[c]), compared as integers as the mask kernel does. affineRelu makes y with the
+ * same float32 operations, and keeps v = x*a + b exactly where v's bits are > 0 as an integer (a NaN of
+ * either sign stays, but only a positive one passes the mask): so the mask is bits(v) > 0. Pointers dy
+ * (masked in place), x.
+ */
+function affineMaskKernel(): WasmFunction {
+  const A = 0, B = 1, A1 = 2, B1 = 3;
+  return planeKernel({
+    name: 'affineMask', pointers: 2, tables: 2, locals: [V128, V128, F32, F32],
+    perPlane: (e, L) => {
+      f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A)));
+      f32OfChannel(e, L, 1); e(w.tee(L.extra(B1)), w.f32x4Splat, w.set(L.extra(B)));
+    },
+    vector: (e, L) => {
+      e(w.get(L.ptr(0)), w.get(L.ptr(1)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add);
+      e(w.zero, w.i32x4GtS, w.get(L.ptr(0)), w.load(0), w.and128, w.store(0));
+    },
+    scalar: (e, L) => {
+      e(w.get(L.ptr(0)), w.get(L.ptr(0)), w.f32Load(0), w.f32Const0);
+      e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
+      e(w.i32FromF32Bits, w.i32(0), w.gtS, w.select, w.f32Store(0));
+    },
+  });
+}
+
 /** PReLU: dst = src > 0 ? src : a[c] * src (compared as integers: positive floats only; NaN stays NaN). */
 function preluKernel(): WasmFunction {
   const A = 0, A1 = 1; // extra locals: v128 a; f32 a
@@ -275,7 +302,7 @@ function depthwiseKernel(): WasmFunction {
 }
 
 function planesFunctions(): WasmFunction[] {
-  return [affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
+  return [affineKernel(false), affineKernel(true), affineMaskKernel(), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
 }
 
 export function planesModuleBytes(): Uint8Array {
@@ -284,7 +311,7 @@ export function planesModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = 'affine' | 'affineRelu' | 'prelu' | 'moments' | 'bnSums' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
+type Name = 'affine' | 'affineRelu' | 'affineMask' | 'prelu' | 'moments' | 'bnSums' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
 type Instance = PassModule<Name>;
 const kernels = passModule<Name>(planesFunctions);
 
@@ -412,31 +439,32 @@ const bnInputGradientRange: KernelPass = (k, a, c0, c1) => {
 const GROUP_FLOATS = 65536;
 
 /**
- * Batchnorm's whole backward in one pass. Arrays dy, x, dx (then the forward output, for the ReLU's mask);
- * ints N, C, P, training; tables mean, gain, invstd; sums sum(dy), sum(dy * (x - mean)) (dy masked).
+ * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
+ * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
  * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
- * there, summed, and turned into dx while still in the cache (training: batchNormCoefficients' b and d
+ * there by the ReLU (its output recomputed from x: affineMask, one array less to stage), summed, and turned into dx while still in the cache (training: batchNormCoefficients' b and d
  * from the group's sums; eval: dx = gain * dy). The two passes it replaces staged dy and x twice and wrote
  * and re-read the masked dy. A plane over CHUNK values is summed in the same pieces as bnSumsRange, so sums
  * and values are those of the two passes, bit for bit.
  */
 const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
-  const [N, C, P, training] = a.ints as [number, number, number, number];
-  const [dy, x, dx, reluOf] = a.arrays as [Float32Array, Float32Array, Float32Array, Float32Array?];
-  const [mean, gain, invstd] = a.tables;
+  const [N, C, P, training, relu] = a.ints as [number, number, number, number, number];
+  const [dy, x, dx] = a.arrays as [Float32Array, Float32Array, Float32Array];
+  const [mean, gain, invstd, shift] = a.tables;
   const group = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), region = regionBytes(group * N * P + 4);
-  const tablesEnd = Math.ceil(tableBytes(5, 2, C) / 16) * 16, DY = tablesEnd, X = DY + region, Y = X + region;
-  reserve(k, Y + region);
-  const [meanAt, gainAt, invstdAt, bAt, dAt, sumDyAt, sumDyXcAt] = writeTables(k, [mean!, gain!, invstd!, new Float32Array(C), new Float32Array(C)], 2, C) as Tuple7;
+  const DY = Math.ceil(tableBytes(6, 2, C) / 16) * 16, X = DY + region;
+  reserve(k, X + region);
+  const zeros = new Float32Array(C);
+  const [meanAt, gainAt, invstdAt, shiftAt, bAt, dAt, sumDyAt, sumDyXcAt] = writeTables(k, [mean!, gain!, invstd!, shift!, zeros, zeros], 2, C) as Tuple8;
   const heap = k.heap, f32 = (at: number): Float32Array => heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
   const sumDyXhat = new Float32Array(C);
   for (let cg = c0; cg < c1; cg += group) {
-    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g, values = planes * P;
-    const staged: [Float32Array | undefined, number][] = [[dy, DY], [x, X], [reluOf, Y]];
+    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g;
     for (let n = 0, from = cg * P; n < N; n++, from += C * P) {
-      for (const [array, at] of staged) if (array) heap.set(array.subarray(from, from + span), at / 4 + n * span);
+      heap.set(dy.subarray(from, from + span), DY / 4 + n * span);
+      heap.set(x.subarray(from, from + span), X / 4 + n * span);
     }
-    if (reluOf) k.mask(DY, Y, DY, Math.ceil(values / 4));
+    if (relu) k.affineMask(DY, X, P, planes, g, 0, gainAt + 4 * cg, shiftAt + 4 * cg);
     const [mean4, sums8] = [meanAt + 4 * cg, [sumDyAt + 8 * cg, sumDyXcAt + 8 * cg]];
     if (P <= CHUNK) k.bnSums(DY, X, P, planes, g, 0, mean4, ...sums8);
     else for (let q = 0; q < planes; q++) for (let i = 0; i < P; i += CHUNK) k.bnSums(DY + (q * P + i) * 4, X + (q * P + i) * 4, Math.min(CHUNK, P - i), 1, g, q % g, mean4, ...sums8);
@@ -529,7 +557,7 @@ export function batchNormCoefficients(
   }
 }
 type TypedArrayLike = { [i: number]: number; length: number };
-type Tuple7 = [number, number, number, number, number, number, number];
+type Tuple8 = [number, number, number, number, number, number, number, number];
 type Tuple5 = [number, number, number, number, number];
 
 const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
@@ -612,17 +640,16 @@ export function batchNormForward(
 
 /**
  * Batchnorm's backward in one pass (bnBackwardRange): dx, and per channel float64 sum(dy) and
- * sum(dy * (x - mean[c])), dy first masked where `reluOf` (the forward output) is not > 0. Training:
+ * sum(dy * (x - mean[c])), with relu dy first masked where the forward output max(0, x*gain + shift) is not > 0. Training:
  * dx = gain*dy - b*(x - mean) - d (batchNormCoefficients); eval: dx = gain * dy. Null where the kernels do not run.
  */
 export function batchNormBackward(
-  dy: ArrayLike<number>, x: ArrayLike<number>, reluOf: ArrayLike<number> | null, dx: ArrayLike<number>, N: number, C: number, P: number,
-  mean: ArrayLike<number>, gain: ArrayLike<number>, invstd: ArrayLike<number>, training: boolean,
+  dy: ArrayLike<number>, x: ArrayLike<number>, relu: boolean, dx: ArrayLike<number>, N: number, C: number, P: number,
+  mean: ArrayLike<number>, gain: ArrayLike<number>, invstd: ArrayLike<number>, shift: ArrayLike<number>, training: boolean,
 ): { sumDy: Float64Array; sumDyXc: Float64Array } | null {
-  const arrays = reluOf ? [dy, x, dx, reluOf] : [dy, x, dx];
-  if (!kernels() || !isF32(...arrays)) return null;
-  const ints = [N, C, P, training ? 1 : 0];
-  const [sumDy, sumDyXc] = runPass(PASS.BN_BACKWARD, planePass(arrays, ints, [mean, gain, invstd], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
+  if (!kernels() || !isF32(dy, x, dx)) return null;
+  const ints = [N, C, P, training ? 1 : 0, relu ? 1 : 0];
+  const [sumDy, sumDyXc] = runPass(PASS.BN_BACKWARD, planePass([dy, x, dx], ints, [mean, gain, invstd, shift], C), 2, C, 1, N * C * P) as [Float64Array, Float64Array];
   return { sumDy, sumDyXc };
 }
 
