@@ -13,8 +13,8 @@ import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction } from './w
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 
 /**
- * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes): rows x cols values into
- * out (row by row), row r being tap `tap + r` (wrapping at taps onto the next channel plane, planeBytes
+ * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes, rowGap): rows x cols values into
+ * out (row by row, rowGap bytes between rows), row r being tap `tap + r` (wrapping at taps onto the next channel plane, planeBytes
  * on) of the input planes at `plane`; columns are output pixels q0.. of that image and on through the
  * next images (imageBytes apart), P pixels each. map[t * P + q] (int32) is the input's offset within its
  * plane, or negative for padding (a zero). Addresses in bytes.
@@ -22,8 +22,8 @@ import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
  */
 function colsKernel(add: boolean): WasmFunction {
   const { code, emit: e } = body();
-  const [OUT, MAP, P, TAPS, TAP, PLANE, ROWS, COLS, Q0, IMAGE_BYTES, PLANE_BYTES, SLOT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const L = add ? 12 : 11, SRC = L, Q = L + 1, LEFT = L + 2, RUN = L + 3, M = L + 4, OFF = L + 5, ADDR = L + 6, OFFS = L + 7;
+  const [OUT, MAP, P, TAPS, TAP, PLANE, ROWS, COLS, Q0, IMAGE_BYTES, PLANE_BYTES, ROW_GAP, SLOT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const L = add ? 13 : 12, SRC = L, Q = L + 1, LEFT = L + 2, RUN = L + 3, M = L + 4, OFF = L + 5, ADDR = L + 6, OFFS = L + 7;
   repeat(e, ROWS, () => {
     e(w.get(PLANE), w.set(SRC), w.get(Q0), w.set(Q), w.get(COLS), w.set(LEFT));
     e(w.block, w.loop, w.get(LEFT), w.eqz, w.brIf(1)); // runs of one image's pixels
@@ -55,6 +55,7 @@ function colsKernel(add: boolean): WasmFunction {
     });
     repeat(e, RUN, one);
     e(w.get(SRC), w.get(IMAGE_BYTES), w.add, w.set(SRC), w.i32(0), w.set(Q), w.br(0), w.end, w.end);
+    e(w.get(OUT), w.get(ROW_GAP), w.add, w.set(OUT)); // out's next row
     // the next row's tap, and channel plane when the taps wrap
     e(w.get(TAP), w.i32(1), w.add, w.tee(TAP), w.get(TAPS), w.eq, w.if);
     e(w.i32(0), w.set(TAP), w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.end);
@@ -95,7 +96,7 @@ export function colsThroughMap(
   const span = hi - lo, staged = channels * span; // floats per image
   // Staged plane c of image i at regionAt + (i * staged + c * span) * 4, seen by the kernel as starting lo floats before.
   const regionAt = Math.max(MAP_AT + regionBytes(map.length), regionBytes(lo, 16)), outAt = regionAt + regionBytes(images * staged);
-  reserve(k, outAt + rows * cols * 4);
+  reserve(k, outAt + ((rows - 1) * (add ? ld : cols) + cols) * 4);
   if (loadedMap !== map) new Int32Array(k.memory.buffer).set(map, MAP_AT / 4);
   loadedMap = map;
   const heap = k.heap, region = regionAt / 4, out = outAt / 4;
@@ -116,12 +117,12 @@ export function colsThroughMap(
   };
   stage(false);
   const args = [outAt, MAP_AT, P, taps, r0 - ch0 * taps, regionAt - lo * 4, rows, cols, c0 - n0 * P, staged * 4, span * 4] as const;
-  if (add) {
-    for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
-    k.addCols(...args, 0);
+  if (add) { // the block comes in with buf's row stride, gaps and all: one copy (read only, so harmless)
+    heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out);
+    k.addCols(...args, (ld - cols) * 4, 0);
     stage(true);
-  } else {
-    k.cols(...args);
+  } else { // written out row by row unless rows are contiguous in buf: the gaps may hold other values
+    k.cols(...args, 0);
     if (ld === cols) b.set(heap.subarray(out, out + rows * cols), at);
     else for (let r = 0; r < rows; r++) b.set(heap.subarray(out + r * cols, out + (r + 1) * cols), at + r * ld);
   }
