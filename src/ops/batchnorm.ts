@@ -12,7 +12,7 @@
  */
 import { ShapeError } from '../errors.js';
 import { record } from '../autograd/tape.js';
-import { alloc, allocUnfilled, Tensor, type TypedArray } from '../tensor/tensor.js';
+import { alloc, allocUnfilled, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
 import {
   affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormInputGradient as wasmInputGradient, batchNormMoments,
@@ -106,7 +106,7 @@ function backward(
 ): { sumDy: Float64Array; sumDyXc: Float64Array } {
   const fused = dx && batchNormBackward(dyOut, x, reluOutput !== null, dx, N, C, P, mean, gain, invstd, shift, training);
   if (fused) return fused;
-  const dy = reluOutput ? (dx ?? allocUnfilled(dyOut instanceof Float64Array ? 'float64' : 'float32', dyOut.length)) : dyOut;
+  const dy = reluOutput ? (dx ?? allocUnfilled(dtypeOf(dyOut), dyOut.length)) : dyOut;
   const sums = backwardSums(dyOut, x, N, C, P, mean, reluOutput, dy);
   if (dx) batchNormInputGradient(dy, x, mean, invstd, gain, sums.sumDy, sums.sumDyXc, training, N, C, P, dx);
   return sums;
@@ -207,12 +207,13 @@ function batchNormInputGradient(
   dy: TypedArray, x: TypedArray, mean: TypedArray, invstd: TypedArray, gain: TypedArray,
   sumDy: Float64Array, sumDyXc: Float64Array, training: boolean, N: number, C: number, P: number, dx: TypedArray,
 ): void {
-  const zeros = new Float64Array(C), [sumDyXhat, b, d] = [0, 1, 2].map(() => (training ? gain.slice() : zeros));
-  if (training) batchNormCoefficients(gain, invstd, sumDy, sumDyXc, N * P, sumDyXhat!, b!, d!);
-  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b!, d!) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
+  const zeros = new Float64Array(C), inGainDtype = (): TypedArray => alloc(dtypeOf(gain), C);
+  const [b, d] = training ? [inGainDtype(), inGainDtype()] : [zeros, zeros];
+  if (training) batchNormCoefficients(gain, invstd, sumDy, sumDyXc, N * P, inGainDtype(), b, d);
+  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b, d) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
-      const k = gain[c]!, m = mean[c]!, bc = b![c]!, dc = d![c]!;
+      const k = gain[c]!, m = mean[c]!, bc = b[c]!, dc = d[c]!;
       const i0 = (n * C + c) * P, end = i0 + P;
       if (!training) for (let i = i0; i < end; i++) dx[i] = k * dy[i]!;
       else for (let i = i0; i < end; i++) dx[i] = k * dy[i]! - bc * (x[i]! - m) - dc;

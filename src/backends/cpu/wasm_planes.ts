@@ -435,16 +435,16 @@ const bnInputGradientRange: KernelPass = (k, a, c0, c1) => {
   overPlanes(k, k.bnInputGradient, a.arrays.slice(0, 2), [[2, a.arrays[2]!]], [0, 1, 2], N, C, P, tables, buffer, c0, c1);
 };
 
-/** Floats of one array a group of channels of the fused batchnorm backward stages (its three arrays: ~768 kB, in the L2 cache). */
+/** Floats of each array a group of channels of the fused batchnorm passes stages (two arrays at most: 512 kB, in the L2 cache). */
 const GROUP_FLOATS = 65536;
 
 /**
  * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
  * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
  * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
- * there by the ReLU (its output recomputed from x: affineMask, one array less to stage), summed, and turned into dx while still in the cache (training: batchNormCoefficients' b and d
- * from the group's sums; eval: dx = gain * dy). The two passes it replaces staged dy and x twice and wrote
- * and re-read the masked dy. A plane over CHUNK values is summed in the same pieces as bnSumsRange, so sums
+ * there by the ReLU (whose output is recomputed from x: affineMask), summed, and turned into dx while still in
+ * the cache (training: batchNormCoefficients' b and d from the group's sums; eval: dx = gain * dy). The two
+ * passes it replaces staged dy and x twice, staged the forward output, and wrote and re-read the masked dy. A plane over CHUNK values is summed in the same pieces as bnSumsRange, so sums
  * and values are those of the two passes, bit for bit.
  */
 const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
