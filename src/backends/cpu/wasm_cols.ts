@@ -13,11 +13,11 @@ import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction } from './w
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
 
 /**
- * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes, rowGap): rows x cols values into
- * out (row by row, rowGap bytes between rows), row r being tap `tap + r` (wrapping at taps onto the next channel plane, planeBytes
- * on) of the input planes at `plane`; columns are output pixels q0.. of that image and on through the
- * next images (imageBytes apart), P pixels each. map[t * P + q] (int32) is the input's offset within its
- * plane, or negative for padding (a zero). Addresses in bytes.
+ * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes, rowGap): rows x cols values
+ * into out (row by row, rowGap bytes between rows), row r being tap `tap + r` (wrapping at taps onto the next
+ * channel plane, planeBytes on) of the input planes at `plane`; columns are output pixels q0.. of that image
+ * and on through the next images (imageBytes apart), P pixels each. map[t * P + q] (int32) is the input's
+ * offset within its plane, or negative for padding (a zero). Addresses in bytes.
  * addCols (same, then slot): planes[...] += out[...] instead, padding's values added onto the scratch slot.
  */
 function colsKernel(add: boolean): WasmFunction {

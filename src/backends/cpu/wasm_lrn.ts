@@ -83,7 +83,6 @@ type Instance = NonNullable<ReturnType<typeof kernels>>;
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmLrnAvailable = (): boolean => kernels() !== null;
 
-
 /** Whether the kernels run here and an image of n values fits the module's regions. */
 const fits = (n: number): boolean => kernels() !== null && 7 * regionBytes(n, 16) <= 1 << 27;
 
