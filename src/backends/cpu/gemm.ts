@@ -68,6 +68,12 @@ export function imagesMat(data: TypedArray, offset: number, P: number, stride: n
  * copied element by element, as a subarray per run would cost more than the copy.
  */
 function copyBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, toX: boolean): void {
+  if (!X.images && cols === X.ld && cols === ld) { // whole rows on both sides (a filter gradient's C): one run
+    const from = X.offset + r0 * X.ld, n = rows * cols;
+    if (toX) X.data.set(buf.subarray(at, at + n), from);
+    else buf.set(X.data.subarray(from, from + n), at);
+    return;
+  }
   const x = X.data, P = X.images ? X.images.P : c0 + cols, stride = X.images ? X.images.stride : 0;
   const n = Math.floor(c0 / P);
   let p = c0 - n * P, base = X.offset + n * stride + r0 * X.ld + p, bi = at;
