@@ -439,42 +439,69 @@ const bnInputGradientRange: KernelPass = (k, a, c0, c1) => {
 const GROUP_FLOATS = 65536;
 
 /**
+ * The fused passes' groups of channels [cg, cg + g) within [c0, c1): as many as fit GROUP_FLOATS floats of
+ * every image's planes (one at least). Returns the largest group's floats, for the module's buffers.
+ */
+function channelGroups(N: number, P: number, c0: number, c1: number): { groups: [number, number][]; floats: number } {
+  const size = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), groups: [number, number][] = [];
+  for (let cg = c0; cg < c1; cg += size) groups.push([cg, Math.min(size, c1 - cg)]);
+  return { groups, floats: size * N * P };
+}
+
+/** Channels [cg, cg + g) of every image of an NCHW array, to heap[at..] image after image, or back from there. */
+function stageGroup(k: Instance, array: Float32Array, at: number, N: number, C: number, P: number, cg: number, g: number, toArray: boolean): void {
+  const span = g * P;
+  for (let n = 0, i = cg * P, h = at / 4; n < N; n++, i += C * P, h += span) {
+    if (toArray) array.set(k.heap.subarray(h, h + span), i);
+    else k.heap.set(array.subarray(i, i + span), h);
+  }
+}
+
+/**
+ * A sums kernel (moments, bnSums) over a group's staged planes (pointers at their start, tables at the
+ * group's first channel), a plane over CHUNK values in the pieces forPlanes cuts it into: the sums of a
+ * pass over chunks, bit for bit.
+ */
+function sumGroup(kernel: Fn, pointers: number[], P: number, planes: number, g: number, tables: number[]): void {
+  if (P <= CHUNK) return kernel(...pointers, P, planes, g, 0, ...tables);
+  for (let q = 0; q < planes; q++) {
+    for (let i = 0; i < P; i += CHUNK) kernel(...pointers.map((at) => at + (q * P + i) * 4), Math.min(CHUNK, P - i), 1, g, q % g, ...tables);
+  }
+}
+
+/**
  * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
  * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
  * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
  * there by the ReLU (whose output is recomputed from x: affineMask), summed, and turned into dx while still in
  * the cache (training: batchNormCoefficients' b and d from the group's sums; eval: dx = gain * dy). The two
- * passes it replaces staged dy and x twice, staged the forward output, and wrote and re-read the masked dy. A plane over CHUNK values is summed in the same pieces as bnSumsRange, so sums
- * and values are those of the two passes, bit for bit.
+ * passes it replaces staged dy and x twice, staged the forward output, and wrote and re-read the masked dy.
+ * Sums and values are those of the two passes, bit for bit.
  */
 const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P, training, relu] = a.ints as [number, number, number, number, number];
   const [dy, x, dx] = a.arrays as [Float32Array, Float32Array, Float32Array];
   const [mean, gain, invstd, shift] = a.tables;
-  const group = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), region = regionBytes(group * N * P + 4);
+  const { groups, floats } = channelGroups(N, P, c0, c1), region = regionBytes(floats + 4);
   const DY = Math.ceil(tableBytes(6, 2, C) / 16) * 16, X = DY + region;
   reserve(k, X + region);
   const zeros = new Float32Array(C);
   const [meanAt, gainAt, invstdAt, shiftAt, bAt, dAt, sumDyAt, sumDyXcAt] = writeTables(k, [mean!, gain!, invstd!, shift!, zeros, zeros], 2, C) as Tuple8;
-  const heap = k.heap, f32 = (at: number): Float32Array => heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const f32 = (at: number): Float32Array => k.heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
   const sumDyXhat = new Float32Array(C);
-  for (let cg = c0; cg < c1; cg += group) {
-    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g;
-    for (let n = 0, from = cg * P; n < N; n++, from += C * P) {
-      heap.set(dy.subarray(from, from + span), DY / 4 + n * span);
-      heap.set(x.subarray(from, from + span), X / 4 + n * span);
-    }
-    if (relu) k.affineMask(DY, X, P, planes, g, 0, gainAt + 4 * cg, shiftAt + 4 * cg);
-    const [mean4, sums8] = [meanAt + 4 * cg, [sumDyAt + 8 * cg, sumDyXcAt + 8 * cg]];
-    if (P <= CHUNK) k.bnSums(DY, X, P, planes, g, 0, mean4, ...sums8);
-    else for (let q = 0; q < planes; q++) for (let i = 0; i < P; i += CHUNK) k.bnSums(DY + (q * P + i) * 4, X + (q * P + i) * 4, Math.min(CHUNK, P - i), 1, g, q % g, mean4, ...sums8);
+  for (const [cg, g] of groups) {
+    const planes = N * g, [gain4, mean4] = [gainAt + 4 * cg, meanAt + 4 * cg];
+    stageGroup(k, dy, DY, N, C, P, cg, g, false);
+    stageGroup(k, x, X, N, C, P, cg, g, false);
+    if (relu) k.affineMask(DY, X, P, planes, g, 0, gain4, shiftAt + 4 * cg);
+    sumGroup(k.bnSums, [DY, X], P, planes, g, [mean4, sumDyAt + 8 * cg, sumDyXcAt + 8 * cg]);
     if (training) {
       batchNormCoefficients(f32(gainAt), f32(invstdAt), f64(sumDyAt), f64(sumDyXcAt), N * P, sumDyXhat, f32(bAt), f32(dAt), cg, cg + g);
-      k.bnInputGradient(DY, X, DY, P, planes, g, 0, gainAt + 4 * cg, mean4, bAt + 4 * cg, dAt + 4 * cg);
+      k.bnInputGradient(DY, X, DY, P, planes, g, 0, gain4, mean4, bAt + 4 * cg, dAt + 4 * cg);
     } else {
-      k.affine(DY, DY, P, planes, g, 0, gainAt + 4 * cg, bAt + 4 * cg); // b is zeros here
+      k.affine(DY, DY, P, planes, g, 0, gain4, bAt + 4 * cg); // b is zeros here
     }
-    for (let n = 0, to = cg * P; n < N; n++, to += C * P) dx.set(heap.subarray(DY / 4 + n * span, DY / 4 + (n + 1) * span), to);
+    stageGroup(k, dx, DY, N, C, P, cg, g, true);
   }
   readSums(k, [sumDyAt, sumDyXcAt], a.sums, c0, c1);
 };
@@ -484,28 +511,25 @@ const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
  * first (each channel's first value), gamma, beta; sums s1 = sum(x - first), s2 = sum((x - first)^2).
  * A group of channels at a time, their planes of every image are staged in the module once, summed, and
  * normalized there with the statistics the sums give (batchNormMoments, batchNormNormalization), then copied
- * out: the two passes it replaces (moments, then the scale and shift) staged x twice. A plane over CHUNK
- * values is summed in the same pieces as momentsRange: sums and values are theirs, bit for bit.
+ * out: the two passes it replaces (moments, then the scale and shift) staged x twice. Sums and values are
+ * theirs, bit for bit.
  */
 const bnForwardRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P, relu] = a.ints as [number, number, number, number], [eps] = fromFloat64Words(a.ints.slice(4)) as [number];
   const [x, y] = a.arrays as [Float32Array, Float32Array];
   const [first, gamma, beta] = a.tables as [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>];
-  const group = Math.max(1, Math.min(c1 - c0, Math.floor(GROUP_FLOATS / (N * P)))), X = Math.ceil(tableBytes(5, 2, C) / 16) * 16;
-  reserve(k, X + regionBytes(group * N * P + 4));
+  const { groups, floats } = channelGroups(N, P, c0, c1), X = Math.ceil(tableBytes(5, 2, C) / 16) * 16;
+  reserve(k, X + regionBytes(floats + 4));
   const [firstAt, gainAt, biasAt, s1At, s2At] = writeTables(k, [first, new Float32Array(C), new Float32Array(C)], 2, C) as Tuple5;
-  const heap = k.heap, f32 = (at: number): Float32Array => heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const f32 = (at: number): Float32Array => k.heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
   const stats = { mean: new Float64Array(C), variance: new Float64Array(C), invstd: new Float32Array(C) };
-  for (let cg = c0; cg < c1; cg += group) {
-    const g = Math.min(group, c1 - cg), span = g * P, planes = N * g;
-    for (let n = 0, from = cg * P; n < N; n++, from += C * P) heap.set(x.subarray(from, from + span), X / 4 + n * span);
-    const tables = [firstAt + 4 * cg, s1At + 8 * cg, s2At + 8 * cg];
-    if (P <= CHUNK) k.moments(X, P, planes, g, 0, ...tables);
-    else for (let q = 0; q < planes; q++) for (let i = 0; i < P; i += CHUNK) k.moments(X + (q * P + i) * 4, Math.min(CHUNK, P - i), 1, g, q % g, ...tables);
+  for (const [cg, g] of groups) {
+    stageGroup(k, x, X, N, C, P, cg, g, false);
+    sumGroup(k.moments, [X], P, N * g, g, [firstAt + 4 * cg, s1At + 8 * cg, s2At + 8 * cg]);
     batchNormMoments(f64(s1At), f64(s2At), f32(firstAt), N * P, stats.mean, stats.variance, cg, cg + g);
     batchNormNormalization(stats.mean, stats.variance, eps, gamma, beta, stats.invstd, f32(gainAt), f32(biasAt), cg, cg + g);
-    k[relu ? 'affineRelu' : 'affine'](X, X, P, planes, g, 0, gainAt + 4 * cg, biasAt + 4 * cg);
-    for (let n = 0, to = cg * P; n < N; n++, to += C * P) y.set(heap.subarray(X / 4 + n * span, X / 4 + (n + 1) * span), to);
+    k[relu ? 'affineRelu' : 'affine'](X, X, P, N * g, g, 0, gainAt + 4 * cg, biasAt + 4 * cg);
+    stageGroup(k, y, X, N, C, P, cg, g, true);
   }
   readSums(k, [s1At, s2At], a.sums, c0, c1);
 };
