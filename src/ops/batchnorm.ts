@@ -15,8 +15,7 @@ import { record } from '../autograd/tape.js';
 import { alloc, allocUnfilled, dtypeOf, Tensor, type TypedArray } from '../tensor/tensor.js';
 import { maskByPositive, reluInPlace } from '../backends/cpu/relu_mask.js';
 import {
-  affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormInputGradient as wasmInputGradient, batchNormMoments,
-  batchNormNormalization, batchNormSums, shiftedSums,
+  affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormMoments, batchNormNormalization, batchNormSums,
 } from '../backends/cpu/wasm_planes.js';
 import { commonDType } from './util.js';
 import { relu as reluOp } from './activation.js';
@@ -63,11 +62,11 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   const y = allocUnfilled(dtype, x.size); // every value written (so are the backward's arrays below)
   let mean: TypedArray, variance: TypedArray;
   if (training) {
-    // One pass normalizes as it sums where it can (batchNormForward); else the moments, then a scale-and-shift
-    // pass. The sums are of x minus each channel's first value (see batchNormMoments).
+    // One WebAssembly pass normalizes as it sums (batchNormForward); else the TypeScript loops sum, then
+    // scale and shift. The sums are of x minus each channel's first value (see batchNormMoments).
     const first = Float64Array.from({ length: C }, (_, c) => xd[c * P]!);
     const fused = batchNormForward(xd, y, N, C, P, relu, first, gamma?.data ?? new Float32Array(C).fill(1), beta?.data ?? new Float32Array(C), eps);
-    const { s1, s2 } = fused ?? shiftedSums(xd, N, C, P, first) ?? shiftedSumsLoop(xd, N, C, P, first);
+    const { s1, s2 } = fused ?? shiftedSumsLoop(xd, N, C, P, first);
     const batchMean = new Float64Array(C), batchVariance = new Float64Array(C);
     batchNormMoments(s1, s2, first, M, batchMean, batchVariance);
     [mean, variance] = [batchMean, batchVariance];
@@ -106,6 +105,8 @@ function backward(
 ): { sumDy: Float64Array; sumDyXc: Float64Array } {
   const fused = dx && batchNormBackward(dyOut, x, reluOutput !== null, dx, N, C, P, mean, gain, invstd, shift, training);
   if (fused) return fused;
+  // backwardSums runs in WebAssembly when only the sums are asked for (no dx); dx falls to TypeScript only
+  // where the fused pass does not run.
   const dy = reluOutput ? (dx ?? allocUnfilled(dtypeOf(dyOut), dyOut.length)) : dyOut;
   const sums = backwardSums(dyOut, x, N, C, P, mean, reluOutput, dy);
   if (dx) batchNormInputGradient(dy, x, mean, invstd, gain, sums.sumDy, sums.sumDyXc, training, N, C, P, dx);
@@ -199,6 +200,7 @@ function backwardSums(
 }
 
 /**
+ * The TypeScript path (float64, or no WebAssembly SIMD: float32 takes the fused pass otherwise):
  * dx = gain/M * (M*dy - sum(dy) - x̂*sum(dy*x̂)) in training (the statistics depend on x), gain*dy in eval.
  * In training that is a[c]*dy - b[c]*(x - mean) - d[c] with a = gain, b = gain*invstd*sum(dy*x̂)/M,
  * d = gain*sum(dy)/M (batchNormCoefficients). dx may be dy's array (each element is read before it is written).
@@ -210,7 +212,6 @@ function batchNormInputGradient(
   const zeros = new Float64Array(C), inGainDtype = (): TypedArray => alloc(dtypeOf(gain), C);
   const [b, d] = training ? [inGainDtype(), inGainDtype()] : [zeros, zeros];
   if (training) batchNormCoefficients(gain, invstd, sumDy, sumDyXc, N * P, inGainDtype(), b, d);
-  if (training ? wasmInputGradient(dy, x, dx, N, C, P, gain, mean, b, d) : affinePlanes(dy, dx, N, C, P, gain, zeros, false)) return;
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
       const k = gain[c]!, m = mean[c]!, bc = b[c]!, dc = d[c]!;

@@ -677,7 +677,10 @@ export function batchNormBackward(
   return { sumDy, sumDyXc };
 }
 
-/** dx = a[c] * dy - b[c] * (x - mean[c]) - d[c] over [N, C, P] (dx may be dy); false where the kernels do not run. */
+/**
+ * dx = a[c] * dy - b[c] * (x - mean[c]) - d[c] over [N, C, P] (dx may be dy); false where the kernels do not run.
+ * batchNorm takes the fused pass (batchNormBackward); this is its two-pass counterpart, which the tests hold it to.
+ */
 export function batchNormInputGradient(
   dy: ArrayLike<number>, x: ArrayLike<number>, dx: ArrayLike<number>, N: number, C: number, P: number,
   a: ArrayLike<number>, mean: ArrayLike<number>, b: ArrayLike<number>, d: ArrayLike<number>,
