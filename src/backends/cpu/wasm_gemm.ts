@@ -24,7 +24,7 @@ const KC = 256, NC = 512;
  * A packed panel is kc rows of R floats, then PAD_ROWS rows of padding before the next panel. Without
  * it, panels of 256 rows lie 8 KiB (B) or 4 KiB (A) apart, and a copy pack, which writes row k of every
  * panel in turn, sends all its stores to the same few L1 sets: measured 0.39 ns a float for B panels
- * (0.73 for A) against 0.15 (0.23) padded. The padding also takes the up to 3 rows a transposing pack
+ * (0.73 for A) against 0.16 padded (both). The padding also takes the up to 3 rows a transposing pack
  * writes past kc.
  */
 const PAD_ROWS = 4;
