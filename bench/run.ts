@@ -11,7 +11,6 @@
  *                 [--batches 1,16] [--ops]
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -23,7 +22,7 @@ import { fetchModel } from '../src/io/registry.js';
 import { getNumThreads, setNumThreads, shutdownThreads } from '../src/backends/cpu/threads.js';
 import { closeGpu } from '../src/backends/backend.js';
 import {
-  availableGpuModes, benchInference, benchModel, benchRow, benchTraining, BENCH_MODELS, formatHeader, formatRow,
+  availableGpuModes, benchInference, benchModel, benchRow, benchTraining, BENCH_MODELS, formatHeader, formatRow, machineLine,
   softwareGl, SOFTWARE_GL_NOTE, timeRuns, type BenchModel, type BenchRow,
 } from '../src/util/benchmark.js';
 import { irv1Tfjs, nn4Tfjs, resnet34Tfjs } from './tfjs_models.js';
@@ -81,7 +80,7 @@ const require = createRequire(import.meta.url);
 setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + '/');
 const gpuModes = backends.includes('facenet-gpu') ? await availableGpuModes((line) => { if (!json) console.log(line); }) : [];
 if (!json) {
-  console.log(`facenet-ts benchmark: ${cpus()[0]?.model ?? 'cpu'} x ${availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log(machineLine());
   console.log(formatHeader());
 }
 for (const name of models) await benchAll(name, gpuModes);

@@ -14,7 +14,7 @@ export { gradcheck, type GradcheckOptions, type GradcheckReport, type InputRepor
 export { FacenetError, ShapeError, DTypeError, ArgumentError, DisposedError, WeightFileError } from './errors.js';
 export { Rng } from './util/random.js';
 export { setNumThreads, getNumThreads } from './backends/cpu/threads.js';
-export { setGemmKernel, gemmKernel, type GemmKernel } from './backends/cpu/gemm_fast.js';
+export { setGemmKernel, gemmKernel, gemmFused, type GemmKernel } from './backends/cpu/gemm_fast.js';
 export { useBackend, activeBackend, gpuDevice, closeGpu, type BackendName } from './backends/backend.js';
 export { GpuError, type GpuMode, type DeviceCounters } from './backends/gpu/device.js';
 export type { DeviceData } from './tensor/tensor.js';

@@ -4,11 +4,10 @@
  * `npm run bench`, which adds TF.js's backends for comparison (a checkout with devDependencies).
  *   facenet bench [--model nn4.small2,...] [--batches 1,16] [--runs 5] [--backends facenet-cpu,facenet-gpu] [--train] [--json]
  */
-import { availableParallelism, cpus } from 'node:os';
 import { getNumThreads, setNumThreads, shutdownThreads } from '../backends/cpu/threads.js';
 import { closeGpu } from '../backends/backend.js';
 import {
-  availableGpuModes, benchInference, benchModel, benchTraining, BENCH_MODELS, formatHeader, formatRow,
+  availableGpuModes, benchInference, benchModel, benchTraining, BENCH_MODELS, formatHeader, formatRow, machineLine,
   softwareGl, SOFTWARE_GL_NOTE, type BenchRow,
 } from '../util/benchmark.js';
 import { formatHelp, numberOption, parseArgs, UsageError, type OptionSpec } from './args.js';
@@ -49,7 +48,7 @@ export async function runBench(argv: readonly string[], out: Out, err: Out): Pro
   const threads = backends.includes('facenet-cpu') ? [...new Set([1, maxThreads])] : [];
   const gpuModes = backends.includes('facenet-gpu') ? await availableGpuModes(err) : [];
   if (!json) {
-    out(`facenet-ts benchmark: ${cpus()[0]?.model ?? 'cpu'} x ${availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+    out(machineLine());
     out(formatHeader());
   }
   try {

@@ -4,11 +4,13 @@
  * counted by our ops). Slow rows get fewer runs (about 60 s each at most); every row says how many.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { noGrad } from '../autograd/tape.js';
 import { clearPool, tidy, tidyAndRecycle } from '../autograd/memory.js';
 import { useBackend } from '../backends/backend.js';
 import type { GpuMode } from '../backends/gpu/device.js';
 import { setNumThreads } from '../backends/cpu/threads.js';
+import { gemmFused, gemmKernel } from '../backends/cpu/gemm_fast.js';
 import { buildModel, type AnyModel } from '../models/factory.js';
 import { loadModelFile } from '../models/load.js';
 import { fetchModel } from '../io/registry.js';
@@ -33,6 +35,12 @@ export interface BenchRow {
 
 /** The models the benchmark knows, with their input sides. */
 export const BENCH_MODELS: Record<string, [number, number]> = { 'nn4.small2': [96, 96], mobilefacenet: [112, 112], 'dlib-resnet34': [150, 150], 'inception-resnet-v1': [160, 160] };
+
+/** The table's first line: the machine, Node, the date, and which float32 GEMM kernel runs. */
+export function machineLine(): string {
+  const kernel = gemmKernel() === 'js' ? 'TypeScript' : gemmFused() ? 'WebAssembly SIMD, fused multiply-add' : 'WebAssembly SIMD';
+  return `facenet-ts benchmark: ${cpus()[0]?.model ?? 'cpu'} x ${availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, GEMM: ${kernel}`;
+}
 
 export function formatHeader(): string {
   return `${'model'.padEnd(20)} ${'batch'.padStart(5)}  ${'backend'.padEnd(23)} ${'threads'.padStart(7)} ${'ms/image'.padStart(10)} ${'images/s'.padStart(9)} ${'GFLOP/s'.padStart(8)} ${'runs'.padStart(5)}`;

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
 import { gemm, imagesMat, mat, type Matrix } from '../../src/backends/cpu/gemm.js';
-import { gemmModuleBytes, wasmGemmAvailable } from '../../src/backends/cpu/wasm_gemm.js';
+import { gemmModuleBytes, wasmGemmAvailable, wasmGemmFused } from '../../src/backends/cpu/wasm_gemm.js';
 import { setMinThreadedWork, slicesTakenBack, threadedGemms } from '../../src/backends/cpu/threads.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -74,6 +74,13 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
     expect(gemmKernel()).to.equal('wasm');
     setGemmKernel('js');
     expect(gemmKernel()).to.equal('js');
+  });
+
+  it('the kernel is the fused one (relaxed SIMD) exactly where the engine compiles it, unless FACENET_WASM_FMA=0; gemm_fused.test.ts runs this file with it on', () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
+    const relaxed = wasm.validate(gemmModuleBytes(true));
+    if (process.env.FACENET_EXPECT_FUSED === '1') expect(relaxed, 'relaxed SIMD in the child Node').to.equal(true);
+    expect(wasmGemmFused()).to.equal(relaxed && process.env.FACENET_WASM_FMA !== '0');
   });
 
   for (const kernel of ['wasm', 'js'] as const) {

@@ -7,7 +7,7 @@
  */
 import type { TypedArray } from '../../tensor/tensor.js';
 import { withPlainOperands, zeroMatrix, type Matrix } from './gemm.js';
-import { gemmWasm, wasmGemmAvailable } from './wasm_gemm.js';
+import { gemmWasm, wasmGemmAvailable, wasmGemmFused } from './wasm_gemm.js';
 
 export type GemmKernel = 'wasm' | 'js';
 
@@ -22,6 +22,14 @@ export function setGemmKernel(k: GemmKernel): void {
 /** The kernel float32 GEMMs use now. */
 export function gemmKernel(): GemmKernel {
   return kernel === 'wasm' && wasmGemmAvailable() ? 'wasm' : 'js';
+}
+
+/**
+ * Whether the WebAssembly kernel runs with fused multiply-adds (relaxed SIMD: Node 22+, current browsers;
+ * FACENET_WASM_FMA=0 turns them off). Fused and unfused results differ by float32 rounding.
+ */
+export function gemmFused(): boolean {
+  return gemmKernel() === 'wasm' && wasmGemmFused();
 }
 
 const MR = 4, NR = 4, KC = 256, NC = 512;

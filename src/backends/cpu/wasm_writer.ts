@@ -68,6 +68,8 @@ export const w = {
   /** f32x4.demote_f64x2_zero: the two float64 lanes rounded to float32 in lanes 0-1, zeros above */
   f32x4FromF64: simd(0x5e),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Ne: simd(0x42),
+  /** f32x4.relaxed_madd(a, b, c) = a * b + c, fused or not as the engine decides (relaxed SIMD) */
+  f32x4RelaxedMadd: simd(0x105),
   i32x4GtS: simd(0x3b), and128: simd(0x4e), or128: simd(0x50), f32x4Gt: simd(0x44),
   i32x4Splat: simd(0x11), i32x4Add: simd(0xae), i32x4Mul: simd(0xb5), i32x4Eq: simd(0x37), i32x4AllTrue: simd(0xa3),
   i32x4Lane: (lane: number) => simd(0x1b, lane), geS: [0x4e],
