@@ -13,9 +13,10 @@ export interface GradNode {
   inputs: readonly Tensor[];
   /**
    * Given dL/dout, returns dL/dinput for each input, or null where `needs[i]` is false
-   * (the closure may skip that work). A returned array may alias dy: the tape never mutates it.
-   * `into[i]`, when given, holds input i's gradient so far, in an array the tape owns: the op may add its
-   * gradient into it and return that array (a convolution's dx: col2im adds onto it, a 1x1's GEMM
+   * (the closure may skip that work). A returned array may alias dy (add returns dy for both inputs): the
+   * tape writes into it only if it was handed over (see handOver) and is one tensor's gradient alone.
+   * `into[i]`, when given, holds input i's gradient so far, in an array the tape may write: the op may add
+   * its gradient into it and return that array (a convolution's dx: col2im adds onto it, a 1x1's GEMM
    * accumulates), which saves the pass that would sum the two.
    */
   backward: (dy: TypedArray, needs: readonly boolean[], into?: readonly (TypedArray | undefined)[]) => readonly (TypedArray | null)[];
@@ -23,8 +24,8 @@ export interface GradNode {
   saved?: readonly TypedArray[];
   /**
    * The backward adds into `into` whenever offered (a convolution's dx). The tape then offers a copy of a
-   * gradient so far that it does not own (add's dy, shared by both its inputs): a native copy costs less
-   * than the pass that would otherwise sum the two.
+   * gradient so far that it may not write (not handed over, or add's dy while both its inputs still hold
+   * it): a native copy costs less than the pass that would otherwise sum the two.
    */
   addsInto?: boolean;
 }
@@ -102,55 +103,68 @@ function reverseTopologicalOrder(root: Tensor): Tensor[] {
 
 export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean): void {
   const grads = new Map<Tensor, TypedArray>();
-  const owned = new WeakSet<TypedArray>(); // arrays the tape allocated, or an op handed over: safe to add into
+  const owned = new WeakSet<TypedArray>(); // arrays the tape allocated, or an op handed over: safe to add into while one tensor's gradient
   const handled = new Set<TypedArray>(); // every gradient array (leaves get copies), and freed nodes' saved arrays: dead once backward is done
+  // How many tensors' gradients an array is: add's backward returns one array for both inputs. The tape
+  // adds into an owned array only while it is one gradient (a tensor whose backward is running still
+  // holds its own until the op is done with it): once the other holder has let go, it may again.
+  const holders = new Map<TypedArray, number>();
+  const letGo = (a: TypedArray): void => {
+    const n = holders.get(a)!;
+    if (n > 1) holders.set(a, n - 1);
+    else holders.delete(a);
+  };
+  const hold = (t: Tensor, a: TypedArray): void => {
+    const prev = grads.get(t);
+    grads.set(t, a);
+    holders.set(a, (holders.get(a) ?? 0) + 1);
+    if (prev !== undefined) letGo(prev);
+  };
+  const writable = (a: TypedArray): boolean => owned.has(a) && holders.get(a) === 1;
   const accumulate = (t: Tensor, g: TypedArray): void => {
     if (g.length !== t.size) throw new FacenetError('INTERNAL', `backward of ${t.node?.op ?? 'leaf'}: gradient has ${g.length} elements for a tensor of ${t.size}`);
     handled.add(g);
     const prev = grads.get(t);
-    if (prev === undefined) {
-      grads.set(t, g);
-      return;
-    }
+    if (prev === undefined) return hold(t, g);
     // prev may be an op's or another tensor's array: the sum goes into a new one (one pass: prev + g).
-    const sum = owned.has(prev) ? prev : allocUnfilled(dtypeOf(prev), prev.length);
+    const sum = writable(prev) ? prev : allocUnfilled(dtypeOf(prev), prev.length);
     owned.add(sum);
     handled.add(sum);
     if (!binaryValues('add', prev, g, sum)) for (let i = 0; i < sum.length; i++) sum[i] = prev[i]! + g[i]!;
-    grads.set(t, sum);
+    if (sum !== prev) hold(t, sum);
   };
   accumulate(root, seed.slice());
 
   for (const t of reverseTopologicalOrder(root)) {
     const g = grads.get(t);
     if (g === undefined) continue;
-    grads.delete(t);
+    grads.delete(t); // g stays held (holders) until the op has read it
     const node = t.node;
     if (node === null) {
-      if (accumulateLeafGrad(t, g, owned.has(g))) handled.delete(g);
+      if (accumulateLeafGrad(t, g, writable(g))) handled.delete(g);
+      letGo(g);
       continue;
     }
     const needs = node.inputs.map((x) => x.requiresGrad);
     // Inputs' gradients so far that the op may add into: owned (or copied, see addsInto), of an input it has once.
     const into = node.inputs.map((x, i) => {
       const prev = needs[i] ? grads.get(x) : undefined;
-      if (!prev || node.inputs.indexOf(x) !== node.inputs.lastIndexOf(x) || !(owned.has(prev) || node.addsInto)) return undefined;
-      if (owned.has(prev)) return prev;
+      if (!prev || node.inputs.indexOf(x) !== node.inputs.lastIndexOf(x) || !(writable(prev) || node.addsInto)) return undefined;
+      if (writable(prev)) return prev;
       const copy = allocUnfilled(dtypeOf(prev), prev.length);
       copy.set(prev);
       owned.add(copy);
       handled.add(copy);
-      grads.set(x, copy);
+      hold(x, copy);
       return copy;
     });
     const inputGrads = node.backward(g, needs, into);
     for (const gi of inputGrads) if (gi && handedOver.delete(gi)) owned.add(gi);
-    // One array for two inputs (add's backward returns dy for both): neither may add into it or keep it.
-    inputGrads.forEach((gi, i) => { if (gi && inputGrads.indexOf(gi) !== i) owned.delete(gi); });
     node.inputs.forEach((input, i) => {
       const gi = inputGrads[i];
       if (needs[i] && gi && gi !== into[i]) accumulate(input, gi); // into[i] returned: the op added its gradient there
     });
+    letGo(g);
     if (!retainGraph) {
       node.inputs = [];
       node.backward = freedBackward;

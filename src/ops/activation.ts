@@ -3,7 +3,7 @@
  * (x [N, C, ...], alpha [C]; channel axis 1 as in PyTorch).
  */
 import { ShapeError } from '../errors.js';
-import { record } from '../autograd/tape.js';
+import { handOver, record } from '../autograd/tape.js';
 import { alloc, allocUnfilled, Tensor } from '../tensor/tensor.js';
 import { unary } from './elementwise.js';
 import { maskByPositive, preluBackward, preluForward, reluInPlace } from '../backends/cpu/relu_mask.js';
@@ -33,7 +33,7 @@ export function relu(x: Tensor): Tensor {
   return record(new Tensor(y, x.shape), 'relu', [x], (dy) => {
     const dx = allocUnfilled(x.dtype, x.size);
     maskByPositive(dy, xd, dx);
-    return [dx];
+    return [handOver(dx)]; // new, for the tape alone: in a residual block, the sum's dy that the block's convolutions add onto
   });
 }
 export const relu6 = (x: Tensor): Tensor => onGpu('relu6', x) ?? unary('relu6', x, (v) => (v > 0 ? (v < 6 ? v : 6) : 0), (v) => (v > 0 && v < 6 ? 1 : 0));

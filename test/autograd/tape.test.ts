@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { add, conv2d, DisposedError, exp, FacenetError, mul, noGrad, ones, randn, relu, ShapeError, sum, tensor, isGradEnabled, type Tensor } from '../../src/index.js';
-import { record } from '../../src/autograd/tape.js';
+import { handOver, record } from '../../src/autograd/tape.js';
 import type { TypedArray } from '../../src/tensor/tensor.js';
 
 const f64 = { dtype: 'float64' as const, requiresGrad: true };
@@ -93,6 +93,30 @@ describe('autograd tape', () => {
       offered.forEach((a) => expect(a).to.not.equal(returned[0]));
     }
     expect(offered.length, 'one of the orders offers the gradient so far').to.equal(1);
+  });
+  it('one array returned for two inputs (add\'s dy) is added into only once it is one tensor\'s gradient: a residual block\'s branch convolution adds onto it, an op whose own dy it is gets a copy', () => {
+    const x = tensor([1, 2, 3], [3], f64), r = tensor([1, 2, 3], [3], f64);
+    let made: TypedArray | null = null, offered: TypedArray | undefined;
+    const output = (): Tensor => tensor([0, 0, 0], [3], { dtype: 'float64' });
+    // relu's backward: a new array, handed over to the tape (2 dy)
+    const source = (p: Tensor): Tensor => record(output(), 'source', [p], (dy) => [handOver(made = Float64Array.from(dy, (v) => 2 * v))]);
+    const both = (p: Tensor, q: Tensor): Tensor => record(output(), 'both', [p, q], (dy) => [dy, dy]); // add's backward
+    const scale = (p: Tensor): Tensor => record(output(), 'scale', [p], (dy) => [Float64Array.from(dy, (v) => 3 * v)]); // reads dy, returns a new array
+    // a convolution's dx added onto the gradient so far; it reads dy in another order than it writes
+    const addsOnto = (p: Tensor): Tensor => record(output(), 'addsOnto', [p], (dy, _needs, into) => {
+      offered = into?.[0];
+      const g = into?.[0] ?? new Float64Array(3);
+      for (let i = 0; i < 3; i++) g[i]! += 10 * dy[2 - i]!;
+      return [g];
+    }, { addsInto: true });
+    const run = (graph: () => Tensor): number[] => { x.zeroGrad(); offered = undefined; graph().backward(); return Array.from(x.grad!.data); };
+    // relu(x + 3 * branch(x)): add's dy d = 2r goes to x and to the scale, which lets go of it before the branch runs.
+    expect(run(() => sum(mul(source(both(x, scale(addsOnto(x)))), r)))).to.deep.equal([2 + 180, 4 + 120, 6 + 60]);
+    expect(offered, 'the branch adds onto add\'s dy itself').to.equal(made);
+    // relu(x + branch(x)): the branch's own dy is the shared array, so it must not write into it.
+    expect(run(() => sum(mul(source(both(x, addsOnto(x))), r)))).to.deep.equal([2 + 60, 4 + 40, 6 + 20]);
+    expect(offered, 'a copy').to.not.equal(made);
+    expect(Array.from(offered!)).to.deep.equal([62, 44, 26]);
   });
   it('accumulates across backward calls until zeroGrad', () => {
     const x = tensor([1, 2], [2], f64);
