@@ -22,10 +22,11 @@ describe('facenet bench (CLI)', function () {
       expect(row.gflops as number).to.be.greaterThan(0);
     }
   });
-  it('the table has a header and aligned rows', () => {
+  it('the table has a header and aligned rows, after a first line naming the machine and the GEMM kernel', () => {
     const r = run('--model', 'nn4.small2', '--batches', '1', '--runs', '1');
     expect(r.status, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).to.match(/^facenet-ts benchmark: .+ x \d+ cores, Node v\d+\.\d+\.\d+, \d{4}-\d\d-\d\d, GEMM: WebAssembly SIMD(, fused multiply-add)?$/);
     expect(lines[1]).to.match(/^model +batch +backend +threads +ms\/image +images\/s +GFLOP\/s +runs$/);
     expect(lines.slice(2).every((l) => l.length === lines[1]!.length)).to.equal(true);
   });
