@@ -117,6 +117,13 @@ describe('autograd tape', () => {
     expect(run(() => sum(mul(source(both(x, addsOnto(x))), r)))).to.deep.equal([2 + 60, 4 + 40, 6 + 20]);
     expect(offered, 'a copy').to.not.equal(made);
     expect(Array.from(offered!)).to.deep.equal([62, 44, 26]);
+    // A leaf lets go too: x (a leaf) and y share d; once x has taken its copy, y's consumer adds onto d itself.
+    const z = tensor([1, 1, 1], [3], f64);
+    z.zeroGrad();
+    const y = scale(z);
+    expect(run(() => add(sum(mul(source(both(x, y)), r)), sum(addsOnto(y))))).to.deep.equal([2, 4, 6]);
+    expect(offered, 'd itself, once the leaf let go').to.equal(made);
+    expect(Array.from(z.grad!.data)).to.deep.equal([3 * 12, 3 * 14, 3 * 16]);
   });
   it('accumulates across backward calls until zeroGrad', () => {
     const x = tensor([1, 2], [2], f64);
