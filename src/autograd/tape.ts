@@ -146,11 +146,13 @@ export function runBackward(root: Tensor, seed: TypedArray, retainGraph: boolean
       continue;
     }
     const needs = node.inputs.map((x) => x.requiresGrad);
-    // Inputs' gradients so far that the op may add into: owned (or copied, see addsInto), of an input it has once.
+    // Inputs' gradients so far that the op may add into, of an input it has once: writable ones, or for an
+    // op that adds into whatever it is offered, a copy.
     const into = node.inputs.map((x, i) => {
       const prev = needs[i] ? grads.get(x) : undefined;
-      if (!prev || node.inputs.indexOf(x) !== node.inputs.lastIndexOf(x) || !(writable(prev) || node.addsInto)) return undefined;
+      if (!prev || node.inputs.indexOf(x) !== node.inputs.lastIndexOf(x)) return undefined;
       if (writable(prev)) return prev;
+      if (!node.addsInto) return undefined;
       const copy = allocUnfilled(dtypeOf(prev), prev.length);
       copy.set(prev);
       owned.add(copy);
