@@ -469,6 +469,12 @@ function sumGroup(kernel: Fn, pointers: number[], P: number, planes: number, g: 
   }
 }
 
+/** Views of the module's C-long tables at a byte address: float32 ones, and float64 ones (the sums). */
+const tableViews = (k: Instance, C: number): { f32: (at: number) => Float32Array; f64: (at: number) => Float64Array } => ({
+  f32: (at) => k.heap.subarray(at / 4, at / 4 + C),
+  f64: (at) => k.heap64.subarray(at / 8, at / 8 + C),
+});
+
 /**
  * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
  * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
@@ -487,7 +493,7 @@ const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
   reserve(k, X + region);
   const zeros = new Float32Array(C);
   const [meanAt, gainAt, invstdAt, shiftAt, bAt, dAt, sumDyAt, sumDyXcAt] = writeTables(k, [mean!, gain!, invstd!, shift!, zeros, zeros], 2, C) as Tuple8;
-  const f32 = (at: number): Float32Array => k.heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const { f32, f64 } = tableViews(k, C);
   const sumDyXhat = new Float32Array(C);
   for (const [cg, g] of groups) {
     const planes = N * g, [gain4, mean4] = [gainAt + 4 * cg, meanAt + 4 * cg];
@@ -521,7 +527,7 @@ const bnForwardRange: KernelPass = (k, a, c0, c1) => {
   const { groups, floats } = channelGroups(N, P, c0, c1), X = Math.ceil(tableBytes(5, 2, C) / 16) * 16;
   reserve(k, X + regionBytes(floats + 4));
   const [firstAt, gainAt, biasAt, s1At, s2At] = writeTables(k, [first, new Float32Array(C), new Float32Array(C)], 2, C) as Tuple5;
-  const f32 = (at: number): Float32Array => k.heap.subarray(at / 4, at / 4 + C), f64 = (at: number): Float64Array => k.heap64.subarray(at / 8, at / 8 + C);
+  const { f32, f64 } = tableViews(k, C);
   const stats = { mean: new Float64Array(C), variance: new Float64Array(C), invstd: new Float32Array(C) };
   for (const [cg, g] of groups) {
     stageGroup(k, x, X, N, C, P, cg, g, false);
