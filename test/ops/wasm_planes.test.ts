@@ -15,8 +15,8 @@ import { expectClose, randomTensor } from '../helpers.js';
 import type { PoolOptions } from '../../src/ops/pool.js';
 import { maxPoolGradPlanes, wasmPoolAvailable } from '../../src/backends/cpu/wasm_pool.js';
 import { wasmLrnAvailable } from '../../src/backends/cpu/wasm_lrn.js';
-import { wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.js';
-import type { Conv2dOptions } from '../../src/ops/conv.js';
+import { colsBlocks, wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.js';
+import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import { Rng } from '../../src/util/random.js';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
@@ -122,19 +122,23 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     }
   });
 
-  it('convolution im2col and col2im through the tap map (wasm_cols.ts): forward and both gradients bit for bit as the TypeScript loops', () => {
-    // Stride 1, strides, dilation and asymmetric padding (dx by col2im: an add), groups (one image at a
-    // time), 1x7 and 7x1, 24x20 planes (the TypeScript side copies runs there), and blocks that start
-    // mid-image and mid-channel (K = 40*9 > 256, 24 images * 25 pixels > 512).
+  it('convolution im2col and col2im through the tap map and by row runs (wasm_cols.ts): forward and both gradients bit for bit as the TypeScript loops', () => {
+    // Through the map (output rows under 8 pixels): stride 1, strides with asymmetric padding, groups (one
+    // image at a time), blocks that start mid-image and mid-channel (K = 40*9 > 256, 24 images * 25
+    // pixels > 512). By row runs (8 or more): dilation, 1x7 and 7x1 (rows all padding), 24x20 planes (the
+    // TypeScript side copies runs there), stride 2 (vectors of even lanes) and 3 (one by one), stride 2
+    // down and 1 across, and 40x40 planes (blocks within one image: spans of planes staged).
     const cases = [
       [[2, 5, 6, 6], [7, 5, 3, 3], { padding: 1 }], [[3, 4, 11, 9], [6, 4, 3, 3], { stride: 2, padding: [1, 0, 1, 1] }],
       [[2, 3, 10, 10], [4, 3, 3, 3], { dilation: 2, padding: 2 }], [[2, 4, 7, 7], [6, 2, 3, 3], { groups: 2, padding: 1 }],
       [[24, 40, 5, 5], [9, 40, 3, 3], { padding: 1 }], [[2, 6, 17, 17], [5, 6, 1, 7], { padding: [0, 0, 3, 3] }],
       [[2, 6, 17, 17], [5, 6, 7, 1], { padding: [3, 3, 0, 0] }], [[3, 5, 24, 20], [6, 5, 3, 3], { padding: 1 }],
-      [[2, 3, 24, 20], [4, 3, 5, 5], { stride: 2, padding: 2 }],
+      [[2, 3, 24, 20], [4, 3, 5, 5], { stride: 2, padding: 2 }], [[2, 3, 30, 29], [4, 3, 3, 3], { stride: 3, padding: [1, 0, 2, 1] }],
+      [[2, 3, 21, 19], [5, 3, 3, 3], { stride: [2, 1], padding: 1 }], [[1, 3, 40, 40], [4, 3, 3, 3], { padding: 1 }],
     ] as const;
     expect(wasmColsAvailable()).to.equal(true);
     for (const [xs, ws, o] of cases) {
+      const before = { ...colsBlocks };
       const [wasm, js] = bothPaths(() => {
         const x = randomTensor([...xs], 41), w = randomTensor([...ws], 42);
         x.requiresGrad = true; w.requiresGrad = true;
@@ -143,6 +147,8 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
         return values(y, x.grad, w.grad);
       });
       for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${xs.join('x')} ${ws.join('x')} ${['y', 'dx', 'dw'][i]}`).to.equal(true);
+      const byRuns = convGeometry('test', xs, ws, o as Conv2dOptions).OW >= 8, used = byRuns ? 'runs' : 'map', unused = byRuns ? 'map' : 'runs';
+      expect([colsBlocks[used] > before[used], colsBlocks[unused] === before[unused]], `${xs.join('x')} ${ws.join('x')} went through the ${used} kernels only`).to.deep.equal([true, true]);
     }
   });
 

@@ -1,13 +1,16 @@
 /**
- * im2col and col2im through a tap map, in WebAssembly: conv.ts's path for every convolution whose map is
- * not too large (all the face models' layers at their input sizes; not a detector's first layers on a
- * photo). Each value of a cols block is gathered through a per-tap index map (its input's offset within
- * the channel plane, or -1 for padding). JavaScript ran that gather at about 4 ns a value on small planes
- * (2.1 M values per image in a nn4.small2 training step, an eighth of its time) and copied runs of larger
- * ones; here a value is one scalar load, select and store. The input planes a block reads (its channels,
- * of its images) are copied into the module's memory (memcpy), the block is gathered there and copied
- * out. For col2im the planes of dx are copied in, the block is added onto them in conv.ts's order (rows,
- * then columns: the same float32 sums, bit for bit) and copied back.
+ * im2col and col2im in WebAssembly: conv.ts's path for every convolution whose tap map is not too large
+ * (all the face models' layers at their input sizes; not a detector's first layers on a photo). Where
+ * output rows are short, each value of a cols block is gathered through a per-tap index map (its input's
+ * offset within the channel plane, or -1 for padding): one scalar load, select and store (four at once
+ * where the four offsets are consecutive). JavaScript ran that gather at about 4 ns a value on small
+ * planes (2.1 M values per image in a nn4.small2 training step, an eighth of its time). Where rows are
+ * longer, blocks move run by run instead: an output row's pixels of one tap read one stretch of one input
+ * row, copied (or added) with vector loads and stores, padding filled without a lookup per value. The
+ * input planes a block reads (its channels, of its images) are copied into the module's memory (memcpy),
+ * the block is gathered there and copied out. For col2im the planes of dx are copied in, the block is
+ * added onto them in conv.ts's order (rows, then columns: the same float32 sums, bit for bit) and copied
+ * back.
  */
 import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
@@ -63,17 +66,109 @@ function colsKernel(add: boolean): WasmFunction {
   return { name: add ? 'addCols' : 'cols', params: new Array<number>(L).fill(I32), locals: [...new Array<number>(7).fill(I32), V128], code };
 }
 
-const kernels = passModule<'cols' | 'addCols'>(() => [colsKernel(false), colsKernel(true)]);
+/**
+ * rowCols (out, runs, segments, segmentCount, tapBytes, taps, tap, plane, rows, planeBytes, rowGap, step): the
+ * same block, copied run by run instead of value by value. A segment is one output row's pixels within
+ * the block: [image's byte offset from plane, output row * 12, first ow, end ow] (int32s, 16 bytes).
+ * runs[t * OH + oh] (tapBytes = OH * 12 bytes a tap) is [offset within the plane of the input for ow = 0,
+ * first ow inside the image, end ow inside] for tap t and output row oh (first = end where the tap's input
+ * row is padding); consecutive pixels read inputs `step` bytes apart (4 * stride). Each segment's inside
+ * pixels move four at a time (unaligned vectors; at stride 2, two loads and a shuffle), its padding
+ * pixels are zeros. addRowCols adds them onto the planes instead (vectors at stride 1); padding's values
+ * are dropped. A row of the block adds onto each input at most once (distinct pixels of one tap read
+ * distinct inputs), so the values reach each input in addCols's order, bit for bit.
+ */
+function rowColsKernel(add: boolean): WasmFunction {
+  const { code, emit: e } = body();
+  const [OUT, RUNS, SEGS, SEG_COUNT, TAP_BYTES, TAPS, TAP, PLANE, ROWS, PLANE_BYTES, ROW_GAP, STEP] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const [SEG, LEFT, RUN_ROW, RUN, A, B, LO, HI, SRC, N] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
+  const max = (x: number[], y: number[]): number[] => [...x, ...y, ...x, ...y, ...w.gtS, ...w.select];
+  const min = (x: number[], y: number[]): number[] => [...x, ...y, ...x, ...y, ...w.ltS, ...w.select];
+  const advance = (local: number, bytes: number[]): void => e(w.get(local), bytes, w.add, w.set(local));
+  /** count pixels of padding: zeros into the block (cols), or skipped (addRowCols) */
+  const padding = (count: number[]): void => {
+    if (add) { e(count, w.i32(4), w.mul, w.get(OUT), w.add, w.set(OUT)); return; }
+    e(count, w.set(N));
+    repeat(e, N, () => { e(w.get(OUT), w.f32Const0, w.f32Store(0)); advance(OUT, w.i32(4)); });
+  };
+  repeat(e, ROWS, () => {
+    e(w.get(RUNS), w.get(TAP), w.get(TAP_BYTES), w.mul, w.add, w.set(RUN_ROW));
+    e(w.get(SEGS), w.set(SEG), w.get(SEG_COUNT), w.set(LEFT));
+    repeat(e, LEFT, () => {
+      e(w.get(SEG), w.i32Load(8), w.set(A), w.get(SEG), w.i32Load(12), w.set(B));
+      e(w.get(RUN_ROW), w.get(SEG), w.i32Load(4), w.add, w.set(RUN));
+      e(min(max(w.get(A), [...w.get(RUN), ...w.i32Load(4)]), w.get(B)), w.set(LO)); // the inside pixels: [LO, HI), maybe empty
+      e(min(w.get(B), [...w.get(RUN), ...w.i32Load(8)]), w.set(HI));
+      e(max(w.get(HI), w.get(LO)), w.set(HI));
+      e(w.get(PLANE), w.get(SEG), w.i32Load(0), w.add, w.get(RUN), w.i32Load(0), w.i32(4), w.mul, w.add, w.get(LO), w.get(STEP), w.mul, w.add, w.set(SRC));
+      padding([...w.get(LO), ...w.get(A), ...w.sub]);
+      e(w.get(HI), w.get(LO), w.sub, w.set(N));
+      e(w.get(STEP), w.i32(4), w.eq, w.if);
+      whileAtLeast(e, N, 4, () => {
+        if (add) e(w.get(SRC), w.get(SRC), w.v128Load(0), w.get(OUT), w.v128Load(0), w.f32x4Add, w.v128Store(0));
+        else e(w.get(OUT), w.get(SRC), w.v128Load(0), w.v128Store(0));
+        advance(OUT, w.i32(16)); advance(SRC, w.i32(16));
+      });
+      if (!add) { // stride 2: the even lanes of two vectors (reads one float past the run's last input: staged memory)
+        e(w.else, w.get(STEP), w.i32(8), w.eq, w.if);
+        whileAtLeast(e, N, 4, () => {
+          e(w.get(OUT), w.get(SRC), w.v128Load(0), w.get(SRC), w.v128Load(16), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
+          advance(OUT, w.i32(16)); advance(SRC, w.i32(32));
+        });
+        e(w.end);
+      }
+      e(w.end);
+      repeat(e, N, () => {
+        if (add) e(w.get(SRC), w.get(SRC), w.f32Load(0), w.get(OUT), w.f32Load(0), w.f32Add, w.f32Store(0));
+        else e(w.get(OUT), w.get(SRC), w.f32Load(0), w.f32Store(0));
+        advance(OUT, w.i32(4)); advance(SRC, w.get(STEP));
+      });
+      padding([...w.get(B), ...w.get(HI), ...w.sub]);
+      advance(SEG, w.i32(16));
+    });
+    advance(OUT, w.get(ROW_GAP)); // out's next row
+    e(w.get(TAP), w.i32(1), w.add, w.tee(TAP), w.get(TAPS), w.eq, w.if);
+    e(w.i32(0), w.set(TAP), w.get(PLANE), w.get(PLANE_BYTES), w.add, w.set(PLANE), w.end);
+  });
+  return { name: add ? 'addRowCols' : 'rowCols', params: new Array<number>(12).fill(I32), locals: new Array<number>(10).fill(I32), code };
+}
+
+const kernels = passModule<'cols' | 'addCols' | 'rowCols' | 'addRowCols'>(() => [colsKernel(false), colsKernel(true), rowColsKernel(false), rowColsKernel(true)]);
 
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmColsAvailable = (): boolean => kernels() !== null;
 
-/** The map held in the module's memory (at MAP_AT), so that the blocks of one convolution copy it once. */
-let loadedMap: Int32Array | null = null;
+/** Blocks moved through the map and by row runs in this thread so far (for tests: which kernels ran). */
+export const colsBlocks = { map: 0, runs: 0 };
+
+/** The table held in the module's memory (at MAP_AT: the map or the row runs), so that the blocks of one convolution copy it once. */
+let loadedTable: Int32Array | null = null;
 const MAP_AT = 16; // bytes 0-15: addCols's scratch slot
 
-/** A convolution's cols as the kernels see them (conv.ts's tap map and geometry). */
-export interface TapLayout { map: Int32Array; taps: number; P: number; plane: number }
+/**
+ * A convolution's cols as the kernels see them (conv.ts's tap map and geometry), and where output rows are
+ * long enough for runs to pay, their row runs (see rowColsKernel: [offset of ow = 0, first ow, end ow] for
+ * each tap and output row, consecutive pixels reading inputs `stride` apart).
+ */
+export interface TapLayout { map: Int32Array; taps: number; P: number; plane: number; rowRuns: { table: Int32Array; OW: number; stride: number } | null }
+
+const SEGMENT = 4; // int32s: [image's byte offset, output row * 12, first ow, end ow]
+let segments = new Int32Array(256);
+
+/** The block's columns [q0, q0 + cols) from image 0 (of its staged images, `imageBytes` apart) as segments of one output row each. */
+function rowSegments(q0: number, cols: number, P: number, OW: number, imageBytes: number): Int32Array {
+  const most = (Math.ceil(cols / OW) + 2) * SEGMENT;
+  if (segments.length < most) segments = new Int32Array(2 * most);
+  let n = Math.floor(q0 / P), oh = Math.floor((q0 - n * P) / OW), ow = q0 - n * P - oh * OW, k = 0;
+  for (let left = cols; left > 0; k += SEGMENT) {
+    const end = Math.min(OW, ow + left);
+    segments[k] = n * imageBytes; segments[k + 1] = oh * 12; segments[k + 2] = ow; segments[k + 3] = end;
+    left -= end - ow;
+    ow = 0;
+    if ((oh += 1) * OW === P) { oh = 0; n++; }
+  }
+  return segments.subarray(0, k);
+}
 
 /**
  * Block rows [r0, r0+rows) x columns [c0, c0+cols) of the cols matrix of the images at x[base..] (imageStride
@@ -89,16 +184,21 @@ export function colsThroughMap(
 ): boolean {
   const k = kernels();
   if (!k || !isF32(x, buf)) return false;
-  const { map, taps, P, plane } = layout, xs = x as Float32Array, b = buf as Float32Array;
+  const { map, taps, P, plane, rowRuns } = layout, xs = x as Float32Array, b = buf as Float32Array;
   const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
   const ch0 = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - ch0 + 1;
   const [lo, hi] = images === 1 ? planeSpan(layout, r0 - ch0 * taps, Math.min(rows, taps), c0 - n0 * P, cols) : [0, plane];
   const span = hi - lo, staged = channels * span; // floats per image
-  // Staged plane c of image i at regionAt + (i * staged + c * span) * 4, seen by the kernel as starting lo floats before.
-  const regionAt = Math.max(MAP_AT + regionBytes(map.length), regionBytes(lo, 16)), outAt = regionAt + regionBytes(images * staged);
+  // Memory: [slot][the map or row runs][row segments][staged planes][block]. Staged plane c of image i at
+  // regionAt + (i * staged + c * span) * 4, seen by the kernels as starting lo floats before.
+  const table = rowRuns ? rowRuns.table : map, segs = rowRuns ? rowSegments(c0 - n0 * P, cols, P, rowRuns.OW, staged * 4) : null;
+  const segsAt = MAP_AT + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
+  const outAt = regionAt + regionBytes(images * staged);
   reserve(k, outAt + ((rows - 1) * (add ? ld : cols) + cols) * 4);
-  if (loadedMap !== map) new Int32Array(k.memory.buffer).set(map, MAP_AT / 4);
-  loadedMap = map;
+  const ints = new Int32Array(k.memory.buffer);
+  if (loadedTable !== table) ints.set(table, MAP_AT / 4);
+  loadedTable = table;
+  if (segs) ints.set(segs, segsAt / 4);
   const heap = k.heap, region = regionAt / 4, out = outAt / 4;
   const planeAt = (i: number, c: number): number => base + (n0 + i) * imageStride + (ch0 + c) * plane + lo; // in x
   const stage = (toX: boolean): void => {
@@ -116,13 +216,18 @@ export function colsThroughMap(
     }
   };
   stage(false);
-  const args = [outAt, MAP_AT, P, taps, r0 - ch0 * taps, regionAt - lo * 4, rows, cols, c0 - n0 * P, staged * 4, span * 4] as const;
+  const tap = r0 - ch0 * taps, planes = regionAt - lo * 4, rowGap = add ? (ld - cols) * 4 : 0;
+  colsBlocks[segs ? 'runs' : 'map']++;
+  const run = (kernel: 'cols' | 'addCols'): void => {
+    if (segs) k[kernel === 'cols' ? 'rowCols' : 'addRowCols'](outAt, MAP_AT, segsAt, segs.length / SEGMENT, (P / rowRuns!.OW) * 12, taps, tap, planes, rows, span * 4, rowGap, 4 * rowRuns!.stride);
+    else k[kernel](outAt, MAP_AT, P, taps, tap, planes, rows, cols, c0 - n0 * P, staged * 4, span * 4, rowGap, 0);
+  };
   if (add) { // the block comes in with buf's row stride, gaps and all: one copy (read only, so harmless)
     heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out);
-    k.addCols(...args, (ld - cols) * 4, 0);
+    run('addCols');
     stage(true);
   } else { // written out row by row unless rows are contiguous in buf: the gaps may hold other values
-    k.cols(...args, 0);
+    run('cols');
     if (ld === cols) b.set(heap.subarray(out, out + rows * cols), at);
     else for (let r = 0; r < rows; r++) b.set(heap.subarray(out + r * cols, out + (r + 1) * cols), at + r * ld);
   }
