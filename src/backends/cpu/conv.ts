@@ -9,7 +9,7 @@
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
-import { colsThroughMap, type TapLayout } from './wasm_cols.js';
+import { colsInModule, type TapLayout } from './wasm_cols.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -51,7 +51,7 @@ function colsBlock(
   x: TypedArray, base: number, imageStride: number, g: ConvGeometry, layout: TapLayout | null,
   r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
 ): void {
-  if (layout && colsThroughMap(x, base, imageStride, layout, r0, rows, c0, cols, buf, at, ld, addToImage)) return;
+  if (layout && colsInModule(x, base, imageStride, layout, r0, rows, c0, cols, buf, at, ld, addToImage)) return;
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
   if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) {
     const region = inputRegion(g, r0, rows, c0, cols);

@@ -178,7 +178,7 @@ function rowSegments(q0: number, cols: number, P: number, OW: number, imageBytes
  * span of each plane its taps and pixels reach (a 512-column block of a 79x79 plane reads 8 of its 79 rows:
  * staging whole planes had copied more floats than the block gathers).
  */
-export function colsThroughMap(
+export function colsInModule(
   x: ArrayLike<number>, base: number, imageStride: number, layout: TapLayout,
   r0: number, rows: number, c0: number, cols: number, buf: ArrayLike<number>, at: number, ld: number, add: boolean,
 ): boolean {
