@@ -58,7 +58,7 @@ async function benchTfjs(m: BenchModel, batch: number, backend: string, out: (r:
   await tf.ready();
   const fn = await tfjsForward(m.name, m.model.stateDict());
   const xt = tf.tensor4d(Float32Array.from({ length: batch * m.height * m.width * 3 }, (_, i) => Math.sin(i)), [batch, m.height, m.width, 3]);
-  out(benchRow(m, batch, backend, 1, await timeRuns(async () => { const y = fn(xt); await y.data(); y.dispose(); }, runs)));
+  out(benchRow(m, batch, backend, 1, await timeRuns(async () => { const y = fn(xt); await y.data(); y.dispose(); }, runs, Infinity)));
   xt.dispose();
 }
 

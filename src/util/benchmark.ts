@@ -1,7 +1,9 @@
 /**
  * Whole-model timing shared by `facenet bench` and `npm run bench` (which adds TF.js rows): the median of
  * timed runs after a warm-up, reported per image as ms, images/s and GFLOP/s (2 x MACs x images/s, MACs
- * counted by our ops). Slow rows get fewer runs (about 60 s each at most); every row says how many.
+ * counted by our ops). CPU rows (ours and, in `npm run bench`, TF.js's) get all their runs; GPU rows, which
+ * may run on a CPU emulating a GPU at minutes a run, get fewer when slow (about 60 s each at most); every
+ * row says how many.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -53,10 +55,10 @@ export function formatRow(r: BenchRow): string {
 
 export const SOFTWARE_GL_NOTE = "* software GL: headless-gl on Mesa's CPU rasterizer (no GPU device under /dev/dri), or Chromium's SwiftShader; not a GPU";
 
-/** Seconds a row may take: slow rows get fewer runs. */
+/** Seconds a GPU row may take: slow ones get fewer runs. CPU rows pass Infinity: all their runs. */
 export const ROW_SECONDS = 60;
 
-/** How many of `runs` runs fit ROW_SECONDS when one takes `warm` seconds (at least one). */
+/** How many of `runs` runs fit rowSeconds when one takes `warm` seconds (at least one). */
 export const runsWithin = (warm: number, runs: number, rowSeconds = ROW_SECONDS): number => Math.max(1, Math.min(runs, Math.floor(rowSeconds / Math.max(warm, 1e-3))));
 
 /**
@@ -66,8 +68,8 @@ export const runsWithin = (warm: number, runs: number, rowSeconds = ROW_SECONDS)
  */
 const WARMUP_SECONDS = 0.5;
 
-/** Median seconds of fn after the warm-up; fewer runs when one run is slow (about ROW_SECONDS per row). */
-export async function timeRuns(fn: () => Promise<void> | void, runs: number): Promise<{ seconds: number; runs: number }> {
+/** Median seconds of fn after the warm-up; fewer runs when they would take more than rowSeconds. */
+export async function timeRuns(fn: () => Promise<void> | void, runs: number, rowSeconds = ROW_SECONDS): Promise<{ seconds: number; runs: number }> {
   const warmStart = performance.now();
   let warm: number;
   do {
@@ -75,7 +77,7 @@ export async function timeRuns(fn: () => Promise<void> | void, runs: number): Pr
     await fn();
     warm = (performance.now() - start) / 1000;
   } while ((performance.now() - warmStart) / 1000 < WARMUP_SECONDS);
-  const n = runsWithin(warm, runs);
+  const n = runsWithin(warm, runs, rowSeconds);
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const start = performance.now();
@@ -148,7 +150,7 @@ export async function benchInference(m: BenchModel, batch: number, o: OurBackend
   const forward = (): void => { tidyAndRecycle(() => { (m.model.forward(x) as Tensor).data; return null; }); }; // as the pipeline embeds: buffers reused
   for (const threads of o.threads) {
     setNumThreads(threads);
-    report(benchRow(m, batch, 'facenet-cpu', threads, await timeRuns(forward, o.runs)));
+    report(benchRow(m, batch, 'facenet-cpu', threads, await timeRuns(forward, o.runs, Infinity)));
   }
   for (const mode of o.gpuModes) {
     await useBackend(`gpu:${mode}`);
@@ -186,9 +188,8 @@ export async function benchTraining(m: BenchModel, maxThreads: number, runs: num
 /** Median seconds of a and of b, run alternately after one warm-up each, and the median of b/a per pair. */
 function timeAlternately(a: () => void, b: () => void, runs: number): { a: number; b: number; ratio: number; runs: number } {
   const time = (fn: () => void): number => { const start = performance.now(); fn(); return (performance.now() - start) / 1000; };
-  const warm = time(a) + time(b);
-  const n = runsWithin(warm, runs, 1.5 * ROW_SECONDS); // two rows' runs interleaved
+  time(a); time(b); // warm-up
   const ta: number[] = [], tb: number[] = [];
-  for (let i = 0; i < n; i++) { ta.push(time(a)); tb.push(time(b)); }
-  return { a: median(ta), b: median(tb), ratio: median(tb.map((v, i) => v / ta[i]!)), runs: n };
+  for (let i = 0; i < runs; i++) { ta.push(time(a)); tb.push(time(b)); }
+  return { a: median(ta), b: median(tb), ratio: median(tb.map((v, i) => v / ta[i]!)), runs };
 }
