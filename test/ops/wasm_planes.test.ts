@@ -17,6 +17,7 @@ import { maxPoolGradPlanes, wasmPoolAvailable } from '../../src/backends/cpu/was
 import { wasmLrnAvailable } from '../../src/backends/cpu/wasm_lrn.js';
 import { colsBlocks, wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.js';
 import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
+import { conv2dBackward } from '../../src/backends/cpu/conv.js';
 import { Rng } from '../../src/util/random.js';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
@@ -150,6 +151,18 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       const byRuns = convGeometry('test', xs, ws, o as Conv2dOptions).OW >= 8, used = byRuns ? 'runs' : 'map', unused = byRuns ? 'map' : 'runs';
       expect([colsBlocks[used] > before[used], colsBlocks[unused] === before[unused]], `${xs.join('x')} ${ws.join('x')} went through the ${used} kernels only`).to.deep.equal([true, true]);
     }
+  });
+
+  it('col2im at stride 2 leaves the inputs no tap reads exactly as they were, -0 included (the vector adds -0 to them)', () => {
+    // A 1x1 convolution at stride 2 reads only even rows and columns: dx's other values are never added to.
+    const xs = [2, 3, 20, 20], ws = [4, 3, 1, 1], g = convGeometry('test', xs, ws, { stride: 2 });
+    const dy = randomTensor([2, 4, g.OH, g.OW], 51).data, x = randomTensor(xs, 52).data, w = randomTensor(ws, 53).data;
+    const before = colsBlocks.runs;
+    const [wasm, js] = bothPaths(() => [Float64Array.from(conv2dBackward(dy, x, w, g, true, false, new Float32Array(2 * 3 * 20 * 20).fill(-0))[0]!)]);
+    expect(colsBlocks.runs, 'the row-run kernels ran').to.be.greaterThan(before);
+    const negativeZeros = (v: Float64Array): number => v.filter((d) => Object.is(d, -0)).length;
+    expect([negativeZeros(wasm[0]!), negativeZeros(js[0]!)]).to.deep.equal([3 * 2 * 3 * 100, 3 * 2 * 3 * 100]);
+    expect(Buffer.from(Float32Array.from(wasm[0]!).buffer).equals(Buffer.from(Float32Array.from(js[0]!).buffer))).to.equal(true);
   });
 
   it('max pooling forward and backward (strides, padding, ceil mode, planes larger than a chunk, ties): as the TypeScript loop', () => {

@@ -74,8 +74,8 @@ function colsKernel(add: boolean): WasmFunction {
  * first ow inside the image, end ow inside] for tap t and output row oh (first = end where the tap's input
  * row is padding); consecutive pixels read inputs `step` bytes apart (4 * stride). Each segment's inside
  * pixels move four at a time (unaligned vectors; at stride 2, two loads and a shuffle), its padding
- * pixels are zeros. addRowCols adds them onto the planes instead (vectors at stride 1); padding's values
- * are dropped. A row of the block adds onto each input at most once (distinct pixels of one tap read
+ * pixels are zeros. addRowCols adds them onto the planes instead (at stride 2, spread over two vectors'
+ * even lanes); padding's values are dropped. A row of the block adds onto each input at most once (distinct pixels of one tap read
  * distinct inputs), so the values reach each input in addCols's order, bit for bit.
  */
 function rowColsKernel(add: boolean): WasmFunction {
@@ -109,14 +109,19 @@ function rowColsKernel(add: boolean): WasmFunction {
         else e(w.get(OUT), w.get(SRC), w.v128Load(0), w.v128Store(0));
         advance(OUT, w.i32(16)); advance(SRC, w.i32(16));
       });
-      if (!add) { // stride 2: the even lanes of two vectors (reads one float past the run's last input: staged memory)
-        e(w.else, w.get(STEP), w.i32(8), w.eq, w.if);
-        whileAtLeast(e, N, 4, () => {
-          e(w.get(OUT), w.get(SRC), w.v128Load(0), w.get(SRC), w.v128Load(16), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
-          advance(OUT, w.i32(16)); advance(SRC, w.i32(32));
-        });
-        e(w.end);
-      }
+      // Stride 2: the even lanes of two vectors of inputs. That reaches one float past the run's last
+      // input (staged memory either way): im2col only reads it; col2im adds -0 to it and to every odd
+      // lane, which leaves each value's bits as they were (x + -0 is x, -0 included).
+      e(w.else, w.get(STEP), w.i32(8), w.eq, w.if);
+      whileAtLeast(e, N, 4, () => {
+        if (add) {
+          for (const [half, lanes] of [[0, [0, 4, 1, 4]], [16, [2, 4, 3, 4]]] as const) {
+            e(w.get(SRC), w.get(SRC), w.v128Load(half), w.get(OUT), w.v128Load(0), w.i32x4Const(0x80000000), w.shuffle([...lanes]), w.f32x4Add, w.v128Store(half));
+          }
+        } else e(w.get(OUT), w.get(SRC), w.v128Load(0), w.get(SRC), w.v128Load(16), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
+        advance(OUT, w.i32(16)); advance(SRC, w.i32(32));
+      });
+      e(w.end);
       e(w.end);
       repeat(e, N, () => {
         if (add) e(w.get(SRC), w.get(SRC), w.f32Load(0), w.get(OUT), w.f32Load(0), w.f32Add, w.f32Store(0));
