@@ -148,6 +148,8 @@ export const colsBlocks = { map: 0, runs: 0 };
 
 /** The table held in the module's memory (at MAP_AT: the map or the row runs), so that the blocks of one convolution copy it once. */
 let loadedTable: Int32Array | null = null;
+/** The module's memory as int32s (tables and segments), renewed when the memory grows. */
+let ints = new Int32Array(0);
 const MAP_AT = 16; // bytes 0-15: addCols's scratch slot
 
 /**
@@ -200,7 +202,7 @@ export function colsInModule(
   const segsAt = MAP_AT + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
   const outAt = regionAt + regionBytes(images * staged);
   reserve(k, outAt + ((rows - 1) * (add ? ld : cols) + cols) * 4);
-  const ints = new Int32Array(k.memory.buffer);
+  if (ints.buffer !== k.memory.buffer) ints = new Int32Array(k.memory.buffer);
   if (loadedTable !== table) ints.set(table, MAP_AT / 4);
   loadedTable = table;
   if (segs) ints.set(segs, segsAt / 4);
