@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { conv2d, gemmKernel, getNumThreads, mul, Rng, setGemmKernel, setNumThreads, sum, tidy, type GemmKernel } from '../../src/index.js';
 import { gemm, imagesMat, mat, type Matrix } from '../../src/backends/cpu/gemm.js';
-import { gemmModuleBytes, wasmGemmAvailable, wasmGemmFused } from '../../src/backends/cpu/wasm_gemm.js';
+import { gemmModuleBytes, planeStaged, wasmGemmAvailable, wasmGemmFused } from '../../src/backends/cpu/wasm_gemm.js';
 import { setMinThreadedWork, slicesTakenBack, threadedGemms } from '../../src/backends/cpu/threads.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -157,6 +157,35 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
           before.forEach((v, i) => { if (!inView[i] && !Object.is(c.view.data[i], v)) expect.fail(`${what}: value ${i} outside the view changed`); });
         }
       }
+    }
+  });
+
+  it('images views packed from whole planes (depth along their columns, as a filter gradient\'s dy and a 1x1 input): bit-identical to the same values as plain matrices, depth crossing images at any offset', () => {
+    const rng = new Rng(9);
+    setNumThreads(1);
+    setGemmKernel('wasm');
+    // dW-like products C[M, N] = A[M, images * P] · B[N, images * P]ᵀ, A and B images views inside NCHW data
+    // (rows + 2 channels, from channel 1). Planes of 70 and 100 make pieces of every length mod 4 at slab
+    // boundaries (256); M and N not multiples of the panels (4, 8); N = 530 takes two column blocks.
+    for (const [M, N, P, images] of [[13, 21, 70, 9], [6, 530, 100, 4], [32, 9, 1225, 1]] as const) {
+      const K = P * images;
+      const view = (rows: number): { view: Matrix; plain: Float32Array } => {
+        const stride = (rows + 2) * P, data = Float32Array.from({ length: images * stride }, () => rng.uniform(-1, 1));
+        const plain = new Float32Array(rows * K);
+        for (let r = 0; r < rows; r++) for (let c = 0; c < K; c++) plain[r * K + c] = data[P + Math.floor(c / P) * stride + r * P + (c % P)]!;
+        return { view: imagesMat(data, P, P, stride), plain };
+      };
+      const a = view(M), b = view(N);
+      const viaPlanes = new Float32Array(M * N), viaStaging = new Float32Array(M * N);
+      const slabs = planeStaged.slabs;
+      gemm(false, true, M, N, K, a.view, b.view, mat(viaPlanes, 0, N), false);
+      expect(planeStaged.slabs - slabs, 'slabs packed from planes').to.equal(Math.ceil(K / 256) * (1 + Math.ceil(N / 512)));
+      gemm(false, true, M, N, K, mat(a.plain, 0, K), mat(b.plain, 0, K), mat(viaStaging, 0, N), false);
+      const what = `M=${M} N=${N} P=${P} images=${images}`;
+      viaPlanes.forEach((v, i) => { if (!Object.is(v, viaStaging[i])) expect.fail(`${what}: C[${i}] = ${v} from planes, ${viaStaging[i]} staged`); });
+      const want = new Float64Array(M * N);
+      reference(false, true, M, N, K, a.plain, K, b.plain, K, want, N);
+      expectClose(viaPlanes, want, 1e-5 * K, 0, what);
     }
   });
 

@@ -84,19 +84,20 @@ function kernelBody(fused: boolean): number[] {
   return code;
 }
 
-// Pack functions: (src, ld, dst, kc, panels), addresses and ld in bytes. They write R-wide panels, panel p
-// at dst + p*panelFloats(kc, R)*4 holding kc rows of R floats.
-const PACK_PARAMS = 5;
-const [SRC, LD, DST, PKC, PANELS] = [0, 1, 2, 3, 4];
-const [P_LEFT, K_LEFT, S, D, S_ROW, D_ROW, PANEL_BYTES] = [5, 6, 7, 8, 9, 10, 11];
-const [R0, T0] = [12, 16]; // v128: four source rows, four half-transposed rows
+// Pack functions: (src, ld, dst, kc, panels, panelKc), addresses and ld in bytes. They write kc rows of R
+// floats into each of `panels` R-wide panels, panel p at dst + p*panelFloats(panelKc, R)*4: panelKc is the
+// depth of the slab the panels belong to, kc of the rows written (less when a slab is packed piece by piece).
+const PACK_PARAMS = 6;
+const [SRC, LD, DST, PKC, PANELS, PANEL_KC] = [0, 1, 2, 3, 4, 5];
+const [P_LEFT, K_LEFT, S, D, S_ROW, D_ROW, PANEL_BYTES] = [6, 7, 8, 9, 10, 11, 12];
+const [R0, T0] = [13, 17]; // v128: four source rows, four half-transposed rows
 
 /**
  * Source row k (at src + k*ld) holds row k of every panel side by side: copy R floats at a time.
  */
 function packCopyBody(R: number): number[] {
   const { code, emit } = body();
-  emit(w.get(PKC), w.i32(PAD_ROWS), w.add, w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
+  emit(w.get(PANEL_KC), w.i32(PAD_ROWS), w.add, w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
   emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PKC), w.set(K_LEFT));
   emit(w.loop); // over rows k
   emit(w.get(S_ROW), w.set(S), w.get(D_ROW), w.set(D), w.get(PANELS), w.set(P_LEFT));
@@ -116,7 +117,7 @@ function packCopyBody(R: number): number[] {
  */
 function packTransposeBody(R: number): number[] {
   const { code, emit } = body();
-  emit(w.get(PKC), w.i32(PAD_ROWS), w.add, w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
+  emit(w.get(PANEL_KC), w.i32(PAD_ROWS), w.add, w.i32(4 * R), w.mul, w.set(PANEL_BYTES));
   emit(w.get(SRC), w.set(S_ROW), w.get(DST), w.set(D_ROW), w.get(PANELS), w.set(P_LEFT));
   emit(w.loop); // over panels
   emit(w.get(S_ROW), w.set(S), w.get(D_ROW), w.set(D), w.get(PKC), w.set(K_LEFT));
@@ -177,7 +178,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
 
 // ---- running it ----
 
-type PackFunction = (src: number, ld: number, dst: number, kc: number, panels: number) => void;
+type PackFunction = (src: number, ld: number, dst: number, kc: number, panels: number, panelKc: number) => void;
 interface Instance {
   memory: WasmMemory;
   tile: (pa: number, pb: number, pc: number, mPanels: number, nPanels: number, kc: number, ldc: number, overwrite: number) => void;
@@ -294,19 +295,66 @@ const isOneRun = (X: Matrix, width: number): boolean =>
 /**
  * Packs depth [k0, k0+kc) x panel columns [i0, i0+width) of an operand into R-wide panels at heap[at..]
  * (panel-major, then k, then the panel's R values; columns past width are zeros), through the staging
- * area at heap[stagingAt..]. op(A)'s panel columns are its rows (R = MR), op(B)'s its columns (R = NR).
+ * area at heap[stagingAt..], or from the image in `planes` (see PlaneStage) where one is given.
+ * op(A)'s panel columns are its rows (R = MR), op(B)'s its columns (R = NR).
  * When the stored rows run along the depth (A transposed, B not), each stored row is a row of every
  * panel and is dealt out as is; otherwise each stored row is one panel column, transposed into place.
  */
-function packPanels(k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number, stagingAt: number, scratch: number, room: number): void {
+function packPanels(
+  k: Instance, X: Matrix, R: number, depthInRows: boolean, k0: number, kc: number, i0: number, width: number, at: number,
+  stagingAt: number, scratch: number, room: number, planes: PlaneStage | null,
+): void {
   const widthPad = roundUp(width, R);
   if (depthInRows) {
     stage(k, X, k0, kc, i0, width, stagingAt, widthPad, kc, scratch, room);
-    (R === MR ? k.packCopyA : k.packCopyB)(stagingAt * 4, widthPad * 4, at * 4, kc, widthPad / R);
-  } else {
+    (R === MR ? k.packCopyA : k.packCopyB)(stagingAt * 4, widthPad * 4, at * 4, kc, widthPad / R, kc);
+  } else if (planes) packFromPlanes(k, X, R, k0, kc, i0, width, at, planes);
+  else {
     const ld = roundUp(kc, 4);
     stage(k, X, i0, width, k0, kc, stagingAt, ld, widthPad, scratch, room);
-    (R === MR ? k.packTransposeA : k.packTransposeB)(stagingAt * 4, ld * 4, at * 4, kc, widthPad / R);
+    (R === MR ? k.packTransposeA : k.packTransposeB)(stagingAt * 4, ld * 4, at * 4, kc, widthPad / R, kc);
+  }
+}
+
+/**
+ * Room in the module for one image's rows of an images view packed the other way round (its depth runs
+ * along its columns: a filter gradient's dy, a 1x1 convolution's input in its filter gradient), and which
+ * rows of which image it holds. Those rows are consecutive planes, one run of memory, so each image is
+ * copied in once (one memcpy) and the slabs are packed straight from there, piece by piece at image
+ * boundaries. Staged slab by slab instead, planes wider than a slab took a native copy per row and slab:
+ * measured ~3x the time per value of copying whole planes (1225-value planes, 256-value slabs).
+ */
+interface PlaneStage { at: number; image: number; i0: number; width: number }
+
+/** Planes of at least this many values are packed through a PlaneStage, if their image's rows fit in PLANE_STAGE_FLOATS. */
+const STAGED_PLANE = 64, PLANE_STAGE_FLOATS = 1 << 20;
+
+/** Floats a PlaneStage needs for rows of an images view packed R wide (0: not staged by planes). */
+function planeStageFloats(X: Matrix, depthInRows: boolean, rows: number, R: number): number {
+  if (depthInRows || !imagesInPlace(X) || X.images!.P < STAGED_PLANE) return 0;
+  const floats = roundUp(rows, R) * X.images!.P + 4; // 4: the pack reads up to 3 values past a row's end
+  return floats <= PLANE_STAGE_FLOATS ? floats : 0;
+}
+
+/** Counts the slabs packed from planes, for the tests. */
+export const planeStaged = { slabs: 0 };
+
+function packFromPlanes(k: Instance, X: Matrix, R: number, k0: number, kc: number, i0: number, width: number, at: number, stage: PlaneStage): void {
+  const { P, stride } = X.images!, x = X.data as Float32Array, widthPad = roundUp(width, R);
+  const pack = R === MR ? k.packTransposeA : k.packTransposeB;
+  planeStaged.slabs++;
+  for (let depth = k0; depth < k0 + kc;) {
+    const image = Math.floor(depth / P), p = depth - image * P, length = Math.min(P - p, k0 + kc - depth);
+    if (stage.image !== image || stage.i0 !== i0 || stage.width !== width) {
+      const from = X.offset + image * stride + i0 * P;
+      k.heap.set(x.subarray(from, from + width * P), stage.at);
+      k.heap.fill(0, stage.at + width * P, stage.at + widthPad * P + 4); // zero panel columns past width
+      Object.assign(stage, { image, i0, width });
+    }
+    // Rows depth - k0 .. of every panel. A piece whose length is not a multiple of 4 writes up to 3 rows
+    // more: the next piece's first rows (written next) or the panel's padding.
+    pack((stage.at + p) * 4, P * 4, (at + (depth - k0) * R) * 4, length, widthPad / R, kc);
+    depth += length;
   }
 }
 
@@ -338,8 +386,13 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // zero rows up to mPad: one memcpy, where staging it took a call per row and slab, which cost more than
   // the copying (most of a batch-1 convolution's time outside the kernel). Then slabs pack from there.
   const aWhole = !transA && isOneRun(A, K) ? scratch + room : -1;
+  // Then room for an image of A's and of B's rows, where they are packed from whole planes (PlaneStage).
+  const aPlanes = planeStageFloats(A, transA, M, MR), bPlanes = planeStageFloats(B, !transB, ncMax, NR);
+  const aStageAt = roundUp(aWhole >= 0 ? aWhole + mPad * K + 4 : scratch + room, 4), bStageAt = roundUp(aStageAt + aPlanes, 4);
+  const aStage = aPlanes > 0 ? { at: aStageAt, image: -1, i0: 0, width: 0 } : null;
+  const bStage = bPlanes > 0 ? { at: bStageAt, image: -1, i0: 0, width: 0 } : null;
   try {
-    reserve(k, aWhole >= 0 ? aWhole + mPad * K + 4 : scratch + room);
+    reserve(k, bStageAt + bPlanes);
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
@@ -349,8 +402,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     heap.fill(0, aWhole + M * K, aWhole + mPad * K + 4); // and 4 floats read past the last row's end
   }
   const packA = (k0: number, kc: number, at: number): void => {
-    if (aWhole >= 0) k.packTransposeA((aWhole + k0) * 4, K * 4, at * 4, kc, mPad / MR);
-    else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room);
+    if (aWhole >= 0) k.packTransposeA((aWhole + k0) * 4, K * 4, at * 4, kc, mPad / MR, kc);
+    else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room, aStage);
   };
   if (!slabAtATime) for (let k0 = 0; k0 < K; k0 += KC) packA(k0, Math.min(KC, K - k0), pa + (k0 / KC) * aSlab);
   for (let j0 = 0; j0 < N; j0 = blockEnd(C, j0, N, blockWidth)) {
@@ -363,7 +416,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
       if (slabAtATime) packA(k0, kc, pa);
-      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room);
+      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room, bStage);
       k.tile((pa + (slabAtATime ? 0 : (k0 / KC) * aSlab)) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
     if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
