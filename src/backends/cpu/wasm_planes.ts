@@ -109,33 +109,6 @@ function affineKernel(relu: boolean): WasmFunction {
   });
 }
 
-/**
- * ReLU's gradient through an affine map, the forward output recomputed instead of read: dy = y > 0 ? dy : 0
- * for y = max(0, x * a[c] + b[c]), compared as integers as the mask kernel does. affineRelu makes y with the
- * same float32 operations, and keeps v = x*a + b exactly where v's bits are > 0 as an integer (a NaN of
- * either sign stays, but only a positive one passes the mask): so the mask is bits(v) > 0. Pointers dy
- * (masked in place), x.
- */
-function affineMaskKernel(): WasmFunction {
-  const A = 0, B = 1, A1 = 2, B1 = 3;
-  return planeKernel({
-    name: 'affineMask', pointers: 2, tables: 2, locals: [V128, V128, F32, F32],
-    perPlane: (e, L) => {
-      f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A)));
-      f32OfChannel(e, L, 1); e(w.tee(L.extra(B1)), w.f32x4Splat, w.set(L.extra(B)));
-    },
-    vector: (e, L) => {
-      e(w.get(L.ptr(0)), w.get(L.ptr(1)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add);
-      e(w.zero, w.i32x4GtS, w.get(L.ptr(0)), w.load(0), w.and128, w.store(0));
-    },
-    scalar: (e, L) => {
-      e(w.get(L.ptr(0)), w.get(L.ptr(0)), w.f32Load(0), w.f32Const0);
-      e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
-      e(w.i32FromF32Bits, w.i32(0), w.gtS, w.select, w.f32Store(0));
-    },
-  });
-}
-
 /** PReLU: dst = src > 0 ? src : a[c] * src (compared as integers: positive floats only; NaN stays NaN). */
 function preluKernel(): WasmFunction {
   const A = 0, A1 = 1; // extra locals: v128 a; f32 a
@@ -157,10 +130,17 @@ function preluKernel(): WasmFunction {
  * Adds, per plane, sum(u) and sum(u * v) into float64 tables 1 and 2, with u and v read from the one or
  * two pointers: moments (one pointer): u = v = x - shift[c]; batchnorm's backward sums (two): u = dy,
  * v = x - mean[c]. Four float64 lanes accumulate, folded into the tables after each plane.
+ *
+ * bnSumsMasked first masks dy by the ReLU that followed the batchnorm, its output recomputed from x instead
+ * of read, and stores the masked dy in place (for the input gradient next): dy = y > 0 ? dy : 0 for
+ * y = max(0, x * a[c] + b[c]) (tables 3 and 4), compared as integers as the mask kernel does. affineRelu
+ * makes y with the same float32 operations, and keeps v = x*a + b exactly where v's bits are > 0 as an
+ * integer (a NaN of either sign stays, but only a positive one passes the mask): so the mask is bits(v) > 0.
  */
-function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
+function sumsKernel(name: string, pointers: 1 | 2, masked = false): WasmFunction {
   const S = 0, U = 1, V = 2, SUM_U_LO = 3, SUM_U_HI = 4, SUM_UV_LO = 5, SUM_UV_HI = 6, S1 = 7, U1 = 8, SU = 9, SUV = 10;
-  const locals = [V128, V128, V128, V128, V128, V128, V128, F32, F32, F64, F64];
+  const A = 11, B = 12, A1 = 13, B1 = 14; // masked: the affine map's a[c], b[c]
+  const locals = [V128, V128, V128, V128, V128, V128, V128, F32, F32, F64, F64, ...(masked ? [V128, V128, F32, F32] : [])];
   const accumulate = (e: Emit, L: Locals, lo: number, hi: number, value: () => void): void => {
     value();
     e(w.tee(L.tmp4), w.f64x2FromF32Low, w.get(L.extra(lo)), w.f64x2Add, w.set(L.extra(lo)));
@@ -172,9 +152,13 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
     e(w.get(L.extra(scalar)), w.f64Add, w.f64Add, w.f64Store(0));
   };
   return planeKernel({
-    name, pointers, tables: 3, locals,
+    name, pointers, tables: masked ? 5 : 3, locals,
     perPlane: (e, L) => {
       f32OfChannel(e, L, 0); e(w.tee(L.extra(S1)), w.f32x4Splat, w.set(L.extra(S)));
+      if (masked) {
+        f32OfChannel(e, L, 3); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A)));
+        f32OfChannel(e, L, 4); e(w.tee(L.extra(B1)), w.f32x4Splat, w.set(L.extra(B)));
+      }
       for (const acc of [SUM_U_LO, SUM_U_HI, SUM_UV_LO, SUM_UV_HI]) e(w.zero, w.set(L.extra(acc)));
       e(w.f64Const0, w.set(L.extra(SU)), w.f64Const0, w.set(L.extra(SUV)));
     },
@@ -182,7 +166,11 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
       const v = pointers === 1 ? 0 : 1; // v = (pointer v) - shift
       e(w.get(L.ptr(v)), w.load(0), w.get(L.extra(S)), w.f32x4Sub, w.set(L.extra(V)));
       if (pointers === 1) e(w.get(L.extra(V)), w.set(L.extra(U)));
-      else e(w.get(L.ptr(0)), w.load(0), w.set(L.extra(U)));
+      else if (!masked) e(w.get(L.ptr(0)), w.load(0), w.set(L.extra(U)));
+      else {
+        e(w.get(L.ptr(1)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add, w.zero, w.i32x4GtS);
+        e(w.get(L.ptr(0)), w.load(0), w.and128, w.set(L.extra(U)), w.get(L.ptr(0)), w.get(L.extra(U)), w.store(0));
+      }
       accumulate(e, L, SUM_U_LO, SUM_U_HI, () => e(w.get(L.extra(U))));
       accumulate(e, L, SUM_UV_LO, SUM_UV_HI, () => e(w.get(L.extra(U)), w.get(L.extra(V)), w.f32x4Mul));
     },
@@ -190,7 +178,12 @@ function sumsKernel(name: string, pointers: 1 | 2): WasmFunction {
       const v = pointers === 1 ? 0 : 1;
       e(w.get(L.ptr(v)), w.f32Load(0), w.get(L.extra(S1)), w.f32Sub, w.set(L.tmp1));
       if (pointers === 1) e(w.get(L.tmp1), w.set(L.extra(U1)));
-      else e(w.get(L.ptr(0)), w.f32Load(0), w.set(L.extra(U1)));
+      else if (!masked) e(w.get(L.ptr(0)), w.f32Load(0), w.set(L.extra(U1)));
+      else {
+        e(w.get(L.ptr(0)), w.f32Load(0), w.f32Const0);
+        e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
+        e(w.i32FromF32Bits, w.i32(0), w.gtS, w.select, w.set(L.extra(U1)), w.get(L.ptr(0)), w.get(L.extra(U1)), w.f32Store(0));
+      }
       e(w.get(L.extra(SU)), w.get(L.extra(U1)), w.f64FromF32, w.f64Add, w.set(L.extra(SU)));
       e(w.get(L.extra(SUV)), w.get(L.extra(U1)), w.get(L.tmp1), w.f32Mul, w.f64FromF32, w.f64Add, w.set(L.extra(SUV)));
     },
@@ -302,7 +295,7 @@ function depthwiseKernel(): WasmFunction {
 }
 
 function planesFunctions(): WasmFunction[] {
-  return [affineKernel(false), affineKernel(true), affineMaskKernel(), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
+  return [affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
 }
 
 export function planesModuleBytes(): Uint8Array {
@@ -311,7 +304,7 @@ export function planesModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = 'affine' | 'affineRelu' | 'affineMask' | 'prelu' | 'moments' | 'bnSums' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
+type Name = 'affine' | 'affineRelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
 type Instance = PassModule<Name>;
 const kernels = passModule<Name>(planesFunctions);
 
@@ -479,7 +472,7 @@ const tableViews = (k: Instance, C: number): { f32: (at: number) => Float32Array
  * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
  * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
  * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
- * there by the ReLU (whose output is recomputed from x: affineMask), summed, and turned into dx while still in
+ * there by the ReLU (whose output is recomputed from x) as it is summed (bnSumsMasked), and turned into dx while still in
  * the cache (training: batchNormCoefficients' b and d from the group's sums; eval: dx = gain * dy). The two
  * passes it replaces staged dy and x twice, staged the forward output, and wrote and re-read the masked dy.
  * Sums and values are those of the two passes, bit for bit.
@@ -499,8 +492,9 @@ const bnBackwardRange: KernelPass = (k, a, c0, c1) => {
     const planes = N * g, [gain4, mean4] = [gainAt + 4 * cg, meanAt + 4 * cg];
     stageGroup(k, dy, DY, N, C, P, cg, g, false);
     stageGroup(k, x, X, N, C, P, cg, g, false);
-    if (relu) k.affineMask(DY, X, P, planes, g, 0, gain4, shiftAt + 4 * cg);
-    sumGroup(k.bnSums, [DY, X], P, planes, g, [mean4, sumDyAt + 8 * cg, sumDyXcAt + 8 * cg]);
+    const sums = [mean4, sumDyAt + 8 * cg, sumDyXcAt + 8 * cg];
+    if (relu) sumGroup(k.bnSumsMasked, [DY, X], P, planes, g, [...sums, gain4, shiftAt + 4 * cg]);
+    else sumGroup(k.bnSums, [DY, X], P, planes, g, sums);
     if (training) {
       batchNormCoefficients(f32(gainAt), f32(invstdAt), f64(sumDyAt), f64(sumDyXcAt), N * P, sumDyXhat, f32(bAt), f32(dAt), cg, cg + g);
       k.bnInputGradient(DY, X, DY, P, planes, g, 0, gain4, mean4, bAt + 4 * cg, dAt + 4 * cg);
