@@ -57,8 +57,16 @@ export abstract class Module {
     ];
   }
 
+  /** The tensors of namedParameters, in its order (without making the names: layers ask on every forward). */
   parameters(): Tensor[] {
-    return this.namedParameters().map(([, t]) => t);
+    const out: Tensor[] = [];
+    this.collectParameters(out);
+    return out;
+  }
+
+  private collectParameters(out: Tensor[]): void {
+    for (const t of this.params.values()) out.push(t);
+    for (const c of this.children.values()) c.collectParameters(out);
   }
 
   /** Parameters and buffers by dotted name, in registration order. The tensors are the live ones. */

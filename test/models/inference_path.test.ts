@@ -23,6 +23,13 @@ const maxAbs = (a: Tensor, b: Tensor): number => Array.from(a.data).reduce((m, v
 const largest = (a: Tensor): number => Array.from(a.data).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 describe('fused inference forward equals the differentiable forward', () => {
+  it('parameters() (which each layer asks for to choose its path) are namedParameters()\'s tensors, in order', () => {
+    for (const arch of ['dlib-resnet34', 'nn4.small2', 'inception-resnet-v1'] as const) {
+      const model = buildModel(arch, { seed: 5 }), named = model.namedParameters().map(([, t]) => t);
+      expect(named.length, arch).to.be.greaterThan(10);
+      expect(model.parameters(), arch).to.have.ordered.members(named);
+    }
+  });
   for (const [arch, size, batch] of [['dlib-resnet34', 150, 2], ['nn4.small2', 96, 2], ['inception-resnet-v1', 160, 1]] as const) {
     it(`${arch}: the same output without a graph as with one (to float32 rounding)`, () => {
       const model = buildModel(arch, { seed: 5 });
