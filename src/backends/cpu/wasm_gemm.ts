@@ -326,7 +326,10 @@ function packPanels(
  */
 interface PlaneStage { at: number; image: number; i0: number; width: number }
 
-/** Planes of at least this many values are packed through a PlaneStage, if their image's rows fit in PLANE_STAGE_FLOATS. */
+/**
+ * Planes of at least this many values are packed through a PlaneStage (smaller ones would make a pack call
+ * for every few rows of depth), if their image's rows fit in PLANE_STAGE_FLOATS.
+ */
 const STAGED_PLANE = 64, PLANE_STAGE_FLOATS = 1 << 20;
 
 /** Floats a PlaneStage needs for rows of an images view packed R wide (0: not staged by planes). */

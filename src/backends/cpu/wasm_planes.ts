@@ -472,8 +472,8 @@ const tableViews = (k: Instance, C: number): { f32: (at: number) => Float32Array
  * Batchnorm's whole backward in one pass. Arrays dy, x, dx; ints N, C, P, training, relu; tables mean, gain,
  * invstd, shift (the forward's y = x*gain + shift); sums sum(dy), sum(dy * (x - mean)) (dy masked).
  * A group of channels at a time, their planes of every image are staged in the module once: dy is masked
- * there by the ReLU (whose output is recomputed from x) as it is summed (bnSumsMasked), and turned into dx while still in
- * the cache (training: batchNormCoefficients' b and d from the group's sums; eval: dx = gain * dy). The two
+ * there by the ReLU (its output recomputed from x) as it is summed (bnSumsMasked), and turned into dx while
+ * still in the cache (training: batchNormCoefficients' b and d from the group's sums; eval: dx = gain * dy). The two
  * passes it replaces staged dy and x twice, staged the forward output, and wrote and re-read the masked dy.
  * Sums and values are those of the two passes, bit for bit.
  */
