@@ -169,9 +169,11 @@ class TableCache {
 
 const tapMaps = new TableCache();
 
+/** What one image's tables (tap map, row runs) depend on: the geometry less batch size and channels. */
+const planeKey = (g: ConvGeometry): string => [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
+
 function tapMap(g: ConvGeometry): Int32Array {
-  const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
-  return tapMaps.get(key, () => buildTapMap(g));
+  return tapMaps.get(planeKey(g), () => buildTapMap(g));
 }
 
 const hasTapMap = (g: ConvGeometry): boolean => g.KH * g.KW * g.OH * g.OW <= MAP_MAX;
@@ -193,8 +195,7 @@ const RUNS_FROM_OW = 8;
 
 /** [offset of the input for ow = 0 within its plane, first ow inside, end ow inside] for each tap and output row. */
 function rowRunTable(g: ConvGeometry): Int32Array {
-  const key = [g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW].join();
-  return rowRunTables.get(key, () => {
+  return rowRunTables.get(planeKey(g), () => {
     const table = new Int32Array(g.KH * g.KW * g.OH * 3);
     for (let ki = 0, at = 0; ki < g.KH; ki++) {
       for (let kj = 0; kj < g.KW; kj++) {

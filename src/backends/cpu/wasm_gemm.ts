@@ -352,7 +352,7 @@ function packFromPlanes(k: Instance, X: Matrix, R: number, k0: number, kc: numbe
       const from = X.offset + image * stride + i0 * P;
       k.heap.set(x.subarray(from, from + width * P), stage.at);
       k.heap.fill(0, stage.at + width * P, stage.at + widthPad * P + 4); // zero panel columns past width
-      Object.assign(stage, { image, i0, width });
+      stage.image = image; stage.i0 = i0; stage.width = width;
     }
     // Rows depth - k0 .. of every panel. A piece whose length is not a multiple of 4 writes up to 3 rows
     // more: the next piece's first rows (written next) or the panel's padding.

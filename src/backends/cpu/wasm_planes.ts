@@ -139,8 +139,8 @@ function preluKernel(): WasmFunction {
  */
 function sumsKernel(name: string, pointers: 1 | 2, masked = false): WasmFunction {
   const S = 0, U = 1, V = 2, SUM_U_LO = 3, SUM_U_HI = 4, SUM_UV_LO = 5, SUM_UV_HI = 6, S1 = 7, U1 = 8, SU = 9, SUV = 10;
-  const A = 11, B = 12, A1 = 13, B1 = 14; // masked: the affine map's a[c], b[c]
-  const locals = [V128, V128, V128, V128, V128, V128, V128, F32, F32, F64, F64, ...(masked ? [V128, V128, F32, F32] : [])];
+  const A = 11, B = 12, A1 = 13, B1 = 14, X4 = 15, X1 = 16; // masked: the affine map's a[c], b[c]; x as loaded
+  const locals = [V128, V128, V128, V128, V128, V128, V128, F32, F32, F64, F64, ...(masked ? [V128, V128, F32, F32, V128, F32] : [])];
   const accumulate = (e: Emit, L: Locals, lo: number, hi: number, value: () => void): void => {
     value();
     e(w.tee(L.tmp4), w.f64x2FromF32Low, w.get(L.extra(lo)), w.f64x2Add, w.set(L.extra(lo)));
@@ -164,11 +164,11 @@ function sumsKernel(name: string, pointers: 1 | 2, masked = false): WasmFunction
     },
     vector: (e, L) => {
       const v = pointers === 1 ? 0 : 1; // v = (pointer v) - shift
-      e(w.get(L.ptr(v)), w.load(0), w.get(L.extra(S)), w.f32x4Sub, w.set(L.extra(V)));
+      e(w.get(L.ptr(v)), w.load(0), masked ? w.tee(L.extra(X4)) : [], w.get(L.extra(S)), w.f32x4Sub, w.set(L.extra(V)));
       if (pointers === 1) e(w.get(L.extra(V)), w.set(L.extra(U)));
       else if (!masked) e(w.get(L.ptr(0)), w.load(0), w.set(L.extra(U)));
       else {
-        e(w.get(L.ptr(1)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add, w.zero, w.i32x4GtS);
+        e(w.get(L.extra(X4)), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add, w.zero, w.i32x4GtS);
         e(w.get(L.ptr(0)), w.load(0), w.and128, w.set(L.extra(U)), w.get(L.ptr(0)), w.get(L.extra(U)), w.store(0));
       }
       accumulate(e, L, SUM_U_LO, SUM_U_HI, () => e(w.get(L.extra(U))));
@@ -176,12 +176,12 @@ function sumsKernel(name: string, pointers: 1 | 2, masked = false): WasmFunction
     },
     scalar: (e, L) => {
       const v = pointers === 1 ? 0 : 1;
-      e(w.get(L.ptr(v)), w.f32Load(0), w.get(L.extra(S1)), w.f32Sub, w.set(L.tmp1));
+      e(w.get(L.ptr(v)), w.f32Load(0), masked ? w.tee(L.extra(X1)) : [], w.get(L.extra(S1)), w.f32Sub, w.set(L.tmp1));
       if (pointers === 1) e(w.get(L.tmp1), w.set(L.extra(U1)));
       else if (!masked) e(w.get(L.ptr(0)), w.f32Load(0), w.set(L.extra(U1)));
       else {
         e(w.get(L.ptr(0)), w.f32Load(0), w.f32Const0);
-        e(w.get(L.ptr(1)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
+        e(w.get(L.extra(X1)), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
         e(w.i32FromF32Bits, w.i32(0), w.gtS, w.select, w.set(L.extra(U1)), w.get(L.ptr(0)), w.get(L.extra(U1)), w.f32Store(0));
       }
       e(w.get(L.extra(SU)), w.get(L.extra(U1)), w.f64FromF32, w.f64Add, w.set(L.extra(SU)));
