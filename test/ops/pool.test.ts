@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ArgumentError, noGrad, avgPool2d, globalAvgPool, gradcheck, l2Pool2d, maxPool2d, Rng, ShapeError, tensor } from '../../src/index.js';
+import { ArgumentError, noGrad, avgPool2d, globalAvgPool, gradcheck, l2Pool2d, maxPool2d, mul, Rng, ShapeError, sum, tensor } from '../../src/index.js';
+import { avgPoolBackward } from '../../src/backends/cpu/pool.js';
 import { refPool, type RefPool } from '../reference.js';
 import { expectClose, randomTensor, shapeOf } from '../helpers.js';
 
@@ -100,6 +101,33 @@ describe('pooling details', () => {
         expectClose(y.data, ref.y, 1e-12, 1e-12, `${kind} trial ${t}`);
       }
     }
+  });
+  it('2x2 stride-2 average pools (a straight-line path) equal the naive reference exactly, odd sizes included, and give each input its window\'s dy / 4', () => {
+    for (const shape of [[2, 3, 7, 9], [1, 2, 4, 6]]) {
+      const p: RefPool = { kernel: [2, 2], stride: [2, 2], pad: [0, 0, 0, 0], ceil: false };
+      const x = randomTensor(shape, 5, 'float64');
+      const ref = refPool(x.data, shape, p, 'avg');
+      expect(Array.from(noGrad(() => avgPool2d(x, { kernel: 2, stride: 2 })).data)).to.deep.equal(ref.y);
+      const x32 = tensor(Array.from(x.data), shape);
+      expect(Array.from(noGrad(() => avgPool2d(x32, { kernel: 2, stride: 2 })).data)).to.deep.equal(refPool(x32.data, shape, p, 'avg').y.map(Math.fround));
+      // Backward: sum(y * r) has gradient r[window] / 4 on each window's inputs, 0 on the uncovered last row or column.
+      const [N, C, H, W] = shape as [number, number, number, number], OH = H >> 1, OW = W >> 1;
+      const r = randomTensor([N, C, OH, OW], 6, 'float64');
+      const xg = tensor(Array.from(x.data), shape, { dtype: 'float64', requiresGrad: true });
+      sum(mul(avgPool2d(xg, { kernel: 2, stride: 2 }), r)).backward();
+      const expected = new Array<number>(x.size).fill(0);
+      for (let plane = 0; plane < N * C; plane++) {
+        for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) if (i < 2 * OH && j < 2 * OW) expected[(plane * H + i) * W + j] = 0 + r.data[(plane * OH + (i >> 1)) * OW + (j >> 1)]! / 4;
+      }
+      expect(Array.from(xg.grad!.data)).to.deep.equal(expected);
+      expect(gradcheck((xi) => avgPool2d(xi!, { kernel: 2, stride: 2 }), [x]).maxRelError).to.be.at.most(1e-6);
+    }
+  });
+  it('the 2x2 stride-2 average pool\'s backward lands a -0 share as +0, as the window loops add it onto 0', () => {
+    const g = { N: 1, C: 1, H: 2, W: 4, KH: 2, KW: 2, OH: 1, OW: 2, strideH: 2, strideW: 2, padTop: 0, padBottom: 0, padLeft: 0, padRight: 0 };
+    const dx = avgPoolBackward(new Float32Array([-0, -8]), g, true);
+    expect(Array.from(dx, (v) => Object.is(v, 0))).to.deep.equal([true, true, false, false, true, true, false, false]);
+    expect(Array.from(dx)).to.deep.equal([0, 0, -2, -2, 0, 0, -2, -2]);
   });
   it('rejects padding as large as the kernel and windows larger than the input', () => {
     const x = randomTensor([1, 1, 4, 4], 1);

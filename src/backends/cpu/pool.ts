@@ -72,51 +72,94 @@ export function maxPoolBackward(dy: TypedArray, argmax: Int32Array, g: PoolGeome
   return dx;
 }
 
-/** Sum of x (or of x², for L2 pooling) over each window, in float64, into y. */
+/**
+ * Sum of x (or of x², for L2 pooling) over each window, in float64, into y. An output row at a time: each
+ * input row of its windows is added onto the row's float64 sums, so every window is summed in row-major
+ * order, as a loop per window would, without reading the window tables for every value (that loop took
+ * ~4 ns an input value over the ResNet-34's 2x2 shortcut pools).
+ */
 function windowSums(x: TypedArray, g: PoolGeometry, win: Windows, squares: boolean, y = alloc(dtypeOf(x), g.N * g.C * g.OH * g.OW)): TypedArray {
-  const { h0, h1, w0, w1 } = win;
+  const { h0, h1, w0, w1 } = win, sums = new Float64Array(g.OW);
+  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+    for (let oh = 0; oh < g.OH; oh++, o += g.OW) {
+      sums.fill(0);
+      for (let h = h0[oh]!; h < h1[oh]!; h++) {
+        const row = (plane * g.H + h) * g.W;
+        for (let ow = 0; ow < g.OW; ow++) {
+          let s = sums[ow]!;
+          const end = row + w1[ow]!;
+          if (squares) for (let i = row + w0[ow]!; i < end; i++) s += x[i]! * x[i]!;
+          else for (let i = row + w0[ow]!; i < end; i++) s += x[i]!;
+          sums[ow] = s;
+        }
+      }
+      y.set(sums, o);
+    }
+  }
+  return y;
+}
+
+/** The divisor of each output pixel's average (one plane's, row-major): the padded window, or only its part inside the image. */
+function windowDivisors(g: PoolGeometry, win: Windows, countIncludePad: boolean): Float64Array {
+  const d = new Float64Array(g.OH * g.OW);
+  for (let oh = 0, o = 0; oh < g.OH; oh++) {
+    for (let ow = 0; ow < g.OW; ow++, o++) {
+      d[o] = countIncludePad ? win.hSpan[oh]! * win.wSpan[ow]! : (win.h1[oh]! - win.h0[oh]!) * (win.w1[ow]! - win.w0[ow]!);
+    }
+  }
+  return d;
+}
+
+/**
+ * Whether the windows are 2x2, stride 2, unpadded (the ResNet-34's shortcut pools): each input is in at
+ * most one window, all windows are whole, and a straight-line loop replaces the window loops (~5x faster).
+ */
+const isHalving = (g: PoolGeometry): boolean =>
+  g.KH === 2 && g.KW === 2 && g.strideH === 2 && g.strideW === 2 && g.padTop + g.padBottom + g.padLeft + g.padRight === 0 && 2 * g.OH <= g.H && 2 * g.OW <= g.W;
+
+/** avgPoolForward of halving windows (isHalving): the same float64 sums, in the same order, over 4. */
+function halvingAverages(x: TypedArray, g: PoolGeometry): TypedArray {
+  const y = allocUnfilled(dtypeOf(x), g.N * g.C * g.OH * g.OW);
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
     for (let oh = 0; oh < g.OH; oh++) {
-      for (let ow = 0; ow < g.OW; ow++, o++) {
-        let s = 0;
-        for (let h = h0[oh]!; h < h1[oh]!; h++) {
-          const row = (plane * g.H + h) * g.W;
-          if (squares) for (let w = w0[ow]!; w < w1[ow]!; w++) s += x[row + w]! * x[row + w]!;
-          else for (let w = w0[ow]!; w < w1[ow]!; w++) s += x[row + w]!;
-        }
-        y[o] = s;
+      const top = (plane * g.H + 2 * oh) * g.W, bottom = top + g.W;
+      for (let i = 0; i < 2 * g.OW; i += 2, o++) {
+        y[o] = 0 + x[top + i]! + x[top + i + 1]! + x[bottom + i]! + x[bottom + i + 1]!;
+        y[o] = y[o]! / 4; // the sum rounded to y's type first, as windowSums stores it
       }
     }
   }
   return y;
 }
 
-/** The divisor of each output pixel's average: the padded window, or only its part inside the image. */
-function divisor(win: Windows, oh: number, ow: number, countIncludePad: boolean): number {
-  return countIncludePad ? win.hSpan[oh]! * win.wSpan[ow]! : (win.h1[oh]! - win.h0[oh]!) * (win.w1[ow]! - win.w0[ow]!);
-}
-
 export function avgPoolForward(x: TypedArray, g: PoolGeometry, countIncludePad: boolean): TypedArray {
-  const win = windows(g);
+  if (isHalving(g)) return halvingAverages(x, g);
+  const win = windows(g), divisors = windowDivisors(g, win, countIncludePad), outPlane = g.OH * g.OW;
   const y = windowSums(x, g, win, false);
-  for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
-    for (let oh = 0; oh < g.OH; oh++) for (let ow = 0; ow < g.OW; ow++, o++) y[o] = y[o]! / divisor(win, oh, ow, countIncludePad);
+  for (let at = 0; at < y.length; at += outPlane) {
+    for (let o = 0; o < outPlane; o++) y[at + o] = y[at + o]! / divisors[o]!;
   }
   return y;
 }
 
-/** Spreads share(o, plane, oh, ow) times `weight(i)` (1 when null) over the window of each output pixel. */
-function spread(dx: TypedArray, g: PoolGeometry, win: Windows, share: (o: number, oh: number, ow: number) => number, weight: TypedArray | null): void {
-  const { h0, h1, w0, w1 } = win;
+/**
+ * Adds each output pixel's share, times `weight(i)` (1 when null), onto every input of its window. An
+ * output row at a time: `shares(o, oh, row)` writes the row's shares (outputs o..o+OW-1) into `row`, then
+ * each input row of the windows gets them. Each input receives its windows' shares in output order, as a
+ * loop per window would add them.
+ */
+function spread(dx: TypedArray, g: PoolGeometry, win: Windows, shares: (o: number, oh: number, row: Float64Array) => void, weight: TypedArray | null): void {
+  const { h0, h1, w0, w1 } = win, share = new Float64Array(g.OW);
   for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
-    for (let oh = 0; oh < g.OH; oh++) {
-      for (let ow = 0; ow < g.OW; ow++, o++) {
-        const v = share(o, oh, ow);
-        if (v === 0) continue;
-        for (let h = h0[oh]!; h < h1[oh]!; h++) {
-          const row = (plane * g.H + h) * g.W;
-          if (weight) for (let w = w0[ow]!; w < w1[ow]!; w++) dx[row + w]! += v * weight[row + w]!;
-          else for (let w = w0[ow]!; w < w1[ow]!; w++) dx[row + w]! += v;
+    for (let oh = 0; oh < g.OH; oh++, o += g.OW) {
+      shares(o, oh, share);
+      for (let h = h0[oh]!; h < h1[oh]!; h++) {
+        const row = (plane * g.H + h) * g.W;
+        for (let ow = 0; ow < g.OW; ow++) {
+          const v = share[ow]!, end = row + w1[ow]!;
+          if (v === 0) continue;
+          if (weight) for (let i = row + w0[ow]!; i < end; i++) dx[i]! += v * weight[i]!;
+          else for (let i = row + w0[ow]!; i < end; i++) dx[i]! += v;
         }
       }
     }
@@ -125,8 +168,17 @@ function spread(dx: TypedArray, g: PoolGeometry, win: Windows, share: (o: number
 
 export function avgPoolBackward(dy: TypedArray, g: PoolGeometry, countIncludePad: boolean): TypedArray {
   const dx = alloc(dtypeOf(dy), g.N * g.C * g.H * g.W);
-  const win = windows(g);
-  spread(dx, g, win, (o, oh, ow) => dy[o]! / divisor(win, oh, ow, countIncludePad), null);
+  if (isHalving(g)) { // each input gets its one window's dy / 4, added onto 0 as spread adds it (inputs in no window stay 0)
+    for (let plane = 0, o = 0; plane < g.N * g.C; plane++) {
+      for (let oh = 0; oh < g.OH; oh++) {
+        const top = (plane * g.H + 2 * oh) * g.W, bottom = top + g.W;
+        for (let i = 0; i < 2 * g.OW; i += 2, o++) dx[top + i] = dx[top + i + 1] = dx[bottom + i] = dx[bottom + i + 1] = 0 + dy[o]! / 4;
+      }
+    }
+    return dx;
+  }
+  const win = windows(g), divisors = windowDivisors(g, win, countIncludePad);
+  spread(dx, g, win, (o, oh, row) => { for (let ow = 0; ow < g.OW; ow++) row[ow] = dy[o + ow]! / divisors[oh * g.OW + ow]!; }, null);
   return dx;
 }
 
@@ -145,6 +197,6 @@ export function l2PoolBackward(dy: TypedArray, x: TypedArray, y: TypedArray, g: 
   const dx = allocUnfilled(dtypeOf(dy), x.length), win = windows(g);
   if (l2PoolPlanes(x, y, dy, dx, g.N * g.C, g.H, g.W, g.OH, g.OW, [win.h0, win.h1, win.w0, win.w1])) return dx; // every plane written
   dx.fill(0);
-  spread(dx, g, win, (o) => (y[o] === 0 ? 0 : dy[o]! / y[o]!), x);
+  spread(dx, g, win, (o, _oh, row) => { for (let ow = 0; ow < g.OW; ow++) row[ow] = y[o + ow] === 0 ? 0 : dy[o + ow]! / y[o + ow]!; }, x);
   return dx;
 }
