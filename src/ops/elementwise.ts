@@ -10,7 +10,7 @@ import { alloc, allocUnfilled, Tensor, type DType, type TypedArray } from '../te
 import { commonDType } from './util.js';
 import { gpuFor } from '../backends/backend.js';
 import * as gpuOps from '../backends/gpu/ops.js';
-import { absValues, affinePlanes, batchNormSums, binaryValues, shiftedSums } from '../backends/cpu/wasm_planes.js';
+import { absValues, affinePlanes, affineValues, batchNormSums, binaryValues, shiftedSums } from '../backends/cpu/wasm_planes.js';
 
 interface BinaryRule {
   f: (a: number, b: number) => number;
@@ -145,10 +145,10 @@ function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Ten
   const y = allocUnfilled(a.dtype, a.size); // every value written (so is ga)
   // x + b, x - b and x * b as one per-channel affine map over a single plane (WebAssembly where it runs)
   const affine = name === 'add' ? [1, b] : name === 'sub' ? [1, -b] : name === 'mul' ? [b, 0] : null;
-  if (!affine || !affinePlanes(ad, y, 1, 1, a.size, [affine[0]!], [affine[1]!], false)) for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
+  if (!affine || !affineValues(ad, y, affine[0]!, affine[1]!)) for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
   return record(new Tensor(y, a.shape), `${name}Scalar`, [a], (dy) => {
     const ga = allocUnfilled(a.dtype, a.size);
-    if (!affine || !affinePlanes(dy, ga, 1, 1, a.size, [affine[0]!], [0], false)) for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
+    if (!affine || !affineValues(dy, ga, affine[0]!, 0)) for (let k = 0; k < ga.length; k++) ga[k] = dy[k]! * rule.da(ad[k]!, b);
     return [ga];
   });
 }

@@ -169,6 +169,27 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
     expect(threadedPasses() - jobs).to.be.greaterThan(0);
   });
 
+  it('a scalar add or multiply over one plane runs on both threads (as equal channels), forward and backward: the bits of one thread', async () => {
+    const run = (n: number): Float32Array[] => {
+      const x0 = randomTensor([n], n % 97);
+      x0.requiresGrad = true;
+      const x = mul(x0, 1), y = add(mul(x, 1.7), -0.3); // made inside the block: shared when recycling
+      sum(mul(y, randomTensor([n], 5))).backward();
+      return [y, x0.grad!].map((t) => Float32Array.from(t.data));
+    };
+    const sizes = [90000, 4 * 16411, 65537]; // 64 does not divide it (60 channels); 4 channels (16411 is prime); prime (one channel: not threaded)
+    setNumThreads(1);
+    const ones = sizes.map((n) => tidy(() => run(n)));
+    setNumThreads(2);
+    await workersUp(() => tidyAndRecycle(() => run(sizes[0]!), { training: true }));
+    sizes.forEach((n, i) => {
+      const jobs = threadedPasses();
+      same(tidyAndRecycle(() => run(n), { training: true }), ones[i]!, `${n} values`);
+      // 6 scalar maps (forward * 1, * 1.7, - 0.3; backward * 1, * 1.7, * 1) and the loss's flat multiply (threaded either way).
+      expect(threadedPasses() - jobs, `${n} values: threaded passes`).to.equal(n === 65537 ? 1 : 7);
+    });
+  });
+
   it('arrays made inside tidyAndRecycle are shared on 2 threads only (and only large ones)', () => {
     for (const threads of [1, 2]) {
       setNumThreads(threads);
