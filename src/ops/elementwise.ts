@@ -143,7 +143,7 @@ function wasmChannelSums(name: 'add' | 'mul' | 'sub', dy: TypedArray, a: TypedAr
 function binaryScalar(name: string, rule: BinaryRule, a: Tensor, b: number): Tensor {
   const ad = a.data;
   const y = allocUnfilled(a.dtype, a.size); // every value written (so is ga)
-  // x + b, x - b and x * b as one per-channel affine map over a single plane (WebAssembly where it runs)
+  // x + b, x - b and x * b as one affine map over the values (WebAssembly where it runs, on every thread)
   const affine = name === 'add' ? [1, b] : name === 'sub' ? [1, -b] : name === 'mul' ? [b, 0] : null;
   if (!affine || !affineValues(ad, y, affine[0]!, affine[1]!)) for (let k = 0; k < y.length; k++) y[k] = rule.f(ad[k]!, b);
   return record(new Tensor(y, a.shape), `${name}Scalar`, [a], (dy) => {
