@@ -185,7 +185,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
     sizes.forEach((n, i) => {
       const jobs = threadedPasses();
       same(tidyAndRecycle(() => run(n), { training: true }), ones[i]!, `${n} values`);
-      // 6 scalar maps (forward * 1, * 1.7, - 0.3; backward * 1, * 1.7, * 1) and the loss's flat multiply (threaded either way).
+      // 6 scalar maps (forward * 1, * 1.7, - 0.3; backward the add's * 1, * 1.7, * 1) and the loss's multiply forward (a flat pass, threaded either way).
       expect(threadedPasses() - jobs, `${n} values: threaded passes`).to.equal(n === 65537 ? 1 : 7);
     });
   });
