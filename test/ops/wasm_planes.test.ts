@@ -6,7 +6,7 @@
  * chunks that start mid-way through the channels, one channel. Also the kernels themselves against float64, and ReLU's special values.
  */
 import { expect } from 'chai';
-import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
+import { abs, add, batchNorm, l2Pool2d, leakyRelu, lrn, matmul, noGrad, maxPool2d, conv2d, conv2dScaleShift, mul, prelu, relu, sub, sum, tensor, tidy, type Tensor } from '../../src/index.js';
 import {
   affinePlanes, batchNormBackward, batchNormCoefficients, batchNormForward, batchNormInputGradient, batchNormMoments, batchNormNormalization, batchNormSums, planesModuleBytes,
   setWasmPlanes, shiftedSums, wasmPlanesAvailable,
@@ -19,6 +19,7 @@ import { colsBlocks, wasmColsAvailable } from '../../src/backends/cpu/wasm_cols.
 import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import { conv2dBackward } from '../../src/backends/cpu/conv.js';
 import { Rng } from '../../src/util/random.js';
+import { spawnSync } from 'node:child_process';
 
 // [40, 3, 17, 17]: 56 planes to a chunk, so the second chunk starts at channel 2.
 const SHAPES = [[6, 5], [2, 7, 3, 3], [40, 3, 17, 17], [1, 2, 130, 130], [4, 1, 5, 5]];
@@ -148,9 +149,58 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
         return values(y, x.grad, w.grad);
       });
       for (let i = 0; i < 3; i++) expect(Buffer.from(Float32Array.from(wasm[i]!).buffer).equals(Buffer.from(Float32Array.from(js[i]!).buffer)), `${xs.join('x')} ${ws.join('x')} ${['y', 'dx', 'dw'][i]}`).to.equal(true);
-      const byRuns = convGeometry('test', xs, ws, o as Conv2dOptions).OW >= 8, used = byRuns ? 'runs' : 'map', unused = byRuns ? 'map' : 'runs';
+      const g = convGeometry('test', xs, ws, o as Conv2dOptions), byRuns = g.OW >= 8, used = byRuns ? 'runs' : 'map', unused = byRuns ? 'map' : 'runs';
       expect([colsBlocks[used] > before[used], colsBlocks[unused] === before[unused]], `${xs.join('x')} ${ws.join('x')} went through the ${used} kernels only`).to.deep.equal([true, true]);
+      // Products of 32^3 multiply-adds or more take the packed kernel, whose blocks are moved in place in its
+      // memory; smaller ones the simple loops on plain copies (blocks through the cols module's own memory).
+      const work = (g.O / g.groups) * (g.C / g.groups) * g.KH * g.KW * g.OH * g.OW * (g.groups === 1 ? g.N : 1);
+      expect(colsBlocks.inPlace > before.inPlace, `${xs.join('x')} ${ws.join('x')}: blocks moved in place in the GEMM kernel's memory`).to.equal(work >= 32 ** 3);
     }
+  });
+
+  it('a convolution\'s tap table in the GEMM kernel\'s memory is loaded again once another product has used that memory', () => {
+    // The table lies above the GEMM's regions; a larger product in between writes over it.
+    const x = randomTensor([3, 5, 24, 20], 71), w = randomTensor([6, 5, 3, 3], 72), a = randomTensor([300, 300], 73);
+    const before = colsBlocks.inPlace;
+    const first = conv2d(x, w, null, { padding: 1 }).data.slice();
+    matmul(a, a).dispose();
+    const again = conv2d(x, w, null, { padding: 1 }).data;
+    expect(colsBlocks.inPlace, 'blocks moved in place').to.be.greaterThan(before);
+    expect(Buffer.from(again.buffer, again.byteOffset, again.byteLength).equals(Buffer.from(first.buffer))).to.equal(true);
+  });
+
+  it('im2col and col2im in place in the GEMM kernel\'s memory, when their staging makes it grow mid-product: bit for bit as the TypeScript loops (a fresh Node)', () => {
+    // A 1x1 convolution at stride 2 over 256 channels of 40x40: the GEMM reserves ~2 MB, a 512-column block
+    // stages 256 channels of two images (3.3 MB) above it. The GEMM's view of its memory must be renewed.
+    const url = (path: string): string => new URL(path, import.meta.url).href;
+    const script = `
+      const grown = new Set(), inCols = [];
+      const grow = WebAssembly.Memory.prototype.grow;
+      WebAssembly.Memory.prototype.grow = function (pages) {
+        if (!new Error().stack.includes('colsInModule')) grown.add(this); else if (grown.has(this)) inCols.push(pages);
+        return grow.call(this, pages);
+      };
+      const { conv2d, mul, sum, tidy } = await import('${url('../../src/index.js')}');
+      const { setWasmPlanes } = await import('${url('../../src/backends/cpu/wasm_planes.js')}');
+      const { colsBlocks } = await import('${url('../../src/backends/cpu/wasm_cols.js')}');
+      const { randomTensor } = await import('${url('../helpers.js')}');
+      const run = () => tidy(() => {
+        const x = randomTensor([2, 256, 40, 40], 61), w = randomTensor([8, 256, 1, 1], 62);
+        x.requiresGrad = true; w.requiresGrad = true;
+        const y = conv2d(x, w, null, { stride: 2 });
+        sum(mul(y, randomTensor(y.shape, 63))).backward();
+        return [y, x.grad, w.grad].map((t) => Buffer.from(Float32Array.from(t.data).buffer).toString('base64'));
+      });
+      const wasm = run(), inPlace = colsBlocks.inPlace;
+      setWasmPlanes(false);
+      const js = run();
+      console.log(JSON.stringify({ same: wasm.map((v, i) => v === js[i]), inPlace, grewInPlace: inCols.length }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr).to.equal(0);
+    const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as { same: boolean[]; inPlace: number; grewInPlace: number };
+    expect(got.same, 'y, dx, dw').to.deep.equal([true, true, true]);
+    expect(got.inPlace, 'blocks moved in place').to.be.greaterThan(0);
+    expect(got.grewInPlace, 'the GEMM kernel\'s memory grown by a block in place').to.be.greaterThan(0);
   });
 
   it('col2im at stride 2 leaves the inputs no tap reads exactly as they were, -0 included (the vector adds -0 to them)', () => {

@@ -7,7 +7,7 @@
  * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
  */
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
-import { gemm, imagesMat, mat, type ColsSource, type Matrix } from './gemm.js';
+import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
 
@@ -42,16 +42,17 @@ function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; 
  * than the input, so it is never stored: the GEMM asks for the blocks it packs (im2col straight into its
  * staging buffer), and hands over the blocks of dcols it computes, which are added onto dx (col2im).
  * Blocks go through WebAssembly (wasm_cols.ts: by row runs, or through the tap map (see tapMap) where
- * output rows are short; 0.4-1.6 ns a value, copies included) unless the map would be large (a
+ * output rows are short; 0.4-1.6 ns a value, copies included; in the GEMM kernel's memory, where the block
+ * is, when the GEMM says where there is room) unless the map would be large (a
  * detector's first layers on a photo); otherwise, or without
  * WebAssembly, each block is walked row by row, and within a row by runs of one output row (one oh of
  * one image), or gathered through the map when those runs are short.
  */
 function colsBlock(
   x: TypedArray, base: number, imageStride: number, g: ConvGeometry, layout: TapLayout | null,
-  r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean,
+  r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, addToImage: boolean, room?: ModuleRoom,
 ): void {
-  if (layout && colsInModule(x, base, imageStride, layout, r0, rows, c0, cols, buf, at, ld, addToImage)) return;
+  if (layout && colsInModule(x, base, imageStride, layout, r0, rows, c0, cols, buf, at, ld, addToImage, room)) return;
   if (g.OW < GATHER_BELOW_OW) return colsBlockGather(x, base, imageStride, g, r0, rows, c0, cols, buf, at, ld, addToImage);
   if (!addToImage && g.strideW === 1 && x instanceof Float32Array && buf instanceof Float32Array) {
     const region = inputRegion(g, r0, rows, c0, cols);
@@ -291,12 +292,12 @@ function colsSource(x: TypedArray, base: number, imageStride: number, g: ConvGeo
 
 function producedCols(x: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
   const layout = tapLayout(g);
-  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => colsBlock(x, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, false) };
+  return { data: alloc(dtypeOf(x), 0), offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld, room) => colsBlock(x, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, false, room) };
 }
 
 function consumedCols(dx: TypedArray, base: number, imageStride: number, g: ConvGeometry): Matrix {
   const layout = tapLayout(g);
-  return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld) => colsBlock(dx, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, true) };
+  return { data: alloc(dtypeOf(dx), 0), offset: 0, ld: 0, consume: (r0, rows, c0, cols, buf, at, ld, room) => colsBlock(dx, base, imageStride, g, layout, r0, rows, c0, cols, buf, at, ld, true, room) };
 }
 
 const GEOMETRY_FIELDS = ['N', 'C', 'H', 'W', 'O', 'KH', 'KW', 'OH', 'OW', 'groups', 'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW'] as const;

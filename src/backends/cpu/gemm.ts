@@ -7,6 +7,7 @@
  */
 import type { TypedArray } from '../../tensor/tensor.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
+import type { WasmMemory } from './wasm_writer.js';
 import { gemmThreaded, useThreads } from './threads.js';
 
 export interface Matrix {
@@ -48,8 +49,18 @@ export interface ColsSource {
   over: (x: Float32Array, base: number) => Matrix;
 }
 
-/** Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. */
-export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number) => void;
+/**
+ * Copies the stored block rows [r0, r0+rows) x columns [c0, c0+cols) to or from buf[at + r*ld + c]. `room`,
+ * when given, says buf is a view of a WebAssembly module's memory (the GEMM kernel's) with bytes from
+ * room.from on free for the call: a produced or consumed block can then be computed there in place.
+ */
+export type BlockCopy = (r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, room?: ModuleRoom) => void;
+
+/**
+ * Free memory beside a block in a module's memory: bytes [from, ..) of `memory` are the callee's while the
+ * call lasts, and it may grow the memory (the caller renews its views after).
+ */
+export interface ModuleRoom { memory: WasmMemory; from: number }
 
 export function mat(data: TypedArray, offset: number, ld: number): Matrix {
   return { data, offset, ld };
@@ -98,14 +109,14 @@ function copyBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number
 }
 
 /** buf[at + r*ld + c] = X[r0 + r, c0 + c] (stored) for the rows x cols block. */
-export function readBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
-  if (X.produce) X.produce(r0, rows, c0, cols, buf, at, ld);
+export function readBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, room?: ModuleRoom): void {
+  if (X.produce) X.produce(r0, rows, c0, cols, buf, at, ld, room);
   else copyBlock(X, r0, rows, c0, cols, buf, at, ld, false);
 }
 
 /** X[r0 + r, c0 + c] (stored) = buf[at + r*ld + c] for the rows x cols block (each block once, final values). */
-export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number): void {
-  if (X.consume) X.consume(r0, rows, c0, cols, buf, at, ld);
+export function writeBlock(X: Matrix, r0: number, rows: number, c0: number, cols: number, buf: TypedArray, at: number, ld: number, room?: ModuleRoom): void {
+  if (X.consume) X.consume(r0, rows, c0, cols, buf, at, ld, room);
   else copyBlock(X, r0, rows, c0, cols, buf, at, ld, true);
 }
 

@@ -260,7 +260,7 @@ export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<numbe
 function from(X: Matrix, r: number, c: number): Matrix {
   if (X.images && c % X.images.P === 0) return { ...X, offset: X.offset + r * X.ld + (c / X.images.P) * X.images.stride };
   if (!X.images && !X.cols && !X.produce && !X.consume) return { ...X, offset: X.offset + r * X.ld + c };
-  return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld) };
+  return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld, room) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld, room) };
 }
 
 /** C (+)= op(A) op(B) on all threads. */
@@ -328,7 +328,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
 
 /** Columns [j0, ..) of a consumed result as a consumed result of their own, handed over in the whole result's blocks. */
 const consumedColumns = (X: Matrix, j0: number): Matrix =>
-  ({ ...X, consume: (r0, rows, c0, cols, buf, at, ld) => X.consume!(r0, rows, c0 + j0, cols, buf, at, ld), consumedFrom: j0 });
+  ({ ...X, consume: (r0, rows, c0, cols, buf, at, ld, room) => X.consume!(r0, rows, c0 + j0, cols, buf, at, ld, room), consumedFrom: j0 });
 
 /**
  * gemmThreaded split by rows of C (see splitsByRows): the workers' rows of op(A) are shipped PLAIN, each

@@ -12,8 +12,9 @@
  * added onto them in conv.ts's order (rows, then columns: the same float32 sums, bit for bit) and copied
  * back.
  */
-import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction } from './wasm_writer.js';
-import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
+import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction, type WasmMemory } from './wasm_writer.js';
+import { isF32, passModule, passModuleOver, regionBytes, reserve } from './wasm_module.js';
+import type { ModuleRoom } from './gemm.js';
 
 /**
  * cols (out, map, P, taps, tap, plane, rows, cols, q0, imageBytes, planeBytes, rowGap): rows x cols values
@@ -138,19 +139,28 @@ function rowColsKernel(add: boolean): WasmFunction {
   return { name: add ? 'addRowCols' : 'rowCols', params: new Array<number>(12).fill(I32), locals: new Array<number>(10).fill(I32), code };
 }
 
-const kernels = passModule<'cols' | 'addCols' | 'rowCols' | 'addRowCols'>(() => [colsKernel(false), colsKernel(true), rowColsKernel(false), rowColsKernel(true)]);
+type ColsKernel = 'cols' | 'addCols' | 'rowCols' | 'addRowCols';
+const functions = (): WasmFunction[] => [colsKernel(false), colsKernel(true), rowColsKernel(false), rowColsKernel(true)];
+/** The kernels in a module of their own, and over another module's memory (the GEMM kernel's: see colsInModule). */
+const kernels = passModule<ColsKernel>(functions), kernelsOver = passModuleOver<ColsKernel>(functions);
 
 /** Whether these kernels run here (and the passes are switched on). */
 export const wasmColsAvailable = (): boolean => kernels() !== null;
 
-/** Blocks moved through the map and by row runs in this thread so far (for tests: which kernels ran). */
-export const colsBlocks = { map: 0, runs: 0 };
+/**
+ * Blocks moved through the map and by row runs in this thread so far, and of them those moved in place in
+ * the GEMM kernel's memory (for tests: which kernels ran).
+ */
+export const colsBlocks = { map: 0, runs: 0, inPlace: 0 };
 
-/** The table held in the module's memory (at MAP_AT: the map or the row runs), so that the blocks of one convolution copy it once. */
-let loadedTable: Int32Array | null = null;
-/** The module's memory as int32s (tables and segments), renewed when the memory grows. */
+/**
+ * The table each memory holds (the map or the row runs), where, and for which room: the blocks of one
+ * convolution copy it once. In a GEMM's memory it lasts only as long as that GEMM's room (a later GEMM
+ * may write there).
+ */
+const loadedTables = new WeakMap<WasmMemory, { table: Int32Array; at: number; room: ModuleRoom | undefined }>();
+/** A memory as int32s (tables and segments), renewed when it is another memory or has grown. */
 let ints = new Int32Array(0);
-const MAP_AT = 16; // bytes 0-15: addCols's scratch slot
 
 /**
  * A convolution's cols as the kernels see them (conv.ts's tap map and geometry), and where output rows are
@@ -184,27 +194,40 @@ function rowSegments(q0: number, cols: number, P: number, OW: number, imageBytes
  * The block's channel planes are staged in the module whole, or, when its columns lie in one image, only the
  * span of each plane its taps and pixels reach (a 512-column block of a 79x79 plane reads 8 of its 79 rows:
  * staging whole planes had copied more floats than the block gathers).
+ * With a `room` in the memory buf views (the GEMM kernel's), the kernels run over that memory, staging
+ * there, and read or write the block where it is: the copy of the block between the two modules' memories
+ * (a KxK convolution's block is KH*KW times its share of the input) is saved.
  */
 export function colsInModule(
   x: ArrayLike<number>, base: number, imageStride: number, layout: TapLayout,
-  r0: number, rows: number, c0: number, cols: number, buf: ArrayLike<number>, at: number, ld: number, add: boolean,
+  r0: number, rows: number, c0: number, cols: number, buf: ArrayLike<number>, at: number, ld: number, add: boolean, room?: ModuleRoom,
 ): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, buf)) return false;
-  const { map, taps, P, plane, rowRuns } = layout, xs = x as Float32Array, b = buf as Float32Array;
+  if (!isF32(x, buf)) return false;
+  const xs = x as Float32Array, b = buf as Float32Array;
+  const inPlace = room !== undefined && b.buffer === room.memory.buffer;
+  const k = inPlace ? kernelsOver(room.memory) : kernels();
+  if (!k) return false;
+  const { map, taps, P, plane, rowRuns } = layout;
   const n0 = Math.floor(c0 / P), images = Math.floor((c0 + cols - 1) / P) - n0 + 1;
   const ch0 = Math.floor(r0 / taps), channels = Math.floor((r0 + rows - 1) / taps) - ch0 + 1;
   const [lo, hi] = images === 1 ? planeSpan(layout, r0 - ch0 * taps, Math.min(rows, taps), c0 - n0 * P, cols) : [0, plane];
-  const span = hi - lo, staged = channels * span; // floats per image
-  // Memory: [slot][the map or row runs][row segments][staged planes][block]. Staged plane c of image i at
-  // regionAt + (i * staged + c * span) * 4, seen by the kernels as starting lo floats before.
+  const span = hi - lo, staged = channels * span; // floats per staged image
+  // Memory from `origin` (0 in the module's own, the room's start in a GEMM's): [slot: addCols's scratch
+  // for padding's values][the map or row runs][row segments][staged planes][the block, unless in place].
+  // Staged plane c of image i at regionAt + (i * staged + c * span) * 4, seen by the kernels as starting
+  // lo floats before.
+  const origin = inPlace ? regionBytes(room.from / 4) : 0, tableAt = origin + 16;
   const table = rowRuns ? rowRuns.table : map, segs = rowRuns ? rowSegments(c0 - n0 * P, cols, P, rowRuns.OW, staged * 4) : null;
-  const segsAt = MAP_AT + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
-  const outAt = regionAt + regionBytes(images * staged);
-  reserve(k, outAt + ((rows - 1) * (add ? ld : cols) + cols) * 4);
+  const segsAt = tableAt + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
+  const blockAt = regionAt + regionBytes(images * staged);
+  const outAt = inPlace ? at * 4 : blockAt;
+  reserve(k, inPlace ? blockAt + 16 : blockAt + ((rows - 1) * (add ? ld : cols) + cols) * 4); // 16: addRowCols at stride 2 adds -0 one float past a run
   if (ints.buffer !== k.memory.buffer) ints = new Int32Array(k.memory.buffer);
-  if (loadedTable !== table) ints.set(table, MAP_AT / 4);
-  loadedTable = table;
+  const loaded = loadedTables.get(k.memory);
+  if (loaded?.table !== table || loaded.at !== tableAt || loaded.room !== room) {
+    ints.set(table, tableAt / 4);
+    loadedTables.set(k.memory, { table, at: tableAt, room });
+  }
   if (segs) ints.set(segs, segsAt / 4);
   const heap = k.heap, region = regionAt / 4, out = outAt / 4;
   const planeAt = (i: number, c: number): number => base + (n0 + i) * imageStride + (ch0 + c) * plane + lo; // in x
@@ -223,18 +246,22 @@ export function colsInModule(
     }
   };
   stage(false);
-  const tap = r0 - ch0 * taps, planes = regionAt - lo * 4, rowGap = add ? (ld - cols) * 4 : 0;
+  // The kernels step over buf's row gaps where they read or write the block in place, or (added) in the
+  // copy of it that keeps them.
+  const tap = r0 - ch0 * taps, planes = regionAt - lo * 4, rowGap = inPlace || add ? (ld - cols) * 4 : 0;
   colsBlocks[segs ? 'runs' : 'map']++;
+  if (inPlace) colsBlocks.inPlace++;
   const run = (kernel: 'cols' | 'addCols'): void => {
-    if (segs) k[kernel === 'cols' ? 'rowCols' : 'addRowCols'](outAt, MAP_AT, segsAt, segs.length / SEGMENT, (P / rowRuns!.OW) * 12, taps, tap, planes, rows, span * 4, rowGap, 4 * rowRuns!.stride);
-    else k[kernel](outAt, MAP_AT, P, taps, tap, planes, rows, cols, c0 - n0 * P, staged * 4, span * 4, rowGap, 0);
+    if (segs) k[kernel === 'cols' ? 'rowCols' : 'addRowCols'](outAt, tableAt, segsAt, segs.length / SEGMENT, (P / rowRuns!.OW) * 12, taps, tap, planes, rows, span * 4, rowGap, 4 * rowRuns!.stride);
+    else k[kernel](outAt, tableAt, P, taps, tap, planes, rows, cols, c0 - n0 * P, staged * 4, span * 4, rowGap, origin);
   };
-  if (add) { // the block comes in with buf's row stride, gaps and all: one copy (read only, so harmless)
-    heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out);
+  if (add) {
+    if (!inPlace) heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out); // with buf's row stride, gaps and all: one copy (read only, so harmless)
     run('addCols');
     stage(true);
   } else { // written out row by row unless rows are contiguous in buf: the gaps may hold other values
     run('cols');
+    if (inPlace) return true;
     if (ld === cols) b.set(heap.subarray(out, out + rows * cols), at);
     else for (let r = 0; r < rows; r++) b.set(heap.subarray(out + r * cols, out + (r + 1) * cols), at + r * ld);
   }

@@ -13,7 +13,7 @@
  * it and wherever its column falls, so results stay bit-identical across thread counts. (The pure-TypeScript
  * kernel sums in float64; the kernels agree to float32 rounding, which the tests check.)
  */
-import { blockEnd, CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix } from './gemm.js';
+import { blockEnd, CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix, type ModuleRoom } from './gemm.js';
 import { body, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type WasmMemory } from './wasm_writer.js';
 
 export const MR = 4;
@@ -185,6 +185,11 @@ interface Instance {
   packCopyA: PackFunction; packCopyB: PackFunction; packTransposeA: PackFunction; packTransposeB: PackFunction;
   copy2d: (src: number, srcStride: number, dst: number, dstStride: number, rows: number, width: number) => void;
   heap: Float32Array;
+  /**
+   * While a product runs, the memory above its regions, offered to its produced and consumed blocks (a
+   * convolution's cols and dcols: computed there in place, see colsInModule), which may grow the memory.
+   */
+  spare?: ModuleRoom;
 }
 
 let instance: Instance | null | undefined;
@@ -196,7 +201,7 @@ let fusedKernel = false;
  * run the same kernel and results stay bit-identical across thread counts).
  */
 function kernel(): Instance | null {
-  if (instance !== undefined) return instance;
+  if (instance !== undefined) return instance && renewHeap(instance);
   const fused = globalThis.process?.env?.FACENET_WASM_FMA !== '0' ? instantiate(gemmModuleBytes(true)) : null;
   const exports = (fused ?? instantiate(gemmModuleBytes())) as Omit<Instance, 'heap'> | null; // null: the TypeScript kernel runs
   fusedKernel = fused !== null;
@@ -211,6 +216,12 @@ export function wasmGemmAvailable(): boolean {
 /** Whether the WebAssembly kernel runs with fused multiply-adds (relaxed SIMD) in this thread. */
 export function wasmGemmFused(): boolean {
   return kernel() !== null && fusedKernel;
+}
+
+/** k, its heap view renewed if the memory has grown since (a block computed in place may grow it). */
+function renewHeap(k: Instance): Instance {
+  if (k.heap.buffer !== k.memory.buffer) k.heap = new Float32Array(k.memory.buffer);
+  return k;
 }
 
 /** Makes the module's memory hold at least `floats` float32 values. */
@@ -279,9 +290,9 @@ export function writeImages(X: Matrix, r0: number, rows: number, c0: number, col
  * paths).
  */
 function stage(k: Instance, X: Matrix, r0: number, rows: number, c0: number, cols: number, at: number, ld: number, rowsPad: number, scratch: number, room: number): void {
-  const heap = k.heap;
   if (imagesInPlace(X)) imagesBlock(k, X, r0, rows, c0, cols, at, ld, false, scratch, room);
-  else readBlock(X, r0, rows, c0, cols, heap, at, ld);
+  else readBlock(X, r0, rows, c0, cols, k.heap, at, ld, k.spare);
+  const heap = renewHeap(k).heap;
   if (cols < ld) for (let r = 0; r < rows; r++) heap.fill(0, at + r * ld + cols, at + (r + 1) * ld);
   if (rows < rowsPad) heap.fill(0, at + rows * ld, at + rowsPad * ld);
 }
@@ -399,11 +410,11 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
   }
-  const heap = k.heap;
   if (aWhole >= 0) {
-    heap.set((A.data as Float32Array).subarray(A.offset, A.offset + M * K), aWhole);
-    heap.fill(0, aWhole + M * K, aWhole + mPad * K + 4); // and 4 floats read past the last row's end
+    k.heap.set((A.data as Float32Array).subarray(A.offset, A.offset + M * K), aWhole);
+    k.heap.fill(0, aWhole + M * K, aWhole + mPad * K + 4); // and 4 floats read past the last row's end
   }
+  k.spare = { memory: k.memory, from: (bStageAt + bPlanes) * 4 }; // a new object each product: see colsInModule's tables
   const packA = (k0: number, kc: number, at: number): void => {
     if (aWhole >= 0) k.packTransposeA((aWhole + k0) * 4, K * 4, at * 4, kc, mPad / MR, kc);
     else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room, aStage);
@@ -413,8 +424,8 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     const nc = blockEnd(C, j0, N, blockWidth) - j0, ncPad = roundUp(nc, NR);
     if (accumulate) {
       if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch, room);
-      else readBlock(C, 0, M, j0, nc, heap, pc, ncPad);
-      heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
+      else readBlock(C, 0, M, j0, nc, k.heap, pc, ncPad);
+      k.heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
     }
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = Math.min(KC, K - k0);
@@ -423,7 +434,9 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
       k.tile((pa + (slabAtATime ? 0 : (k0 / KC) * aSlab)) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
     if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
-    else writeBlock(C, 0, M, j0, nc, heap, pc, ncPad);
+    else writeBlock(C, 0, M, j0, nc, k.heap, pc, ncPad, k.spare);
+    renewHeap(k);
   }
+  k.spare = undefined;
   return true;
 }

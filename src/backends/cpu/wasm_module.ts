@@ -2,7 +2,8 @@
  * What the WebAssembly pass modules share (wasm_planes.ts: per-channel and elementwise passes;
  * wasm_pool.ts: max and L2 pooling; wasm_lrn.ts: LRN; wasm_cols.ts: im2col and col2im): each is a small module of its own, emitted by
  * wasm_writer.ts and instantiated on first use, with its own memory, seen as float32 and float64 views
- * that are renewed when it grows. One switch turns them all off (the TypeScript loops then run).
+ * that are renewed when it grows (passModuleOver: over another module's memory instead). One switch turns
+ * them all off (the TypeScript loops then run).
  */
 import { instantiate, moduleBytes, reserveBytes, type WasmFunction, type WasmMemory } from './wasm_writer.js';
 
@@ -31,11 +32,35 @@ export function passModule<Name extends string>(functions: () => WasmFunction[])
   };
 }
 
-/** Makes the module's memory hold `bytes`, renewing the views when it grows. */
-export function reserve(k: Memory, bytes: number): void {
-  if (!reserveBytes(k.memory, bytes)) return;
+/**
+ * The same functions as modules over other modules' memories (imported): one instance per memory, made on
+ * its first call, so that they work on data another module left in its memory, in place. Null where they
+ * cannot run or are switched off. The views are renewed on each call where that memory has grown since.
+ */
+export function passModuleOver<Name extends string>(functions: () => WasmFunction[]): (memory: WasmMemory) => PassModule<Name> | null {
+  const instances = new WeakMap<WasmMemory, PassModule<Name> | null>();
+  let bytes: Uint8Array | undefined;
+  return (memory) => {
+    if (!enabled) return null;
+    let instance = instances.get(memory);
+    if (instance === undefined) {
+      const exports = instantiate(bytes ??= moduleBytes(functions(), { importedMemory: true }), memory) as Record<Name, Fn> | null;
+      instance = exports && { ...exports, memory, heap: new Float32Array(memory.buffer), heap64: new Float64Array(memory.buffer) };
+      instances.set(memory, instance);
+    }
+    if (instance && instance.heap.buffer !== memory.buffer) renewViews(instance);
+    return instance;
+  };
+}
+
+function renewViews(k: Memory): void {
   k.heap = new Float32Array(k.memory.buffer);
   k.heap64 = new Float64Array(k.memory.buffer);
+}
+
+/** Makes the module's memory hold `bytes`, renewing the views when it grows. */
+export function reserve(k: Memory, bytes: number): void {
+  if (reserveBytes(k.memory, bytes)) renewViews(k);
 }
 
 export const isF32 = (...arrays: ArrayLike<number>[]): boolean => arrays.every((a) => a instanceof Float32Array);

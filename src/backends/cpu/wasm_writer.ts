@@ -2,14 +2,15 @@
  * A minimal WebAssembly binary writer: just what our kernels need (wasm_gemm.ts, wasm_planes.ts). Kernels
  * are written as arrays of opcodes at load time and compiled with the platform's WebAssembly: no
  * toolchain, no dependency, our own bytes. Each module has one memory, exported as `memory`, and exports
- * its functions by name.
+ * its functions by name. The memory is the module's own, or one it imports (`env.memory`): another
+ * module's, whose data its functions then work on in place.
  */
 
 // The few WebAssembly globals used here (the ES2022 lib declares none, and the DOM lib would bring the rest).
 declare const WebAssembly: {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
+  Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
 };
 export interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
 
@@ -112,11 +113,16 @@ export interface WasmFunction {
   code: number[];
 }
 
-/** A module of the given functions (none returns a value) and one exported memory of one page to start. */
-export function moduleBytes(functions: WasmFunction[]): Uint8Array {
+/**
+ * A module of the given functions (none returns a value) and one exported memory of one page to start:
+ * its own, or with `importedMemory` one given at instantiation as `env.memory`.
+ */
+export function moduleBytes(functions: WasmFunction[], options: { importedMemory?: boolean } = {}): Uint8Array {
   const type = section(1, vec(functions.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...vec([])])));
+  const limits = [0x00, ...uleb(1)]; // no maximum, one page at least
+  const imports = options.importedMemory ? section(2, vec([[...name('env'), ...name('memory'), 0x02, ...limits]])) : [];
   const func = section(3, vec(functions.map((_, i) => uleb(i))));
-  const memory = section(5, vec([[0x00, ...uleb(1)]]));
+  const memory = options.importedMemory ? [] : section(5, vec([limits]));
   const exports = section(7, vec([[...name('memory'), 0x02, 0], ...functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])]));
   const code = section(10, vec(functions.map((f) => {
     const runs: number[][] = []; // locals as (count, type) runs
@@ -128,14 +134,14 @@ export function moduleBytes(functions: WasmFunction[]): Uint8Array {
     const all = [...vec(runs.map(([n, t]) => [...uleb(n!), t!])), ...f.code, ...w.end];
     return [...uleb(all.length), ...all];
   })));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...func, ...memory, ...exports, ...code]);
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...func, ...memory, ...exports, ...code]);
 }
 
-/** Compiles a module here; null where WebAssembly (or its SIMD) is unavailable. */
-export function instantiate(bytes: Uint8Array): Record<string, unknown> | null {
+/** Compiles a module here (over `memory`, for a module that imports one); null where WebAssembly (or its SIMD) is unavailable. */
+export function instantiate(bytes: Uint8Array, memory?: WasmMemory): Record<string, unknown> | null {
   try {
     if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) return null;
-    return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes), memory ? { env: { memory } } : undefined).exports;
   } catch {
     return null;
   }
