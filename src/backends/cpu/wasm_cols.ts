@@ -220,8 +220,11 @@ export function colsInModule(
   const table = rowRuns ? rowRuns.table : map, segs = rowRuns ? rowSegments(c0 - n0 * P, cols, P, rowRuns.OW, staged * 4) : null;
   const segsAt = tableAt + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
   const blockAt = regionAt + regionBytes(images * staged);
-  const outAt = inPlace ? at * 4 : blockAt;
-  reserve(k, inPlace ? blockAt + 16 : blockAt + ((rows - 1) * (add ? ld : cols) + cols) * 4); // 16: addRowCols at stride 2 adds -0 one float past a run
+  // The block as the kernels see it: where it is (in place), or a copy with buf's row gaps, made in one
+  // memcpy, where they are no wider than the block (a GEMM's tile); else rows cols apart (the threaded
+  // GEMM's C, whose rows are the whole product's: its gaps would make every block copy all of C).
+  const gaps = inPlace || (add && ld - cols <= cols), outAt = inPlace ? at * 4 : blockAt;
+  reserve(k, inPlace ? blockAt + 16 : blockAt + ((rows - 1) * (gaps ? ld : cols) + cols) * 4); // 16: addRowCols at stride 2 adds -0 one float past a run
   if (ints.buffer !== k.memory.buffer) ints = new Int32Array(k.memory.buffer);
   const loaded = loadedTables.get(k.memory);
   if (loaded?.table !== table || loaded.at !== tableAt || loaded.room !== room) {
@@ -246,9 +249,7 @@ export function colsInModule(
     }
   };
   stage(false);
-  // The kernels step over buf's row gaps where they read or write the block in place, or (added) in the
-  // copy of it that keeps them.
-  const tap = r0 - ch0 * taps, planes = regionAt - lo * 4, rowGap = inPlace || add ? (ld - cols) * 4 : 0;
+  const tap = r0 - ch0 * taps, planes = regionAt - lo * 4, rowGap = gaps ? (ld - cols) * 4 : 0;
   colsBlocks[segs ? 'runs' : 'map']++;
   if (inPlace) colsBlocks.inPlace++;
   const run = (kernel: 'cols' | 'addCols'): void => {
@@ -256,7 +257,9 @@ export function colsInModule(
     else k[kernel](outAt, tableAt, P, taps, tap, planes, rows, cols, c0 - n0 * P, staged * 4, span * 4, rowGap, origin);
   };
   if (add) {
-    if (!inPlace) heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out); // with buf's row stride, gaps and all: one copy (read only, so harmless)
+    if (inPlace) { /* the kernels read it where it is */ }
+    else if (gaps) heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out); // gaps read only, so harmless
+    else for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
     run('addCols');
     stage(true);
   } else { // written out row by row unless rows are contiguous in buf: the gaps may hold other values
