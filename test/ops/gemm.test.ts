@@ -195,6 +195,9 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
       { name: '3x3 on 12x12 (gathered cols)', x: [4, 16, 12, 12], w: [24, 16, 3, 3], o: { padding: 1 } },
       { name: '3x3 on 20x20 (cols by copies)', x: [2, 8, 20, 20], w: [16, 8, 3, 3], o: { padding: 1 } },
       { name: '3x3 stride 2 (dx by col2im)', x: [4, 16, 13, 13], w: [24, 16, 3, 3], o: { stride: 2 } },
+      // 3 images on 2 threads: the threads' columns share an image, so the caller adds its own dcols blocks
+      // as it computes them, the worker's (columns 1024..) after it is done.
+      { name: '3x3, batch 3 (col2im with the threads sharing an image)', x: [3, 16, 20, 20], w: [24, 16, 3, 3], o: { padding: 1 } },
       { name: '1x1 (operands are images views)', x: [4, 32, 10, 10], w: [48, 32, 1, 1], o: {} },
       { name: 'groups 2', x: [1, 32, 16, 16], w: [32, 16, 3, 3], o: { padding: 1, groups: 2 } },
       // Batch 1 over small planes: more filters than pixels, so the forward and dx GEMMs split by rows.

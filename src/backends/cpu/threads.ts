@@ -13,7 +13,7 @@
  * slices are done. Small products stay on one thread (see useThreads).
  */
 import { builtin } from '../../util/node_builtin.js';
-import { imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
+import { CONSUMED_BLOCK, imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
 
@@ -270,13 +270,17 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
   const a = shipping(A, aRows, aCols, aRows, aCols);
   // Columns split at images where that keeps the threads' shares even: at least two images each, or the
-  // same number (a large plane's chunk of T images). Otherwise at multiples of 8.
-  const P = B.images && !transB ? B.images.P : 0, align = P > 0 && (N >= 2 * T * P || N % (T * P) === 0) ? P : 8;
+  // same number (a large plane's chunk of T images). Otherwise at multiples of 8, or for a consumed C of
+  // CONSUMED_BLOCK (the caller then hands its own blocks over as it computes them, the workers' after).
+  const P = B.images && !transB ? B.images.P : 0;
+  const align = P > 0 && (N >= 2 * T * P || N % (T * P) === 0) ? P : C.consume ? CONSUMED_BLOCK : 8;
   const own = columnSlice(N, 0, T, align)[1];
   const b = shipping(B, bRows, bCols, K, N - own, own, transB);
   // A consumed C (col2im) whose threads' columns start at images: each thread adds its own columns onto its
   // images' dx (the workers' onto a copy of theirs, copied back), in parallel and in the blocks one thread
-  // would use, so the sums do not depend on the thread count. Otherwise the caller adds all columns at the end.
+  // would use, so the sums do not depend on the thread count. Otherwise (the threads share images) the
+  // caller adds its own blocks as it computes them, and the workers' in order once they are done: the
+  // blocks and their order of one thread again.
   const onto = C.consume && C.cols && C.cols.x instanceof Float32Array && align === C.cols.P ? C.cols : null;
   const ontoInPlace = onto !== null && isShared(onto.x), cShared = !C.consume && cInPlace(C, align);
   const skipped = onto ? (own / align) * onto.imageStride : 0; // the caller's images of dx
@@ -313,7 +317,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const kernel = gemmKernel();
   jobs++;
   runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), () => {
-    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C.consume && !onto ? mat(d, cAt, N) : C, accumulate, kernel);
+    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
   }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
@@ -322,7 +326,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   });
   if (ontoInPlace || cShared) return;
   if (onto) onto.x.set(d.subarray(dxAt, dxAt + onto.floats - skipped), onto.base + skipped);
-  else if (C.consume) writeColumns(C, M, N, d, cAt, N);
+  else if (C.consume) writeColumns(consumedColumns(C, own), M, N - own, d, cAt + own, N);
   else if (own < N && !writeImages(C, 0, M, own, N - own, d, cAt + own, N)) writeBlock(C, 0, M, own, N - own, d, cAt + own, N);
 }
 
