@@ -10,7 +10,8 @@
  * input planes a block reads (its channels, of its images) are copied into the module's memory (memcpy),
  * the block is gathered there and copied out. For col2im the planes of dx are copied in, the block is
  * added onto them in conv.ts's order (rows, then columns: the same float32 sums, bit for bit) and copied
- * back.
+ * back. Blocks of the GEMM kernel's products run in a second instance over its memory, where the GEMM
+ * packs the block from or wrote it: the block itself is not copied.
  */
 import { body, I32, repeat, V128, w, whileAtLeast, type WasmFunction, type WasmMemory } from './wasm_writer.js';
 import { isF32, passModule, passModuleOver, regionBytes, reserve } from './wasm_module.js';
@@ -257,9 +258,8 @@ export function colsInModule(
     else k[kernel](outAt, tableAt, P, taps, tap, planes, rows, cols, c0 - n0 * P, staged * 4, span * 4, rowGap, origin);
   };
   if (add) {
-    if (inPlace) { /* the kernels read it where it is */ }
-    else if (gaps) heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out); // gaps read only, so harmless
-    else for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
+    if (!gaps) for (let r = 0; r < rows; r++) heap.set(b.subarray(at + r * ld, at + r * ld + cols), out + r * cols);
+    else if (!inPlace) heap.set(b.subarray(at, at + (rows - 1) * ld + cols), out); // gaps read only, so harmless
     run('addCols');
     stage(true);
   } else { // written out row by row unless rows are contiguous in buf: the gaps may hold other values
