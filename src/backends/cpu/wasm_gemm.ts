@@ -226,7 +226,7 @@ function renewHeap(k: Instance): Instance {
 
 /** Makes the module's memory hold at least `floats` float32 values. */
 function reserve(k: Instance, floats: number): void {
-  if (reserveBytes(k.memory, floats * 4)) k.heap = new Float32Array(k.memory.buffer);
+  if (reserveBytes(k.memory, floats * 4)) renewHeap(k);
 }
 
 /**

@@ -26,7 +26,7 @@ export function passModule<Name extends string>(functions: () => WasmFunction[])
     if (!enabled) return null;
     if (instance === undefined) {
       const exports = instantiate(moduleBytes(functions())) as (Record<Name, Fn> & { memory: WasmMemory }) | null;
-      instance = exports && { ...exports, heap: new Float32Array(exports.memory.buffer), heap64: new Float64Array(exports.memory.buffer) };
+      instance = exports && withViews(exports, exports.memory);
     }
     return instance;
   };
@@ -45,12 +45,19 @@ export function passModuleOver<Name extends string>(functions: () => WasmFunctio
     let instance = instances.get(memory);
     if (instance === undefined) {
       const exports = instantiate(bytes ??= moduleBytes(functions(), { importedMemory: true }), memory) as Record<Name, Fn> | null;
-      instance = exports && { ...exports, memory, heap: new Float32Array(memory.buffer), heap64: new Float64Array(memory.buffer) };
+      instance = exports && withViews(exports, memory);
       instances.set(memory, instance);
     }
     if (instance && instance.heap.buffer !== memory.buffer) renewViews(instance);
     return instance;
   };
+}
+
+/** A module's functions with its memory and views of it. */
+function withViews<Name extends string>(functions: Record<Name, Fn>, memory: WasmMemory): PassModule<Name> {
+  const k = { ...functions, memory } as PassModule<Name>;
+  renewViews(k);
+  return k;
 }
 
 function renewViews(k: Memory): void {

@@ -614,6 +614,8 @@ export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: numb
   return true;
 }
 
+const EQUAL_CHANNELS = 64;
+
 /**
  * y = x * scale + shift over all n values (a scalar add, subtract or multiply). The affine pass's threads
  * split channels, so one plane of n values would run on one thread: it runs as the per-channel map of
@@ -625,7 +627,6 @@ export function affineValues(x: ArrayLike<number>, y: ArrayLike<number>, scale: 
   while (C > 1 && n % C !== 0) C--;
   return affinePlanes(x, y, 1, C, n / C, new Float32Array(C).fill(scale), new Float32Array(C).fill(shift), false);
 }
-const EQUAL_CHANNELS = 64;
 
 /** y = x > 0 ? x : alpha[c] * x over [N, C, P] (PReLU; y may be x); false where the kernels do not run. */
 export function preluPlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, alpha: ArrayLike<number>): boolean {
