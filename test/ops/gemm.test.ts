@@ -248,6 +248,29 @@ describe('GEMM kernels (WebAssembly SIMD and TypeScript, 1 and 2 threads)', func
     expect(workerSlices(), 'slices the worker computed').to.be.greaterThan(cases.length);
   });
 
+  it('large images (one image\'s cols over MAX_COLS floats): the WebAssembly kernel runs the batch as one chunk, so 2 threads take whole images each; bit-identical to 1 thread, and as in float64', () => {
+    // 16 channels, 3x3, 175x175 outputs: 144 x 30625 = 4.4 M floats of cols per image, over MAX_COLS (4 M).
+    const run = (dtype: 'float32' | 'float64', threads: number): { values: Float64Array[]; gemms: number } => tidy(() => {
+      setGemmKernel('wasm');
+      setNumThreads(threads);
+      const x = randomTensor([2, 16, 175, 175], 5, dtype), w = randomTensor([8, 16, 3, 3], 6, dtype);
+      x.requiresGrad = true;
+      w.requiresGrad = true;
+      const before = threadedGemms();
+      const y = conv2d(x, w, null, { padding: 1 });
+      sum(mul(y, y)).backward();
+      return { values: [y, x.grad!, w.grad!].map((t) => Float64Array.from(t.data)), gemms: threadedGemms() - before };
+    });
+    const one = run('float32', 1), two = run('float32', 2), want = run('float64', 1);
+    expect(two.gemms, 'threaded GEMMs: the forward, dx and dw, each over both images at once').to.equal(3);
+    for (let i = 0; i < 3; i++) {
+      const what = ['y', 'dx', 'dw'][i]!;
+      expect(Buffer.from(Float32Array.from(two.values[i]!).buffer).equals(Buffer.from(Float32Array.from(one.values[i]!).buffer)), `${what}: 2 threads as 1`).to.equal(true);
+      const scale = want.values[i]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expectClose(two.values[i]!, want.values[i]!, 1e-5 * scale, 0, `${what} against float64`);
+    }
+  });
+
   it('a convolution forward and both gradients agree between the kernels to float32 rounding', () => {
     const run = (kernel: GemmKernel): Float32Array[] => tidy(() => {
       setGemmKernel(kernel);

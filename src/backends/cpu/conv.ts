@@ -10,6 +10,8 @@ import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/ten
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
 import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
+import { gemmKernel } from './gemm_fast.js';
+import { MAX_THREADS } from './threads.js';
 
 export interface ConvGeometry {
   N: number; C: number; H: number; W: number;
@@ -312,15 +314,23 @@ export function colsFromWords(x: TypedArray, base: number, words: ArrayLike<numb
  * Ungrouped convolutions run one GEMM per chunk of images. The output, dY, and a 1x1 convolution's input
  * and dx are NCHW data used in place as [channels, images * pixels] matrices (imagesMat): the GEMM reads
  * and writes them plane by plane, so nothing is gathered or scattered; a KxK convolution's cols are
- * computed block by block as the GEMM packs them. A chunk's cols are bounded by MAX_COLS floats anyway:
- * the threaded GEMM copies the workers' share of them into its shared buffer. Grouped ones run image by
- * image and group by group.
+ * computed block by block as the GEMM packs them. Grouped ones run image by image and group by group.
+ * For float32 under the WebAssembly kernel a chunk holds MIN_CHUNK_IMAGES images (or the whole batch)
+ * whatever their cols' size, as those are computed block by block: the threaded GEMM can then give each of
+ * up to 8 threads whole images of dx to add its dcols onto (col2im, see gemmThreaded). With one image a
+ * chunk (a 299x299 input's first layers had), two threads shared each image, the caller did all the col2im
+ * and the shared buffer held the workers' dcols: measured for dx of a 3x3 convolution over 16x32x149x149,
+ * 277 ms on 2 threads against 235 on one, 193 with the batch as one chunk. Beyond that, and elsewhere (the
+ * TypeScript kernel's thin products store their cols whole), a chunk's cols stay under MAX_COLS floats.
+ * Chunks do not depend on the thread count, so neither do the filter gradient's sums.
  */
-const MAX_COLS = 1 << 22;
+const MAX_COLS = 1 << 22, MIN_CHUNK_IMAGES = 2 * MAX_THREADS;
 
-function chunkSize(g: ConvGeometry, K: number): number {
+function chunkSize(g: ConvGeometry, K: number, x: TypedArray): number {
   if (isPointwise(g)) return g.N;
-  return Math.max(1, Math.min(g.N, Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW))));
+  const fitting = Math.floor(MAX_COLS / Math.max(1, K * g.OH * g.OW));
+  const least = x instanceof Float32Array && gemmKernel() === 'wasm' ? MIN_CHUNK_IMAGES : 1;
+  return Math.max(1, Math.min(g.N, Math.max(fitting, least)));
 }
 
 /** Images n0.. of NCHW data with `channels` planes of P values, as a [channels, images * P] matrix. */
@@ -337,7 +347,7 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
   const P = g.OH * g.OW;
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
-    const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K);
+    const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K, x);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc), planes(y, n0, g.O, P), false);
@@ -387,7 +397,7 @@ export function conv2dBackward(
     if (dx) depthwiseBackwardInput(dy, w, dx, g);
     if (dw) depthwiseBackwardFilter(dy, x, dw, g);
   } else if (g.groups === 1) {
-    const chunk = chunkSize(g, K);
+    const chunk = chunkSize(g, K, dy);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
       const dyM = planes(dy, n0, g.O, P);

@@ -33,7 +33,7 @@ type MessagePort = InstanceType<typeof import('node:worker_threads').MessagePort
 export type WorkerMessage = { data: Float32Array } | { id: number; buffer: SharedArrayBuffer } | { forget: number };
 
 const workerThreads = builtin('node:worker_threads');
-const MAX_THREADS = 8; // CTRL has a claim word for each
+export const MAX_THREADS = 8; // CTRL has a claim word for each
 let pool: Pool | null = null;
 let threads = workerThreads ? Math.max(1, Math.min(Number(process.env.FACENET_THREADS) || builtin('node:os')!.availableParallelism(), MAX_THREADS)) : 1;
 
