@@ -5,9 +5,10 @@
  * layout (Reshape, Squeeze, reductions over other axes). The graph is validated when the model is built:
  * unknown ops are one error listing all of them.
  *
- * Two rewrites save passes over the activations (the same values, see fusePRelus and convolve):
- * converters spell PReLU as relu(x) + c * (x - |x|) (five ops), which becomes one prelu; a convolution's
- * fused bias (and ReLU) is applied as it is written out, when no gradient is asked for.
+ * Rewrites save passes over the activations (the same values, see fusePRelus and convolve): converters
+ * spell PReLU as relu(x) + c * (x - |x|) (five ops), which becomes one prelu; a convolution's fused bias
+ * (and ReLU, or the PReLU that alone reads its output) is applied as it is written out, when no gradient is
+ * asked for.
  */
 import { FacenetError } from '../errors.js';
 import { tensor } from '../tensor/creation.js';
@@ -57,6 +58,10 @@ export class GraphModel extends Module {
   /** Ones by length: conv2dScaleShift's scale for a bias alone. */
   private readonly ones = new Map<number, Float32Array>();
   private readonly order: GraphNode[];
+  /** Fused PReLU nodes by the name of the convolution whose output only they read (see preluAfterConv). */
+  private readonly preluOf: Map<string, GraphNode>;
+  /** The fused PReLUs this forward pass applied inside their convolution: they pass its output on. */
+  private readonly appliedInConv = new Set<string>();
 
   constructor(readonly nodes: GraphNode[], weights: Map<string, { shape: readonly number[]; data: ArrayLike<number> }>, readonly inputName: string, readonly outputName: string) {
     super();
@@ -68,6 +73,7 @@ export class GraphModel extends Module {
       this.consts.set(n.name, this.buffer(n.name, tensor(w.data, w.shape)));
     }
     this.order = topoOrder(fusePRelus(nodes, (name) => this.consts.has(name)), outputName);
+    this.preluOf = preluAfterConv(this.order);
     if (!nodes.some((n) => n.name === inputName && n.op === 'Placeholder')) throw new GraphError(`input node ${inputName} is not a Placeholder`);
   }
 
@@ -80,6 +86,7 @@ export class GraphModel extends Module {
       if (!v) throw new GraphError(`node input ${ref} was not computed`);
       return v;
     };
+    this.appliedInConv.clear();
     for (const n of this.order) {
       if (n.op === 'Const') values.set(n.name, { t: this.consts.get(n.name)!, nchw: false });
       else if (n.op === 'Placeholder') values.set(n.name, { t: x, nchw: true });
@@ -98,7 +105,7 @@ export class GraphModel extends Module {
       case 'Identity': return a!;
       case 'Conv2D': case '_FusedConv2D': case 'DepthwiseConv2dNative': case 'FusedDepthwiseConv2dNative':
         return { t: this.convolve(n, a!, b!, inputs.slice(2)), nchw: true };
-      case FUSED_PRELU: return this.prelu(n, a!, b!);
+      case FUSED_PRELU: return this.appliedInConv.has(n.name) ? a! : this.prelu(n, a!, b!);
       case 'MatMul': case '_FusedMatMul': {
         let lhs = toPlain(a!), rhs = toPlain(b!);
         if (n.attr.transpose_a) lhs = ops.transpose(lhs, [1, 0]);
@@ -159,7 +166,12 @@ export class GraphModel extends Module {
       const bias = args[0]!.t.data;
       let ones = this.ones.get(bias.length);
       if (!ones) this.ones.set(bias.length, (ones = new Float32Array(bias.length).fill(1)));
-      return ops.conv2dScaleShift(toNchw(x), w, ones, bias, list.length === 2, options);
+      // A PReLU reading only this output: applied as it is written (its slopes), or after a ReLU nothing at
+      // all (a PReLU passes values >= 0 and NaN as they are, as the graph's relu(x) + c * (x - |x|) does).
+      const relu = list.length === 2, prelu = this.preluOf.get(n.name);
+      const slope = prelu && !relu ? this.preluSlope(prelu, this.consts.get(nodeName(prelu.input[1]!))!, bias.length) : null;
+      if (prelu && (relu || slope)) this.appliedInConv.add(prelu.name);
+      return ops.conv2dScaleShift(toNchw(x), w, ones, bias, slope ? (slope.data as Float32Array) : relu, options);
     }
     return this.fused(n, ops.conv2d(toNchw(x), w, null, options), args);
   }
@@ -189,18 +201,25 @@ export class GraphModel extends Module {
    */
   private prelu(n: GraphNode, x: Value, c: Value): Value {
     const keepX = n.attr.keep_x === true;
-    const C = x.t.shape[1];
-    if (x.nchw && x.t.rank === 4 && (c.t.size === 1 || c.t.size === C)) {
-      let slope = this.slopes.get(n.name);
-      if (!slope) {
-        const cv = c.t.data;
-        slope = keep(tensor(Float32Array.from({ length: C! }, (_, i) => (keepX ? 1 : 0) + 2 * cv[c.t.size === 1 ? 0 : i]!), [C!]));
-        this.slopes.set(n.name, slope);
-      }
-      return { t: ops.prelu(x.t, slope), nchw: true };
-    }
+    const slope = x.nchw && x.t.rank === 4 ? this.preluSlope(n, c.t, x.t.shape[1]!) : null;
+    if (slope) return { t: ops.prelu(x.t, slope), nchw: true };
     const leak = this.binary(ops.mul, this.binary(ops.sub, x, { t: ops.abs(x.t), nchw: x.nchw }), c);
     return this.binary(ops.add, keepX ? x : { t: ops.relu(x.t), nchw: x.nchw }, leak);
+  }
+
+  /**
+   * A fused PReLU's per-channel slope over C channels, keep + 2c (made once), or null where c is neither
+   * one value nor C of them.
+   */
+  private preluSlope(n: GraphNode, c: Tensor, C: number): Tensor | null {
+    if (c.size !== 1 && c.size !== C) return null;
+    let slope = this.slopes.get(n.name);
+    if (!slope) {
+      const keepX = n.attr.keep_x === true, cv = c.data;
+      slope = keep(tensor(Float32Array.from({ length: C }, (_, i) => (keepX ? 1 : 0) + 2 * cv[c.size === 1 ? 0 : i]!), [C]));
+      this.slopes.set(n.name, slope);
+    }
+    return slope;
   }
 
   /** The fused_ops of _Fused* nodes: BiasAdd, Relu, Relu6, Prelu, LeakyRelu, in order. */
@@ -274,6 +293,30 @@ export function fusePRelus(nodes: GraphNode[], isConst: (name: string) => boolea
     }
   }
   return nodes.map((n) => rewritten.get(n.name) ?? n);
+}
+
+/**
+ * The fused PReLUs (of a Const slope) that alone read a convolution's output, by the convolution's name,
+ * among the nodes that are run (the graph's output is read by none of them): such a convolution applies
+ * the PReLU as it writes its output, or drops it after its own ReLU (convolve).
+ */
+function preluAfterConv(order: GraphNode[]): Map<string, GraphNode> {
+  const readers = new Map<string, GraphNode[]>();
+  for (const n of order) {
+    for (const ref of n.input) {
+      const list = readers.get(nodeName(ref));
+      if (list) list.push(n);
+      else readers.set(nodeName(ref), [n]);
+    }
+  }
+  const byName = new Map(order.map((n) => [n.name, n]));
+  const fused = new Map<string, GraphNode>();
+  for (const [name, [reader, ...others]] of readers) {
+    const conv = byName.get(name);
+    if (!conv || !/Conv2D|Conv2dNative/.test(conv.op) || others.length > 0 || reader!.op !== FUSED_PRELU) continue;
+    if (nodeName(reader!.input[0]!) === name && byName.get(nodeName(reader!.input[1]!))?.op === 'Const') fused.set(name, reader!);
+  }
+  return fused;
 }
 
 /** Nodes needed for `output`, inputs first. */

@@ -4,6 +4,8 @@
  * groups = C). Backward: dx is the transposed convolution of dy, dw correlates dy with x, db sums dy.
  */
 import { affinePlanes } from '../backends/cpu/wasm_planes.js';
+import { preluForward } from '../backends/cpu/relu_mask.js';
+import { prelu } from './activation.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { handOver, needsGrad, noGrad, record } from '../autograd/tape.js';
 import { conv2dBackward, conv2dBackwardBias, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
@@ -68,29 +70,36 @@ export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null
 
 /**
  * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
- * batchnorm (and bias) folded into one per-channel affine map and an optional ReLU, in one pass over
- * the output (one kernel on the GPU).
+ * batchnorm (and bias) folded into one per-channel affine map, in one pass over the output (one kernel on
+ * the GPU). act: true for ReLU, per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false
+ * for none.
  */
-export function conv2dScaleShift(x: Tensor, w: Tensor, scale: Float32Array | Float64Array, shift: Float32Array | Float64Array, relu: boolean, options: Conv2dOptions = {}): Tensor {
+export function conv2dScaleShift(
+  x: Tensor, w: Tensor, scale: Float32Array | Float64Array, shift: Float32Array | Float64Array, act: boolean | Float32Array | Float64Array, options: Conv2dOptions = {},
+): Tensor {
   commonDType('conv2dScaleShift', x, w);
   const g = convGeometry('conv2dScaleShift', x.shape, w.shape, options);
   if (scale.length !== g.O || shift.length !== g.O) throw new ShapeError('conv2dScaleShift', `scale and shift of ${g.O} values`, [scale.length, shift.length]);
+  const slopes = typeof act === 'boolean' ? null : act;
+  if (slopes && slopes.length !== g.O) throw new ShapeError('conv2dScaleShift', `PReLU slopes of ${g.O} values`, [slopes.length]);
   const gpu = gpuFor(x, w);
   if (gpu) {
     addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
-    return gpuOps.conv2dAffine(gpu, x, w, Float32Array.from(scale), Float32Array.from(shift), relu, g);
+    const y = gpuOps.conv2dAffine(gpu, x, w, Float32Array.from(scale), Float32Array.from(shift), act === true, g);
+    return slopes ? noGrad(() => prelu(y, new Tensor(Float32Array.from(slopes), [g.O]))) : y;
   }
   const y = noGrad(() => conv2d(x, w, null, options));
   const P = g.OH * g.OW, d = y.data;
-  if (affinePlanes(d, d, g.N, g.O, P, scale, shift, relu)) return y;
+  if (affinePlanes(d, d, g.N, g.O, P, scale, shift, act)) return y;
   for (let n = 0; n < g.N; n++) {
     for (let o = 0; o < g.O; o++) {
       const s = scale[o]!, t = shift[o]!;
       for (let k = (n * g.O + o) * P, end = k + P; k < end; k++) {
         const v = d[k]! * s + t;
-        d[k] = relu && v < 0 ? 0 : v;
+        d[k] = act === true && v < 0 ? 0 : v;
       }
     }
   }
+  if (slopes) preluForward(d, slopes, g.N, g.O, P, d);
   return y;
 }

@@ -1,7 +1,8 @@
 /**
  * The TF.js graph interpreter's rewrites against the ops written out by hand: PReLU spelled as five ops
  * (relu(x) + c * (x - |x|), and x + c * (x - |x|)) runs as one prelu, a convolution's fused bias (+ ReLU)
- * is applied as its output is written; a pattern whose parts feed something else is left alone.
+ * is applied as its output is written, and so is a PReLU that alone reads it (after a ReLU, dropped); a
+ * pattern whose parts feed something else is left alone.
  */
 import { expect } from 'chai';
 import { GraphModel, fusePRelus, type GraphNode } from '../../src/models/graph_model.js';
@@ -30,14 +31,22 @@ describe('TF.js graph interpreter: fused PReLU and conv bias', () => {
   put('w1', randomTensor([3, 3, 3, C], 1)); put('b1', randomTensor([C], 2));
   put('w2', randomTensor([1, 1, C, C], 3)); put('b2', randomTensor([C], 4));
   put('c1', randomTensor([C], 5)); put('c2', randomTensor([C], 6)); put('c3', tensor([0.3], [1]));
+  put('w3', randomTensor([3, 3, C, C], 8)); put('b3', randomTensor([C], 9)); put('c4', randomTensor([C], 10));
+  put('w4', randomTensor([1, 1, C, C], 11)); put('b4', randomTensor([C], 12)); put('c5', randomTensor([C], 13));
   const nodes: GraphNode[] = [
-    node('x', 'Placeholder'), ...['w1', 'b1', 'w2', 'b2', 'c1', 'c2', 'c3'].map((n) => node(n, 'Const')),
+    node('x', 'Placeholder'), ...['w1', 'b1', 'w2', 'b2', 'c1', 'c2', 'c3', 'w3', 'b3', 'c4', 'w4', 'b4', 'c5'].map((n) => node(n, 'Const')),
     conv('conv1', ['x', 'w1', 'b1'], ['BiasAdd', 'Relu']),
     conv('conv2', ['conv1', 'w2', 'b2'], ['BiasAdd']),
-    ...spelledPRelu('pa', 'conv2', 'c1', false),
+    ...spelledPRelu('pa', 'conv2', 'c1', false), // the only reader of conv2: applied as conv2 is written
     ...spelledPRelu('pb', 'pa', 'c2', true, true),
     ...spelledPRelu('pc', 'pb', 'c3', true),
-    node('out', 'Add', ['pc', 'pc/abs']), // pc's Abs feeds this too: pc must stay as written
+    node('sum', 'Add', ['pc', 'pc/abs']), // pc's Abs feeds this too: pc must stay as written
+    conv('conv3', ['pb', 'w3', 'b3'], ['BiasAdd', 'Relu']),
+    ...spelledPRelu('pd', 'conv3', 'c4', false), // after conv3's ReLU: passes its values on
+    conv('conv4', ['pd', 'w4', 'b4'], ['BiasAdd']),
+    ...spelledPRelu('pe', 'conv4', 'c5', true), // conv4 is read by the last Add too: applied on its own
+    node('sum2', 'Add', ['pe', 'conv4']),
+    node('out', 'Add', ['sum', 'sum2']),
   ];
   const x = randomTensor([2, 3, 9, 7], 7);
 
@@ -51,7 +60,11 @@ describe('TF.js graph interpreter: fused PReLU and conv bias', () => {
     const pb = add(mul(ch('c2'), sub(pa, abs(pa))), pa);
     const pcAbs = abs(pb);
     const pc = add(pb, mul(sub(pb, pcAbs), ch('c3')));
-    return transpose(add(pc, pcAbs), [0, 2, 3, 1]);
+    const y3 = relu(add(conv2d(pb, w('w3'), null, { padding: 'same' }), ch('b3')));
+    const pd = add(relu(y3), mul(sub(y3, abs(y3)), ch('c4')));
+    const y4 = add(conv2d(pd, w('w4'), null, { padding: 'same' }), ch('b4'));
+    const pe = add(y4, mul(sub(y4, abs(y4)), ch('c5')));
+    return transpose(add(add(pc, pcAbs), add(pe, y4)), [0, 2, 3, 1]);
   }
 
   it('rewrites the two spellings into one node each (named like the Add), and not one whose Abs feeds another node', () => {
@@ -63,12 +76,18 @@ describe('TF.js graph interpreter: fused PReLU and conv bias', () => {
     expect(rewritten).to.have.length(nodes.length);
   });
 
+  it('applies a PReLU inside the convolution whose output only it reads, and only there', () => {
+    const model = new GraphModel(nodes, weights, 'x', 'out');
+    const preluOf = (model as unknown as { preluOf: Map<string, GraphNode> }).preluOf;
+    expect([...preluOf].map(([conv, prelu]) => [conv, prelu.name])).to.deep.equal([['conv2', 'pa'], ['conv3', 'pd']]);
+  });
+
   it('gives the values of the ops as written (relu(x) + ... exactly; x + ... to float32 rounding)', () => {
     const model = new GraphModel(nodes, weights, 'x', 'out');
     const want = noGrad(() => byHand(x));
     const got = noGrad(() => model.forward(x));
     expect(got.shape).to.deep.equal([2, 9, 7, C]);
-    expectClose(got.data, want.data, 1e-6, 1e-6);
+    expectClose(got.data, want.data, 1e-5, 1e-5); // float32 roundings through four convolutions
   });
 
   it('with a gradient asked for, the convolutions keep their differentiable path, with the same values', () => {

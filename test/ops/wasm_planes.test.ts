@@ -246,6 +246,25 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     }
   });
 
+  it('conv2dScaleShift with PReLU slopes (a PReLU applied as the output is written): the bits of prelu after its affine output, on both paths, and the paths agree', () => {
+    for (const [shape, padding] of [[[2, 3, 5, 7], 1], [[3, 4, 17, 17], 0], [[1, 2, 130, 130], 1]] as const) {
+      const O = 5, w = randomTensor([O, shape[1], 3, 3], 44), scale = Float64Array.from([1, -2, 0.5, 3, 0.25]), shift = Float64Array.from([0.1, 0.2, -0.3, 0, 1]);
+      const slopes = Float32Array.from([0.25, -0.5, 0, 1.5, 0.1]);
+      const [wasm, js] = bothPaths(() => noGrad(() => {
+        const x = randomTensor([...shape], 45);
+        const fused = conv2dScaleShift(x, w, scale, shift, slopes, { padding });
+        const separate = prelu(conv2dScaleShift(x, w, scale, shift, false, { padding }), tensor(slopes, [O]));
+        return values(fused, separate);
+      }));
+      for (const [path, [fused, separate]] of [['wasm', wasm], ['js', js]] as const) {
+        expect(Buffer.from(Float32Array.from(fused!).buffer).equals(Buffer.from(Float32Array.from(separate!).buffer)), `${shape.join('x')} (${path})`).to.equal(true);
+      }
+      expectSame(wasm, js, shape.join('x'));
+    }
+    expect(() => conv2dScaleShift(randomTensor([1, 1, 4, 4], 46), randomTensor([2, 1, 3, 3], 47), Float64Array.from([1, 1]), Float64Array.from([0, 0]), new Float32Array(3)))
+      .to.throw(/PReLU slopes of 2 values/);
+  });
+
   it('LRN (beta 0.75, both conventions) forward and gradient: as the TypeScript loops, bit for bit (windows wider than the channels, planes not of whole groups)', () => {
     const cases = [[[2, 37, 7, 5], 5, 'torch'], [[1, 3, 4, 4], 5, 'tf'], [[2, 64, 12, 12], 5, 'torch'], [[1, 2, 3, 1], 7, 'torch'], [[2, 9, 130, 130], 3, 'tf']] as const;
     for (const [shape, size, convention] of cases) {

@@ -87,23 +87,31 @@ function planeKernel(k: PlaneKernel): WasmFunction {
 /** Loads table t's float32 constant of this plane's channel: as a splat vector, or a scalar. */
 const f32OfChannel = (e: Emit, L: Locals, t: number): void => e(w.get(L.table(t)), w.get(L.ch), w.i32(1), w.shrU, w.add, w.f32Load(0));
 
-/** dst = src * a[c] + b[c] (and ReLU). */
-function affineKernel(relu: boolean): WasmFunction {
-  const A = 0, B = 1, A1 = 2, B1 = 3; // extra locals: v128 a, b; f32 a, b
+/** What follows an affine map in the same pass: nothing, ReLU, or PReLU with per-channel slopes (table 2). */
+type AffineActivation = 'none' | 'relu' | 'prelu';
+const AFFINE_KERNEL = { none: 'affine', relu: 'affineRelu', prelu: 'affinePrelu' } as const;
+
+/** dst = src * a[c] + b[c], then ReLU, or PReLU with slope s[c] (table 2; compared as the prelu kernel does). */
+function affineKernel(activation: AffineActivation): WasmFunction {
+  const A = 0, B = 1, S = 2, A1 = 3, B1 = 4, S1 = 5; // extra locals: v128 a, b, s; f32 a, b, s
+  const prelu = activation === 'prelu';
   return planeKernel({
-    name: relu ? 'affineRelu' : 'affine', pointers: 2, tables: 2, locals: [V128, V128, F32, F32],
+    name: AFFINE_KERNEL[activation], pointers: 2, tables: prelu ? 3 : 2, locals: [V128, V128, V128, F32, F32, F32],
     perPlane: (e, L) => {
       f32OfChannel(e, L, 0); e(w.tee(L.extra(A1)), w.f32x4Splat, w.set(L.extra(A)));
       f32OfChannel(e, L, 1); e(w.tee(L.extra(B1)), w.f32x4Splat, w.set(L.extra(B)));
+      if (prelu) { f32OfChannel(e, L, 2); e(w.tee(L.extra(S1)), w.f32x4Splat, w.set(L.extra(S))); }
     },
     vector: (e, L) => {
       e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add);
-      if (relu) relu4(e, L.tmp4);
+      if (activation === 'relu') relu4(e, L.tmp4);
+      if (prelu) e(w.tee(L.tmp4), w.get(L.tmp4), w.get(L.extra(S)), w.f32x4Mul, w.get(L.tmp4), w.zero, w.i32x4GtS, w.bitselect);
       e(w.store(0));
     },
     scalar: (e, L) => {
       e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.f32Load(0), w.get(L.extra(A1)), w.f32Mul, w.get(L.extra(B1)), w.f32Add);
-      if (relu) relu1(e, L.tmp1);
+      if (activation === 'relu') relu1(e, L.tmp1);
+      if (prelu) e(w.tee(L.tmp1), w.get(L.tmp1), w.get(L.extra(S1)), w.f32Mul, w.get(L.tmp1), w.i32FromF32Bits, w.i32(0), w.gtS, w.select);
       e(w.f32Store(0));
     },
   });
@@ -295,7 +303,7 @@ function depthwiseKernel(): WasmFunction {
 }
 
 function planesFunctions(): WasmFunction[] {
-  return [affineKernel(false), affineKernel(true), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
+  return [affineKernel('none'), affineKernel('relu'), affineKernel('prelu'), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
 }
 
 export function planesModuleBytes(): Uint8Array {
@@ -304,7 +312,7 @@ export function planesModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = 'affine' | 'affineRelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
+type Name = 'affine' | 'affineRelu' | 'affinePrelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
 type Instance = PassModule<Name>;
 const kernels = passModule<Name>(planesFunctions);
 
@@ -383,12 +391,13 @@ const tableBytes = (f32: number, f64: number, C: number): number => Math.ceil((f
  */
 type KernelPass = (k: Instance, a: PassArgs, from: number, to: number) => void;
 
-/** Pass arguments: arrays x, y; ints N, C, P, relu; tables scale, shift. */
+/** Pass arguments: arrays x, y; ints N, C, P, activation (0 none, 1 ReLU, 2 PReLU); tables scale, shift (and PReLU's slopes). */
 const affineRange: KernelPass = (k, a, c0, c1) => {
-  const [N, C, P, relu] = a.ints as [number, number, number, number];
-  const { buffer } = layout(k, tableBytes(2, 0, C));
+  const [N, C, P, activation] = a.ints as [number, number, number, number];
+  const { buffer } = layout(k, tableBytes(a.tables.length, 0, C));
   const tables = writeTables(k, a.tables, 0, C);
-  overPlanes(k, relu ? k.affineRelu : k.affine, [a.arrays[0]!], [[0, a.arrays[1]!]], [0, 0], N, C, P, tables, buffer, c0, c1);
+  const kernel = k[AFFINE_KERNEL[(['none', 'relu', 'prelu'] as const)[activation]!]];
+  overPlanes(k, kernel, [a.arrays[0]!], [[0, a.arrays[1]!]], [0, 0], N, C, P, tables, buffer, c0, c1);
 };
 
 /** Arrays x; ints N, C, P; tables shift; sums s1, s2. */
@@ -607,10 +616,18 @@ registerPass(PASS.FLAT, kernels, flatRange);
 const planePass = (arrays: ArrayLike<number>[], ints: number[], tables: ArrayLike<number>[], C: number): Omit<PassArgs, 'sums'> =>
   ({ arrays: arrays as Float32Array[], ints, tables, tableLength: C });
 
-/** y = x * scale[c] + shift[c] (then max(0, .) when relu) over [N, C, P]; false where the kernels do not run. */
-export function affinePlanes(x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, scale: ArrayLike<number>, shift: ArrayLike<number>, relu: boolean): boolean {
+/**
+ * y = x * scale[c] + shift[c] over [N, C, P], then `activation`: true for max(0, .), per-channel slopes for
+ * PReLU (v > 0 ? v : slope[c] * v, as preluPlanes), false for none. False where the kernels do not run.
+ */
+export function affinePlanes(
+  x: ArrayLike<number>, y: ArrayLike<number>, N: number, C: number, P: number, scale: ArrayLike<number>, shift: ArrayLike<number>,
+  activation: boolean | ArrayLike<number>,
+): boolean {
   if (!kernels() || !isF32(x, y)) return false;
-  runPass(PASS.AFFINE, planePass([x, y], [N, C, P, relu ? 1 : 0], [scale, shift], C), 0, C, 1, N * C * P);
+  const slopes = typeof activation === 'boolean' ? null : activation;
+  const tables = slopes ? [scale, shift, slopes] : [scale, shift];
+  runPass(PASS.AFFINE, planePass([x, y], [N, C, P, slopes ? 2 : activation ? 1 : 0], tables, C), 0, C, 1, N * C * P);
   return true;
 }
 
