@@ -91,6 +91,22 @@ for (const mode of ['webasm', 'headlessgl'] as const) {
       expect(() => y.data).to.throw(/dispose/i);
     });
 
+    it('conv2dScaleShift (inference: a folded scale and shift, then ReLU or PReLU slopes) equals the CPU backend', async function () {
+      const x = tensor(Float32Array.from({ length: 2 * 3 * 9 * 9 }, (_, i) => Math.sin(i)), [2, 3, 9, 9]);
+      const w = tensor(Float32Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => Math.cos(i)), [4, 3, 3, 3]);
+      const scale = Float32Array.from([1, -2, 0.5, 3]), shift = Float32Array.from([0.1, 0.2, -0.3, 0]);
+      for (const act of [false, true, Float32Array.from([0.25, -0.5, 0, 1.5])]) {
+        await useBackend('cpu');
+        const expected = noGrad(() => ops.conv2dScaleShift(x, w, scale, shift, act, { padding: 1 })).data;
+        await useBackend(backend);
+        const y = noGrad(() => ops.conv2dScaleShift(x, w, scale, shift, act, { padding: 1 }));
+        expect(y.device?.backend, `act ${String(act)}`).to.equal(backend);
+        const { abs } = maxError(y, expected), largest = Math.max(...Array.from(expected, Math.abs));
+        expect(abs, `act ${String(act)}: max abs ${abs} of values up to ${largest}`).to.be.at.most(1e-5 + 1e-4 * largest);
+        y.dispose();
+      }
+    });
+
     it('nn4.small2 and Inception-ResNet-v1 goldens on the GPU (embeddings within 1e-4)', async function () {
       const nn4 = goldenSet(this, 'nn4-synthetic-io');
       const nn4File = join(tmp, 'nn4.safetensors');

@@ -88,7 +88,8 @@ function planeKernel(k: PlaneKernel): WasmFunction {
 const f32OfChannel = (e: Emit, L: Locals, t: number): void => e(w.get(L.table(t)), w.get(L.ch), w.i32(1), w.shrU, w.add, w.f32Load(0));
 
 /** What follows an affine map in the same pass: nothing, ReLU, or PReLU with per-channel slopes (table 2). */
-type AffineActivation = 'none' | 'relu' | 'prelu';
+const AFFINE_ACTIVATIONS = ['none', 'relu', 'prelu'] as const;
+type AffineActivation = (typeof AFFINE_ACTIVATIONS)[number];
 const AFFINE_KERNEL = { none: 'affine', relu: 'affineRelu', prelu: 'affinePrelu' } as const;
 
 /** dst = src * a[c] + b[c], then ReLU, or PReLU with slope s[c] (table 2; compared as the prelu kernel does). */
@@ -391,12 +392,12 @@ const tableBytes = (f32: number, f64: number, C: number): number => Math.ceil((f
  */
 type KernelPass = (k: Instance, a: PassArgs, from: number, to: number) => void;
 
-/** Pass arguments: arrays x, y; ints N, C, P, activation (0 none, 1 ReLU, 2 PReLU); tables scale, shift (and PReLU's slopes). */
+/** Pass arguments: arrays x, y; ints N, C, P, activation (an index into AFFINE_ACTIVATIONS); tables scale, shift (and PReLU's slopes). */
 const affineRange: KernelPass = (k, a, c0, c1) => {
   const [N, C, P, activation] = a.ints as [number, number, number, number];
   const { buffer } = layout(k, tableBytes(a.tables.length, 0, C));
   const tables = writeTables(k, a.tables, 0, C);
-  const kernel = k[AFFINE_KERNEL[(['none', 'relu', 'prelu'] as const)[activation]!]];
+  const kernel = k[AFFINE_KERNEL[AFFINE_ACTIVATIONS[activation]!]];
   overPlanes(k, kernel, [a.arrays[0]!], [[0, a.arrays[1]!]], [0, 0], N, C, P, tables, buffer, c0, c1);
 };
 
@@ -627,7 +628,8 @@ export function affinePlanes(
   if (!kernels() || !isF32(x, y)) return false;
   const slopes = typeof activation === 'boolean' ? null : activation;
   const tables = slopes ? [scale, shift, slopes] : [scale, shift];
-  runPass(PASS.AFFINE, planePass([x, y], [N, C, P, slopes ? 2 : activation ? 1 : 0], tables, C), 0, C, 1, N * C * P);
+  const kind = AFFINE_ACTIVATIONS.indexOf(slopes ? 'prelu' : activation ? 'relu' : 'none');
+  runPass(PASS.AFFINE, planePass([x, y], [N, C, P, kind], tables, C), 0, C, 1, N * C * P);
   return true;
 }
 
