@@ -270,7 +270,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
   const a = shipping(A, aRows, aCols, aRows, aCols);
   // Columns split at images where that keeps the threads' shares even: at least two images each, or the
-  // same number (a large plane's chunk of T images). Otherwise at multiples of 8, or for a consumed C of
+  // same number (a batch of T images). Otherwise at multiples of 8, or for a consumed C of
   // CONSUMED_BLOCK (the caller then hands its own blocks over as it computes them, the workers' after).
   const P = B.images && !transB ? B.images.P : 0;
   const align = P > 0 && (N >= 2 * T * P || N % (T * P) === 0) ? P : C.consume ? CONSUMED_BLOCK : 8;
