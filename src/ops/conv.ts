@@ -86,7 +86,10 @@ export function conv2dScaleShift(
   if (gpu) {
     addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
     const y = gpuOps.conv2dAffine(gpu, x, w, Float32Array.from(scale), Float32Array.from(shift), act === true, g);
-    return slopes ? noGrad(() => prelu(y, new Tensor(Float32Array.from(slopes), [g.O]))) : y;
+    if (!slopes) return y;
+    const out = noGrad(() => prelu(y, new Tensor(Float32Array.from(slopes), [g.O])));
+    y.dispose(); // its device buffer: only the PReLU's output is returned
+    return out;
   }
   const y = noGrad(() => conv2d(x, w, null, options));
   const P = g.OH * g.OW, d = y.data;

@@ -99,11 +99,13 @@ for (const mode of ['webasm', 'headlessgl'] as const) {
         await useBackend('cpu');
         const expected = noGrad(() => ops.conv2dScaleShift(x, w, scale, shift, act, { padding: 1 })).data;
         await useBackend(backend);
+        const buffers = gpuDevice()!.stats().liveBuffers;
         const y = noGrad(() => ops.conv2dScaleShift(x, w, scale, shift, act, { padding: 1 }));
         expect(y.device?.backend, `act ${String(act)}`).to.equal(backend);
         const { abs } = maxError(y, expected), largest = Math.max(...Array.from(expected, Math.abs));
         expect(abs, `act ${String(act)}: max abs ${abs} of values up to ${largest}`).to.be.at.most(1e-5 + 1e-4 * largest);
         y.dispose();
+        expect(gpuDevice()!.stats().liveBuffers, `act ${String(act)}: device buffers left`).to.equal(buffers);
       }
     });
 
