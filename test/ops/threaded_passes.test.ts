@@ -1,13 +1,13 @@
 /**
  * The passes around the GEMMs on 2 threads (threads.ts: runPass): inside tidyAndRecycle blocks, large
  * arrays live in SharedArrayBuffers and batchnorm's passes, channelAffine, the elementwise ones (gradient
- * sums), max and L2 pooling and LRN, forward and backward, run on every thread, each over its channels,
- * planes, images (or values). Results must be the bits of one thread, whoever computes a slice (a fresh
+ * sums), max and L2 pooling and LRN, forward and backward, and depthwise convolution run on every thread,
+ * each over its channels, planes, images (or values). Results must be the bits of one thread, whoever computes a slice (a fresh
  * worker's slices are taken back by the caller), for planes larger than a chunk, odd plane sizes and few
  * channels.
  */
 import { expect } from 'chai';
-import { add, conv2d, mul, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
+import { add, conv2d, mul, noGrad, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
 import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
 import { lrn } from '../../src/ops/lrn.js';
@@ -37,11 +37,19 @@ function passes(shape: number[], seed: number): Float32Array[] {
   return [...outputs, x0.grad!, gamma.grad!, beta.grad!, bias.grad!].map((t) => Float32Array.from(t.data));
 }
 
-/** Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same') and LRN (size 5): forward and input gradient. */
+/**
+ * Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same'), LRN (size 5):
+ * forward and input gradient; depthwise convolutions (3x3 stride 1; stride 2 with multiplier 2; 5x5): forward.
+ */
 function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
-  const x0 = randomTensor(shape, seed);
+  const x0 = randomTensor(shape, seed), C = shape[1]!;
   x0.requiresGrad = true;
   const x = mul(x0, 1);
+  const depthwise = noGrad(() => [
+    conv2d(x, randomTensor([C, 1, 3, 3], seed + 5), null, { padding: 1, groups: C }),
+    conv2d(x, randomTensor([2 * C, 1, 3, 3], seed + 6), null, { padding: 1, stride: 2, groups: C }),
+    conv2d(x, randomTensor([C, 1, 5, 5], seed + 7), null, { padding: 2, groups: C }),
+  ]);
   const outputs = [
     maxPool2d(x, { kernel: 3, stride: 2, padding: 1, ceilMode: true }),
     maxPool2d(x, { kernel: 2 }),
@@ -50,7 +58,7 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   ];
   const loss = outputs.reduce((acc, y, i) => add(acc, sum(mul(y, randomTensor([...y.shape], seed + 10 + i)))), sum(mul(x, 0)));
   loss.backward();
-  return [...outputs, x0.grad!].map((t) => Float32Array.from(t.data));
+  return [...outputs, x0.grad!, ...depthwise].map((t) => Float32Array.from(t.data));
 }
 
 /** Runs `work` until a threaded job's slice is computed by the worker (it has started up and woke in time), for at most 20 s. */
@@ -75,7 +83,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
   });
   after(() => { setNumThreads(threadsBefore); clearPool(); });
 
-  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN', poolsAndLrn]] as const;
+  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN, depthwise convolution', poolsAndLrn]] as const;
   for (const [name, run] of cases) {
     it(`${name}: bit-identical to 1 thread, slices taken back or computed by the worker`, async () => {
       setNumThreads(1);
@@ -196,6 +204,17 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       const [big, small] = tidyAndRecycle(() => [mul(randomTensor([1, 4, 100, 100], 1), 2), mul(randomTensor([1, 4, 10, 10], 1), 2)].map((t) => isShared(t.data)));
       expect([big, small], `${threads} thread(s)`).to.deep.equal([threads === 2, false]);
     }
+  });
+
+  it('a depthwise convolution over shared arrays is one threaded pass (batch 1 too: its planes are split)', () => {
+    setNumThreads(2);
+    tidyAndRecycle(() => {
+      const x = mul(randomTensor([1, 32, 28, 28], 5), 1), w = randomTensor([32, 1, 3, 3], 6);
+      const jobs = threadedPasses();
+      noGrad(() => conv2d(x, w, null, { padding: 1, groups: 32 }));
+      expect(threadedPasses() - jobs).to.equal(1);
+      return null;
+    });
   });
 
   it('nn4.small2: a recycled training step on 2 threads (passes and GEMMs threaded) gives the bits of one on 1 thread', () => {

@@ -4,11 +4,13 @@
  * never stored (see colsBlock); in backward, dx's cols come out of the GEMM block by block and are added
  * onto dx (col2im), except for stride-1 convolutions over planes too large for the tap map, whose dx is a
  * forward convolution of dy with the flipped filters. 1x1/stride-1/no-pad convolutions need no cols: the
- * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs as direct loops.
+ * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs direct: its
+ * forward in WebAssembly (wasm_depthwise.ts), else and its gradients as loops here.
  */
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
-import { affinePlanes, depthwiseImages, shiftedSums } from './wasm_planes.js';
+import { affinePlanes, shiftedSums } from './wasm_planes.js';
+import { depthwisePlanes } from './wasm_depthwise.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
 import { gemmKernel } from './gemm_fast.js';
 import { MAX_THREADS } from './threads.js';
@@ -343,7 +345,7 @@ function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number): Mat
 }
 
 export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
-  const y = (isDepthwise(g) ? alloc : allocUnfilled)(dtypeOf(x), g.N * g.O * g.OH * g.OW); // the GEMMs write every value; depthwise adds
+  const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW); // the GEMMs and depthwiseForward write every value
   const P = g.OH * g.OW;
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
@@ -482,7 +484,8 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
  * For each output plane and each kernel tap (ki, kj), the tap adds a shifted, strided copy of the input
  * plane. tapRows lists, for one image, every (output row, input row, tap) with the range of output columns
  * whose input column is inside the image, so the three kernels below are plain strided loops without
- * bounds checks (and without a callback per row, which V8 could not inline across three kernels).
+ * bounds checks (and without a callback per row, which V8 could not inline across three kernels). The
+ * forward runs them only where the WebAssembly kernels do not (float64, no SIMD).
  */
 const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, input column shift]
 
@@ -513,8 +516,9 @@ function buildTapRows(g: ConvGeometry): Int32Array {
 }
 
 function depthwiseForward(x: TypedArray, w: TypedArray, y: TypedArray, g: ConvGeometry): void {
+  if (depthwisePlanes(x, w, y, g)) return;
   const rows = tapRows(g), sw = g.strideW;
-  if (depthwiseImages(x, w, y, rows, g.N, g.C * g.H * g.W, g.O * g.OH * g.OW, sw)) return;
+  y.fill(0); // the taps add onto it
   for (let n = 0; n < g.N; n++) {
     const yOff = n * g.O * g.OH * g.OW, xOff = n * g.C * g.H * g.W;
     for (let r = 0; r < rows.length; r += TAP) {

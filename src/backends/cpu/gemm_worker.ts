@@ -5,6 +5,7 @@ import { colsFromWords } from './conv.js';
 import './wasm_planes.js'; // the modules that register passes (threads.ts: registerPass)
 import './wasm_pool.js';
 import './wasm_lrn.js';
+import './wasm_depthwise.js';
 
 const { ctrl, operands, index, errors } = workerData as { ctrl: Int32Array; operands: Int32Array; index: number; errors: MessagePort };
 let data: Float32Array = new Float32Array(0);

@@ -1,8 +1,8 @@
 /**
  * WebAssembly SIMD kernels for the per-channel and elementwise passes around the convolutions: batchnorm's
  * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU, leaky ReLU and
- * PReLU and their gradients, elementwise add/sub/mul/abs (and so gradient accumulation), and depthwise
- * convolution (pooling: wasm_pool.ts; LRN: wasm_lrn.ts). JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
+ * PReLU and their gradients, and elementwise add/sub/mul/abs (and so gradient accumulation) (pooling:
+ * wasm_pool.ts; LRN: wasm_lrn.ts; depthwise convolution: wasm_depthwise.ts). JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here:
  * no vectorization, a float64 round trip per value); WebAssembly SIMD takes four float32 values an
  * instruction. The data lives in JavaScript arrays, so each pass copies chunks into the module's memory
  * (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them, and copies the result out. Chunks are whole
@@ -270,41 +270,8 @@ const flatKernels = [
   flatKernel('abs', 1, (e) => e(load(0), w.i32x4Const(0x7fffffff), w.and128)),
 ];
 
-/**
- * Depthwise convolution of one image: (rows, n, w, x, y, sw). Each of the n rows of the table (six int32:
- * y row start, x row start, weight index, first ow, end ow, input column shift; conv.ts's tapRows) adds
- * w[weight] * x[x row + ow*sw + shift] onto y[y row + ow] for ow in [first, end): four at a time when
- * sw is 1, else one by one.
- */
-function depthwiseKernel(): WasmFunction {
-  const { code, emit: e } = body();
-  const [ROWS, N, W, X, Y, SW] = [0, 1, 2, 3, 4, 5];
-  const [YP, XP, COUNT, STEP, WV] = [6, 7, 8, 9, 10]; // i32 x4, then f32
-  const WV4 = 11; // v128
-  const field = (i: number): number[] => [...w.get(ROWS), ...w.i32Load(4 * i)];
-  e(w.get(SW), w.i32(4), w.mul, w.set(STEP));
-  repeat(e, N, () => {
-    e(w.get(W), field(2), w.i32(4), w.mul, w.add, w.f32Load(0), w.tee(WV), w.f32x4Splat, w.set(WV4));
-    e(w.get(Y), field(0), field(3), w.add, w.i32(4), w.mul, w.add, w.set(YP));
-    e(w.get(X), field(1), field(3), w.get(SW), w.mul, w.add, field(5), w.add, w.i32(4), w.mul, w.add, w.set(XP));
-    e(field(4), field(3), w.sub, w.set(COUNT));
-    e(w.get(SW), w.i32(1), w.eq, w.if);
-    whileAtLeast(e, COUNT, 4, () => {
-      e(w.get(YP), w.get(YP), w.load(0), w.get(WV4), w.get(XP), w.load(0), w.f32x4Mul, w.f32x4Add, w.store(0));
-      e(w.get(YP), w.i32(16), w.add, w.set(YP), w.get(XP), w.i32(16), w.add, w.set(XP));
-    });
-    e(w.end);
-    repeat(e, COUNT, () => {
-      e(w.get(YP), w.get(YP), w.f32Load(0), w.get(WV), w.get(XP), w.f32Load(0), w.f32Mul, w.f32Add, w.f32Store(0));
-      e(w.get(YP), w.i32(4), w.add, w.set(YP), w.get(XP), w.get(STEP), w.add, w.set(XP));
-    });
-    e(w.get(ROWS), w.i32(24), w.add, w.set(ROWS));
-  });
-  return { name: 'depthwise', params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, F32, V128], code };
-}
-
 function planesFunctions(): WasmFunction[] {
-  return [affineKernel('none'), affineKernel('relu'), affineKernel('prelu'), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), depthwiseKernel()];
+  return [affineKernel('none'), affineKernel('relu'), affineKernel('prelu'), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true)];
 }
 
 export function planesModuleBytes(): Uint8Array {
@@ -313,7 +280,7 @@ export function planesModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = 'affine' | 'affineRelu' | 'affinePrelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'depthwise';
+type Name = 'affine' | 'affineRelu' | 'affinePrelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad';
 type Instance = PassModule<Name>;
 const kernels = passModule<Name>(planesFunctions);
 
@@ -770,29 +737,6 @@ export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean
   const k = kernels();
   if (!k || !isF32(x, out)) return false;
   overValues(k, k.abs, [x as Float32Array], out as Float32Array);
-  return true;
-}
-
-/**
- * y = depthwise convolution of N images (imageIn / imageOut floats each) with the tap-row table `rows`
- * (see depthwiseKernel), image by image through the module's memory; false where the kernels do not run
- * or an image would not fit.
- */
-export function depthwiseImages(x: ArrayLike<number>, w: ArrayLike<number>, y: ArrayLike<number>, rows: Int32Array, N: number, imageIn: number, imageOut: number, strideW: number): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, w, y) || imageIn + imageOut > 1 << 24) return false;
-  const at = { rows: 0, w: rows.length * 4 };
-  const xAt = at.w + regionBytes(w.length), yAt = xAt + regionBytes(imageIn);
-  reserve(k, yAt + imageOut * 4);
-  new Int32Array(k.memory.buffer).set(rows, 0);
-  k.heap.set(w as Float32Array, at.w / 4);
-  const xs = x as Float32Array, ys = y as Float32Array;
-  for (let n = 0; n < N; n++) {
-    k.heap.set(xs.subarray(n * imageIn, (n + 1) * imageIn), xAt / 4);
-    k.heap.fill(0, yAt / 4, yAt / 4 + imageOut); // the kernel adds every tap onto y
-    k.depthwise(at.rows, rows.length / 6, at.w, xAt, yAt, strideW);
-    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + imageOut), n * imageOut);
-  }
   return true;
 }
 

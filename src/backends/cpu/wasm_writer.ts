@@ -49,7 +49,7 @@ export const w = {
   br: (depth: number) => [0x0c, ...uleb(depth)], brIf: (depth: number) => [0x0d, ...uleb(depth)], select: [0x1b],
   get: (local: number) => [0x20, ...uleb(local)], set: (local: number) => [0x21, ...uleb(local)], tee: (local: number) => [0x22, ...uleb(local)],
   i32: (v: number) => [0x41, ...sleb(v)], add: [0x6a], sub: [0x6b], mul: [0x6c], and: [0x71], shrU: [0x76],
-  eqz: [0x45], eq: [0x46], ltS: [0x48], ltU: [0x49], gtS: [0x4a], div: [0x6d],
+  eqz: [0x45], eq: [0x46], ltS: [0x48], ltU: [0x49], gtS: [0x4a], div: [0x6d], divU: [0x6e], remU: [0x70],
   f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)], f32Store: (offset: number) => [0x38, 2, ...uleb(offset)],
   f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)], f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
   i32Load: (offset: number) => [0x28, 2, ...uleb(offset)], i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],

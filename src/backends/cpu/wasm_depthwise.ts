@@ -1,0 +1,234 @@
+/**
+ * Depthwise convolution forward in WebAssembly SIMD (conv.ts runs it, and its TypeScript loops where it
+ * does not run). Each input plane is first staged into a zero-padded copy in the module's memory whose
+ * columns are split into `stride` phases: column j of a padded row goes to phase j % stride, index
+ * j / stride. Then every tap of four neighbouring outputs (ow .. ow+3) is one contiguous vector load at a
+ * fixed offset from ow, whatever the stride, dilation or padding, and each output vector sums its taps in
+ * registers and is stored once (where adding each tap's row onto y would load and store y once a tap).
+ * 3x3 filters with horizontal stride 1 or 2 (MobileFaceNet, the tiny face detector) run unrolled kernels
+ * with the nine weights held in registers; other filters a loop over a table of tap offsets.
+ *
+ * Taps are summed in row-major order in float32, as the TypeScript loops add them (tested to float32
+ * rounding). Planes run on every thread when the arrays are shared (a pass over (image, channel) planes).
+ */
+import { body, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
+import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
+import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
+import type { ConvGeometry } from './conv.js';
+
+// ---- the staged layout ----
+
+/**
+ * Where the staged plane puts things, in bytes, for a geometry: rows of `rowBytes` (stride phases of
+ * `phaseBytes` each), the image's first row at `topBytes`; `rows` rows in all; each tap's offset from the
+ * position of its output (row oh*strideH, index ow of phase 0).
+ */
+export interface StagedLayout { rows: number; rowBytes: number; phaseBytes: number; topBytes: number; taps: Int32Array }
+
+export function stagedLayout(g: ConvGeometry): StagedLayout {
+  const s = g.strideW, vectorsWide = Math.ceil(g.OW / 4) * 4;
+  // A phase holds the image's columns, and every tap read of the last (partly past the row) output vector.
+  const phase = Math.max(Math.floor((g.W - 1 + g.padLeft) / s) + 1, vectorsWide + Math.floor(((g.KW - 1) * g.dilationW) / s));
+  const phaseBytes = Math.ceil(phase / 4) * 16, rowBytes = s * phaseBytes;
+  const rows = Math.max(g.padTop + g.H, (g.OH - 1) * g.strideH + (g.KH - 1) * g.dilationH + 1);
+  const taps = new Int32Array(g.KH * g.KW);
+  for (let ki = 0; ki < g.KH; ki++) {
+    for (let kj = 0; kj < g.KW; kj++) {
+      const column = kj * g.dilationW; // from the output's column ow * s: phase column % s, index ow + column / s
+      taps[ki * g.KW + kj] = ki * g.dilationH * rowBytes + (column % s) * phaseBytes + Math.floor(column / s) * 4;
+    }
+  }
+  return { rows, rowBytes, phaseBytes, topBytes: g.padTop * rowBytes, taps };
+}
+
+// ---- kernels ----
+
+/*
+ * Each kernel: (geo, x, weights, y, scratch, planes). For each of `planes` input planes at x (H x W), stage
+ * it into scratch, then compute its M output planes at y (OH x OW each), with weights (T floats an output
+ * plane) from `weights`. geo holds int32 fields (GEO) and then the T tap offsets. The scratch is zeroed by
+ * the caller: staging writes the same positions for every plane, so padding stays zero.
+ * Output rows are written in order, a vector at a time: a row's last vector may spill up to three values
+ * into the next row (rewritten next) or, after the last plane, into 16 bytes of slack.
+ */
+const GEO = { M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12 } as const;
+const TAPS_AT = 64; // bytes: the tap offsets follow the fields
+
+const VARIANTS = ['taps', '3x3s1', '3x3s2'] as const;
+type Variant = (typeof VARIANTS)[number];
+const KERNEL_NAME = { taps: 'depthwiseTaps', '3x3s1': 'depthwise3x3s1', '3x3s2': 'depthwise3x3s2' } as const;
+
+// Parameters, then the i32 locals, then the v128 ones.
+const [GEO_, X, WT, Y, S, PLANES] = [0, 1, 2, 3, 4, 5];
+const I32_LOCALS = ['M', 'H', 'W', 'OH', 'VECTORS', 'OW_BYTES', 'ROW_STEP', 'ROW_BYTES', 'PHASE_BYTES', 'STRIDE', 'TOP_BYTES', 'PAD_LEFT', 'TAPS',
+  'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2'] as const;
+const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, 6 + i])) as Record<(typeof I32_LOCALS)[number], number>;
+const V = 6 + I32_LOCALS.length; // v128 locals: ACC, A, B, then nine weights
+const [ACC, VA, VB, WEIGHT0] = [V, V + 1, V + 2, V + 3];
+
+const addTo = (e: Emit, local: number, bytes: number | number[]): void =>
+  e(w.get(local), typeof bytes === 'number' ? w.i32(bytes) : bytes, w.add, w.set(local));
+
+/** Copies the plane at SRC (advancing SRC past it) into the scratch's phases (see the file's comment). */
+function stage(e: Emit): void {
+  e(w.get(S), w.get(L.TOP_BYTES), w.add, w.set(L.DST), w.get(L.H), w.set(L.ROWS_LEFT));
+  repeat(e, L.ROWS_LEFT, () => {
+    e(w.get(L.W), w.set(L.N));
+    e(w.get(L.STRIDE), w.i32(1), w.eq, w.if); // stride 1: the row at column padLeft
+    e(w.get(L.DST), w.get(L.PAD_LEFT), w.i32(4), w.mul, w.add, w.set(L.PE));
+    whileAtLeast(e, L.N, 4, () => {
+      e(w.get(L.PE), w.get(L.SRC), w.v128Load(0), w.v128Store(0));
+      addTo(e, L.PE, 16); addTo(e, L.SRC, 16);
+    });
+    repeat(e, L.N, () => {
+      e(w.get(L.PE), w.get(L.SRC), w.f32Load(0), w.f32Store(0));
+      addTo(e, L.PE, 4); addTo(e, L.SRC, 4);
+    });
+    e(w.else);
+    // Column iw goes to phase (iw + padLeft) % s, index (iw + padLeft) / s.
+    e(w.get(L.PAD_LEFT), w.get(L.STRIDE), w.remU, w.set(L.PH), w.get(L.PAD_LEFT), w.get(L.STRIDE), w.divU, w.set(L.IDX));
+    e(w.get(L.STRIDE), w.i32(2), w.eq, w.if); // stride 2: eight columns at a time, the even ones to phase PH, the odd ones to the other
+    e(w.get(L.DST), w.get(L.PH), w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.i32(4), w.mul, w.add, w.set(L.PE));
+    e(w.get(L.DST), w.i32(1), w.get(L.PH), w.sub, w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.get(L.PH), w.add, w.i32(4), w.mul, w.add, w.set(L.PO));
+    whileAtLeast(e, L.N, 8, () => {
+      e(w.get(L.SRC), w.v128Load(0), w.set(VA), w.get(L.SRC), w.v128Load(16), w.set(VB));
+      e(w.get(L.PE), w.get(VA), w.get(VB), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
+      e(w.get(L.PO), w.get(VA), w.get(VB), w.shuffle([1, 3, 5, 7]), w.v128Store(0));
+      addTo(e, L.PE, 16); addTo(e, L.PO, 16); addTo(e, L.SRC, 32); addTo(e, L.IDX, 4);
+    });
+    e(w.end);
+    repeat(e, L.N, () => { // the rest one by one
+      e(w.get(L.DST), w.get(L.PH), w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.i32(4), w.mul, w.add, w.get(L.SRC), w.f32Load(0), w.f32Store(0));
+      addTo(e, L.SRC, 4);
+      e(w.get(L.PH), w.i32(1), w.add, w.tee(L.PH), w.get(L.STRIDE), w.eq, w.if, w.i32(0), w.set(L.PH), w.end);
+      e(w.get(L.PH), w.eqz, w.get(L.IDX), w.add, w.set(L.IDX));
+    });
+    e(w.end);
+    addTo(e, L.DST, w.get(L.ROW_BYTES));
+  });
+}
+
+/** ACC = the four outputs at Q: taps summed in order, each a weight times the vector at Q + its offset. */
+function outputVector(e: Emit, variant: Variant): void {
+  if (variant === 'taps') {
+    e(w.zero, w.set(ACC), w.get(GEO_), w.i32(TAPS_AT), w.add, w.set(L.TP), w.get(WT), w.set(L.WP), w.get(L.TAPS), w.set(L.T_LEFT));
+    repeat(e, L.T_LEFT, () => {
+      e(w.get(ACC), w.get(L.WP), w.load32Splat(0), w.get(L.Q), w.get(L.TP), w.i32Load(0), w.add, w.v128Load(0), w.f32x4Mul, w.f32x4Add, w.set(ACC));
+      addTo(e, L.TP, 4); addTo(e, L.WP, 4);
+    });
+    return;
+  }
+  // The nine taps' bases and immediate offsets: row ki at Q + ki * rowBytes; stride 1: columns +0, +4, +8
+  // of phase 0; stride 2: +0 of phase 0, +0 of phase 1 (+phaseBytes), +4 of phase 0.
+  const tap = (t: number, base: number, offset: number): void => {
+    e(w.get(base), w.v128Load(offset), w.get(WEIGHT0 + t), w.f32x4Mul);
+    if (t > 0) e(w.get(ACC), w.f32x4Add);
+    e(w.set(ACC));
+  };
+  for (let ki = 0; ki < 3; ki++) {
+    const row = [L.Q, L.B1, L.B2][ki]!;
+    if (ki > 0) e(w.get(ki === 1 ? L.Q : L.B1), w.get(L.ROW_BYTES), w.add, w.set(row));
+    if (variant === '3x3s1') for (let kj = 0; kj < 3; kj++) tap(3 * ki + kj, row, 4 * kj);
+    else {
+      tap(3 * ki, row, 0);
+      e(w.get(row), w.get(L.PHASE_BYTES), w.add, w.set(L.PE)); // phase 1 of this row
+      tap(3 * ki + 1, L.PE, 0);
+      tap(3 * ki + 2, row, 4);
+    }
+  }
+}
+
+function depthwiseKernel(variant: Variant): WasmFunction {
+  const { code, emit: e } = body();
+  Object.entries(GEO).forEach(([name, field]) => e(w.get(GEO_), w.i32Load(4 * field), w.set(L[name as keyof typeof GEO])));
+  e(w.get(X), w.set(L.SRC));
+  repeat(e, PLANES, () => {
+    stage(e);
+    e(w.get(L.M), w.set(L.M_LEFT));
+    repeat(e, L.M_LEFT, () => { // output planes: weights at WT, values at Y
+      if (variant !== 'taps') for (let t = 0; t < 9; t++) e(w.get(WT), w.load32Splat(4 * t), w.set(WEIGHT0 + t));
+      e(w.get(S), w.set(L.P), w.get(Y), w.set(L.YROW), w.get(L.OH), w.set(L.ROWS_LEFT));
+      repeat(e, L.ROWS_LEFT, () => {
+        e(w.get(L.P), w.set(L.Q), w.get(L.YROW), w.set(L.YP), w.get(L.VECTORS), w.set(L.COUNT));
+        repeat(e, L.COUNT, () => {
+          outputVector(e, variant);
+          e(w.get(L.YP), w.get(ACC), w.v128Store(0));
+          addTo(e, L.YP, 16); addTo(e, L.Q, 16);
+        });
+        addTo(e, L.P, w.get(L.ROW_STEP)); addTo(e, L.YROW, w.get(L.OW_BYTES));
+      });
+      e(w.get(L.YROW), w.set(Y)); // the next plane follows this one's OH rows
+      addTo(e, WT, [...w.get(L.TAPS), ...w.i32(4), ...w.mul]); // the next plane's T weights
+    });
+  });
+  return { name: KERNEL_NAME[variant], params: new Array<number>(6).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(12).fill(V128)], code };
+}
+
+function depthwiseFunctions(): WasmFunction[] {
+  return VARIANTS.map(depthwiseKernel);
+}
+
+export function depthwiseModuleBytes(): Uint8Array {
+  return moduleBytes(depthwiseFunctions());
+}
+
+// ---- running them ----
+
+type Name = (typeof KERNEL_NAME)[Variant];
+const kernels = passModule<Name>(depthwiseFunctions);
+
+/** Whether the depthwise kernels run here (WebAssembly SIMD, passes switched on). */
+export function wasmDepthwiseAvailable(): boolean {
+  return kernels() !== null;
+}
+
+/** The kernel for a geometry: unrolled for 3x3, undilated, horizontal stride 1 or 2 (any vertical stride). */
+export function depthwiseVariant(g: ConvGeometry): Variant {
+  const threeByThree = g.KH === 3 && g.KW === 3 && g.dilationH === 1 && g.dilationW === 1;
+  return threeByThree && g.strideW <= 2 ? (g.strideW === 1 ? '3x3s1' : '3x3s2') : 'taps';
+}
+
+/**
+ * y = the depthwise convolution of x (NCHW) with w ([C*M, 1, KH, KW]), every value written; false where the
+ * kernels do not run (or a plane would not fit the module's memory), y untouched.
+ */
+export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry): boolean {
+  if (!kernels() || !isF32(x, wt, y) || g.padTop < 0 || g.padLeft < 0 || g.OH * g.OW === 0) return false;
+  const layout = stagedLayout(g);
+  if (layout.rows * layout.rowBytes + 4 * (g.H * g.W + (g.O / g.C) * g.OH * g.OW) > 1 << 26) return false;
+  const ints = [g.C, g.O / g.C, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, g.KH * g.KW, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, VARIANTS.indexOf(depthwiseVariant(g)), ...layout.taps];
+  const planes = g.N * g.C, T = g.KH * g.KW;
+  runPass(PASS.DEPTHWISE, { arrays: [x, y] as Float32Array[], ints, tables: [wt], tableLength: wt.length }, 0, planes, 1, planes * (g.H * g.W + (g.O / g.C) * g.OH * g.OW * T));
+  return true;
+}
+
+type Fifteen = [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+
+/** Input planes per call: a chunk of about 64 k floats in and out (L2-resident), one plane at least. */
+const PLANES_FLOATS = 65536;
+
+/** Arrays x, y; ints (see depthwisePlanes); tables the weights. Input planes [q0, q1) of the N*C. */
+registerPass(PASS.DEPTHWISE, kernels, (k, a: PassArgs, q0, q1) => {
+  const [C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, variant] = a.ints as number[] as Fifteen;
+  const taps = a.ints.slice(15);
+  const [xs, ys] = a.arrays as [Float32Array, Float32Array];
+  const inPlane = H * W, outPlanes = M * OH * OW;
+  const step = Math.max(1, Math.floor(PLANES_FLOATS / (inPlane + outPlanes)));
+  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), scratchAt = wAt + regionBytes(C * M * T);
+  const xAt = scratchAt + regionBytes(rows * rowBytes / 4, 16), yAt = xAt + regionBytes(step * inPlane);
+  reserve(k, yAt + regionBytes(step * outPlanes, 16));
+  const geo = new Int32Array(k.memory.buffer, geoAt, TAPS_AT / 4 + T);
+  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T]);
+  geo.set(taps, TAPS_AT / 4);
+  k.heap.set(a.tables[0]!, wAt / 4);
+  k.heap.fill(0, scratchAt / 4, scratchAt / 4 + (rows * rowBytes) / 4);
+  const kernel = k[KERNEL_NAME[VARIANTS[variant]!]];
+  for (let q = q0; q < q1;) {
+    // A run of planes within one image (consecutive channels): their x and y planes are contiguous.
+    const c = q % C, n = Math.min(step, q1 - q, C - c);
+    k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
+    kernel(geoAt, xAt, wAt + c * M * T * 4, yAt, scratchAt, n);
+    ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlanes), q * outPlanes);
+    q += n;
+  }
+});
