@@ -8,7 +8,7 @@ import { preluForward } from '../backends/cpu/relu_mask.js';
 import { prelu } from './activation.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { handOver, needsGrad, noGrad, record } from '../autograd/tape.js';
-import { conv2dBackward, conv2dBackwardBias, conv2dForward, type ConvGeometry } from '../backends/cpu/conv.js';
+import { conv2dBackward, conv2dBackwardBias, conv2dForward, depthwiseScaleShift, type ConvGeometry } from '../backends/cpu/conv.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
@@ -71,7 +71,7 @@ export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null
 /**
  * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
  * batchnorm (and bias) folded into one per-channel affine map, in one pass over the output (one kernel on
- * the GPU). act: true for ReLU, per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false
+ * the GPU; a depthwise one's applied as its outputs are stored, on the CPU). act: true for ReLU, per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false
  * for none.
  */
 export function conv2dScaleShift(
@@ -90,6 +90,11 @@ export function conv2dScaleShift(
     const out = noGrad(() => prelu(y, new Tensor(Float32Array.from(slopes), [g.O])));
     y.dispose(); // its device buffer: only the PReLU's output is returned
     return out;
+  }
+  const fused = depthwiseScaleShift(x.data, w.data, g, scale, shift, act);
+  if (fused) {
+    addMacs(g.N * g.O * g.OH * g.OW * g.KH * g.KW);
+    return new Tensor(fused, [g.N, g.O, g.OH, g.OW]);
   }
   const y = noGrad(() => conv2d(x, w, null, options));
   const P = g.OH * g.OW, d = y.data;

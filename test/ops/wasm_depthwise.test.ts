@@ -7,7 +7,9 @@
  * dilation; channel multipliers; planes larger than a chunk; runs of planes cut at image boundaries.
  */
 import { expect } from 'chai';
-import { conv2d, noGrad, tidy, type Tensor } from '../../src/index.js';
+import { conv2d, conv2dScaleShift, noGrad, tidy, type Tensor } from '../../src/index.js';
+import { affinePlanes } from '../../src/backends/cpu/wasm_planes.js';
+import { depthwiseScaleShift } from '../../src/backends/cpu/conv.js';
 import { setWasmPlanes } from '../../src/backends/cpu/wasm_module.js';
 import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import { depthwiseModuleBytes, depthwisePlanes, depthwiseVariant, stagedLayout, wasmDepthwiseAvailable } from '../../src/backends/cpu/wasm_depthwise.js';
@@ -77,6 +79,30 @@ describe('depthwise convolution in WebAssembly (wasm_depthwise.ts)', () => {
     expect(layout.topBytes).to.equal(96);
     expect(Array.from(layout.taps.subarray(0, 3))).to.deep.equal([0, 48, 4]);
     expect(Array.from(layout.taps.subarray(3, 6))).to.deep.equal([96, 144, 100]);
+  });
+
+  it('conv2dScaleShift of a depthwise convolution (the map and activation applied as outputs are stored): the bits of the convolution, then the affine pass', () => {
+    // The last geometry's planes go one a call: each call's tables start at its channel.
+    for (const [xs, M, o] of [[[2, 6, 23, 19], 1, { padding: 1 }], [[2, 4, 15, 14], 2, { padding: 1, stride: 2 }], [[2, 3, 7, 7], 1, { padding: 1, stride: 3 }], [[1, 3, 130, 140], 1, { padding: 1 }]] as const) {
+      const C = xs[1], O = C * M, x = randomTensor([...xs], 5), w = randomTensor([O, 1, 3, 3], 6);
+      x.data[7] = NaN; x.data[40] = -0; // NaN reaches some outputs (kept by ReLU and PReLU, as the affine pass keeps it)
+      const scale = Float32Array.from(randomTensor([O], 7).data), shift = Float64Array.from(randomTensor([O], 8).data), slopes = Float32Array.from(randomTensor([O], 9).data);
+      for (const act of [false, true, slopes]) {
+        const what = `${xs.join('x')} M${M} ${JSON.stringify(o)} ${typeof act === 'boolean' ? act : 'prelu'}`;
+        const g = convGeometry('test', x.shape, w.shape, { ...o, groups: C });
+        const fused = depthwiseScaleShift(x.data, w.data, g, scale, shift, act) as Float32Array;
+        expect(fused, `${what}: the fused path ran`).to.be.instanceOf(Float32Array);
+        const op = tidy(() => Float32Array.from(conv2dScaleShift(x, w, scale, shift, act, { ...o, groups: C }).data));
+        const passes = tidy(() => {
+          const y = Float32Array.from(noGrad(() => conv2d(x, w, null, { ...o, groups: C })).data);
+          expect(affinePlanes(y, y, g.N, g.O, g.OH * g.OW, scale, shift, act), what).to.equal(true);
+          return y;
+        });
+        expect(Buffer.from(op.buffer).equals(Buffer.from(fused.buffer)), `${what}: conv2dScaleShift`).to.equal(true);
+        expect(fused.some(Number.isNaN) && (act === true || fused.some((v) => v < 0)), `${what}: NaN (and negatives but under ReLU) in the output`).to.equal(true);
+        expect(Buffer.from(fused.buffer).equals(Buffer.from(passes.buffer)), what).to.equal(true);
+      }
+    }
   });
 
   it('conv2d with groups = C runs these kernels, and agrees with the TypeScript loops it replaces', () => {

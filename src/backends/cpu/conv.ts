@@ -10,7 +10,7 @@
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
 import { affinePlanes, shiftedSums } from './wasm_planes.js';
-import { depthwisePlanes } from './wasm_depthwise.js';
+import { depthwisePlanes, depthwiseRuns } from './wasm_depthwise.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
 import { gemmKernel } from './gemm_fast.js';
 import { MAX_THREADS } from './threads.js';
@@ -364,6 +364,21 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
     }
   }
   if (bias) addBias(y, bias, g.N, g.O, P);
+  return y;
+}
+
+/**
+ * Inference: a depthwise convolution with its folded scale and shift and its activation (ReLU, or PReLU
+ * slopes) applied as each output is stored, so no pass over y follows; null where that path does not run
+ * (not depthwise, not float32, no WebAssembly): the caller applies them after the convolution.
+ */
+export function depthwiseScaleShift(
+  x: TypedArray, w: TypedArray, g: ConvGeometry, scale: ArrayLike<number>, shift: ArrayLike<number>, act: boolean | ArrayLike<number>,
+): TypedArray | null {
+  if (!isDepthwise(g) || !depthwiseRuns(g, x, w)) return null;
+  const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW);
+  const slopes = typeof act === 'boolean' ? undefined : act;
+  depthwisePlanes(x, w, y, g, { scale, shift, activation: slopes ? 'prelu' : act ? 'relu' : 'none', slopes });
   return y;
 }
 

@@ -13,6 +13,7 @@
  */
 import { body, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
+import { AFFINE_ACTIVATIONS, affineVector, type AffineActivation } from './wasm_planes.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 import type { ConvGeometry } from './conv.js';
 
@@ -44,14 +45,18 @@ export function stagedLayout(g: ConvGeometry): StagedLayout {
 // ---- kernels ----
 
 /*
- * Each kernel: (geo, x, weights, y, scratch, planes). For each of `planes` input planes at x (H x W), stage
- * it into scratch, then compute its M output planes at y (OH x OW each), with weights (T floats an output
- * plane) from `weights`. geo holds int32 fields (GEO) and then the T tap offsets. The scratch is zeroed by
- * the caller: staging writes the same positions for every plane, so padding stays zero.
+ * Each kernel: (geo, x, weights, y, scratch, planes, tables). For each of `planes` input planes at x
+ * (H x W), stage it into scratch, then compute its M output planes at y (OH x OW each), with weights (T
+ * floats an output plane) from `weights`. geo holds int32 fields (GEO) and then the T tap offsets. The
+ * scratch is zeroed by the caller: staging writes the same positions for every plane, so padding stays
+ * zero. With an epilogue (inference: a folded batchnorm or bias, then ReLU or PReLU), each output vector is
+ * mapped as wasm_planes.ts's affine pass would map it (same operations, same bits) before it is stored:
+ * its plane's scale, shift and slope at tables, tables + TABLE_BYTES, tables + 2 * TABLE_BYTES.
  * Output rows are written in order, a vector at a time: a row's last vector may spill up to three values
  * into the next row (rewritten next) or, after the last plane, into 16 bytes of slack.
  */
-const GEO = { M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12 } as const;
+const GEO = { M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12, EPILOGUE: 13, TABLE_BYTES: 14 } as const;
+/** The epilogue field: 0 none, else 1 + the index of its activation in AFFINE_ACTIVATIONS. */
 const TAPS_AT = 64; // bytes: the tap offsets follow the fields
 
 const VARIANTS = ['taps', '3x3s1', '3x3s2'] as const;
@@ -59,12 +64,14 @@ type Variant = (typeof VARIANTS)[number];
 const KERNEL_NAME = { taps: 'depthwiseTaps', '3x3s1': 'depthwise3x3s1', '3x3s2': 'depthwise3x3s2' } as const;
 
 // Parameters, then the i32 locals, then the v128 ones.
-const [GEO_, X, WT, Y, S, PLANES] = [0, 1, 2, 3, 4, 5];
-const I32_LOCALS = ['M', 'H', 'W', 'OH', 'VECTORS', 'OW_BYTES', 'ROW_STEP', 'ROW_BYTES', 'PHASE_BYTES', 'STRIDE', 'TOP_BYTES', 'PAD_LEFT', 'TAPS',
+const [GEO_, X, WT, Y, S, PLANES, TABLES] = [0, 1, 2, 3, 4, 5, 6];
+const PARAMS = 7;
+const I32_LOCALS = ['M', 'H', 'W', 'OH', 'VECTORS', 'OW_BYTES', 'ROW_STEP', 'ROW_BYTES', 'PHASE_BYTES', 'STRIDE', 'TOP_BYTES', 'PAD_LEFT', 'TAPS', 'EPILOGUE', 'TABLE_BYTES',
   'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2'] as const;
-const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, 6 + i])) as Record<(typeof I32_LOCALS)[number], number>;
-const V = 6 + I32_LOCALS.length; // v128 locals: ACC, A, B, then nine weights
-const [ACC, VA, VB, WEIGHT0] = [V, V + 1, V + 2, V + 3];
+const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, PARAMS + i])) as Record<(typeof I32_LOCALS)[number], number>;
+const V = PARAMS + I32_LOCALS.length; // v128 locals: ACC, A, B, the epilogue's scale, shift, slope, then nine weights
+const [ACC, VA, VB, SCALE, SHIFT, SLOPE, WEIGHT0] = [V, V + 1, V + 2, V + 3, V + 4, V + 5, V + 6];
+const V128_LOCALS = 15;
 
 const addTo = (e: Emit, local: number, bytes: number | number[]): void =>
   e(w.get(local), typeof bytes === 'number' ? w.i32(bytes) : bytes, w.add, w.set(local));
@@ -138,6 +145,13 @@ function outputVector(e: Emit, variant: Variant): void {
   }
 }
 
+/** Where the epilogue field is `mode`: ACC mapped by the plane's scale and shift, then the activation. */
+function epilogue(e: Emit, mode: number, activation: AffineActivation): void {
+  e(w.get(L.EPILOGUE), w.i32(mode), w.eq, w.if, w.get(ACC));
+  affineVector(e, activation, SCALE, SHIFT, SLOPE, VA);
+  e(w.set(ACC), w.end);
+}
+
 function depthwiseKernel(variant: Variant): WasmFunction {
   const { code, emit: e } = body();
   Object.entries(GEO).forEach(([name, field]) => e(w.get(GEO_), w.i32Load(4 * field), w.set(L[name as keyof typeof GEO])));
@@ -147,11 +161,17 @@ function depthwiseKernel(variant: Variant): WasmFunction {
     e(w.get(L.M), w.set(L.M_LEFT));
     repeat(e, L.M_LEFT, () => { // output planes: weights at WT, values at Y
       if (variant !== 'taps') for (let t = 0; t < 9; t++) e(w.get(WT), w.load32Splat(4 * t), w.set(WEIGHT0 + t));
+      e(w.get(L.EPILOGUE), w.if);
+      e(w.get(TABLES), w.load32Splat(0), w.set(SCALE));
+      e(w.get(TABLES), w.get(L.TABLE_BYTES), w.add, w.tee(L.TP), w.load32Splat(0), w.set(SHIFT));
+      e(w.get(L.TP), w.get(L.TABLE_BYTES), w.add, w.load32Splat(0), w.set(SLOPE));
+      e(w.end);
       e(w.get(S), w.set(L.P), w.get(Y), w.set(L.YROW), w.get(L.OH), w.set(L.ROWS_LEFT));
       repeat(e, L.ROWS_LEFT, () => {
         e(w.get(L.P), w.set(L.Q), w.get(L.YROW), w.set(L.YP), w.get(L.VECTORS), w.set(L.COUNT));
         repeat(e, L.COUNT, () => {
           outputVector(e, variant);
+          AFFINE_ACTIVATIONS.forEach((activation, i) => epilogue(e, i + 1, activation));
           e(w.get(L.YP), w.get(ACC), w.v128Store(0));
           addTo(e, L.YP, 16); addTo(e, L.Q, 16);
         });
@@ -159,9 +179,10 @@ function depthwiseKernel(variant: Variant): WasmFunction {
       });
       e(w.get(L.YROW), w.set(Y)); // the next plane follows this one's OH rows
       addTo(e, WT, [...w.get(L.TAPS), ...w.i32(4), ...w.mul]); // the next plane's T weights
+      addTo(e, TABLES, 4);
     });
   });
-  return { name: KERNEL_NAME[variant], params: new Array<number>(6).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(12).fill(V128)], code };
+  return { name: KERNEL_NAME[variant], params: new Array<number>(PARAMS).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)], code };
 }
 
 function depthwiseFunctions(): WasmFunction[] {
@@ -188,46 +209,59 @@ export function depthwiseVariant(g: ConvGeometry): Variant {
   return threeByThree && g.strideW <= 2 ? (g.strideW === 1 ? '3x3s1' : '3x3s2') : 'taps';
 }
 
+/** An inference epilogue: y = activation(conv * scale[o] + shift[o]), PReLU with slopes[o]. */
+export interface DepthwiseEpilogue { scale: ArrayLike<number>; shift: ArrayLike<number>; activation: AffineActivation; slopes?: ArrayLike<number> }
+
 /**
- * y = the depthwise convolution of x (NCHW) with w ([C*M, 1, KH, KW]), every value written; false where the
- * kernels do not run (or a plane would not fit the module's memory), y untouched.
+ * y = the depthwise convolution of x (NCHW) with w ([C*M, 1, KH, KW]), every value written, mapped by the
+ * epilogue when given; false where the kernels do not run (or a plane would not fit the module's memory),
+ * y untouched.
  */
-export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry): boolean {
-  if (!kernels() || !isF32(x, wt, y) || g.padTop < 0 || g.padLeft < 0 || g.OH * g.OW === 0) return false;
-  const layout = stagedLayout(g);
-  if (layout.rows * layout.rowBytes + 4 * (g.H * g.W + (g.O / g.C) * g.OH * g.OW) > 1 << 26) return false;
-  const ints = [g.C, g.O / g.C, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, g.KH * g.KW, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, VARIANTS.indexOf(depthwiseVariant(g)), ...layout.taps];
+export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry, epilogue?: DepthwiseEpilogue): boolean {
+  if (!depthwiseRuns(g, x, wt, y)) return false;
+  const layout = stagedLayout(g), O = g.O;
+  const mode = epilogue ? 1 + AFFINE_ACTIVATIONS.indexOf(epilogue.activation) : 0;
+  const ints = [g.C, O / g.C, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, g.KH * g.KW, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, VARIANTS.indexOf(depthwiseVariant(g)), mode, ...layout.taps];
+  const tables = [wt, ...(epilogue ? [epilogue.scale, epilogue.shift, epilogue.slopes ?? new Float32Array(O)] : [])];
   const planes = g.N * g.C, T = g.KH * g.KW;
-  runPass(PASS.DEPTHWISE, { arrays: [x, y] as Float32Array[], ints, tables: [wt], tableLength: wt.length }, 0, planes, 1, planes * (g.H * g.W + (g.O / g.C) * g.OH * g.OW * T));
+  runPass(PASS.DEPTHWISE, { arrays: [x, y] as Float32Array[], ints, tables, tableLength: Math.max(wt.length, O) }, 0, planes, 1, planes * (g.H * g.W + (O / g.C) * g.OH * g.OW * T));
   return true;
 }
 
-type Fifteen = [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+/** Whether depthwisePlanes runs for this geometry and these arrays. */
+export function depthwiseRuns(g: ConvGeometry, ...arrays: ArrayLike<number>[]): boolean {
+  if (!kernels() || !isF32(...arrays) || g.padTop < 0 || g.padLeft < 0 || g.OH * g.OW === 0) return false;
+  const layout = stagedLayout(g);
+  return layout.rows * layout.rowBytes + 4 * (g.H * g.W + (g.O / g.C) * g.OH * g.OW) <= 1 << 26;
+}
+
+type Sixteen = [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
 
 /** Input planes per call: a chunk of about 64 k floats in and out (L2-resident), one plane at least. */
 const PLANES_FLOATS = 65536;
 
-/** Arrays x, y; ints (see depthwisePlanes); tables the weights. Input planes [q0, q1) of the N*C. */
+/** Arrays x, y; ints (see depthwisePlanes); tables the weights (then the epilogue's scale, shift and slopes). Input planes [q0, q1) of the N*C. */
 registerPass(PASS.DEPTHWISE, kernels, (k, a: PassArgs, q0, q1) => {
-  const [C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, variant] = a.ints as number[] as Fifteen;
-  const taps = a.ints.slice(15);
+  const [C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, variant, mode] = a.ints as number[] as Sixteen;
+  const taps = a.ints.slice(16);
   const [xs, ys] = a.arrays as [Float32Array, Float32Array];
-  const inPlane = H * W, outPlanes = M * OH * OW;
+  const inPlane = H * W, outPlanes = M * OH * OW, O = C * M;
   const step = Math.max(1, Math.floor(PLANES_FLOATS / (inPlane + outPlanes)));
-  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), scratchAt = wAt + regionBytes(C * M * T);
+  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), tablesAt = wAt + regionBytes(O * T), scratchAt = tablesAt + regionBytes(3 * O);
   const xAt = scratchAt + regionBytes(rows * rowBytes / 4, 16), yAt = xAt + regionBytes(step * inPlane);
   reserve(k, yAt + regionBytes(step * outPlanes, 16));
   const geo = new Int32Array(k.memory.buffer, geoAt, TAPS_AT / 4 + T);
-  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T]);
+  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T, mode, O * 4]);
   geo.set(taps, TAPS_AT / 4);
   k.heap.set(a.tables[0]!, wAt / 4);
+  if (mode) a.tables.slice(1).forEach((t, i) => k.heap.set(t, tablesAt / 4 + i * O));
   k.heap.fill(0, scratchAt / 4, scratchAt / 4 + (rows * rowBytes) / 4);
   const kernel = k[KERNEL_NAME[VARIANTS[variant]!]];
   for (let q = q0; q < q1;) {
     // A run of planes within one image (consecutive channels): their x and y planes are contiguous.
     const c = q % C, n = Math.min(step, q1 - q, C - c);
     k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    kernel(geoAt, xAt, wAt + c * M * T * 4, yAt, scratchAt, n);
+    kernel(geoAt, xAt, wAt + c * M * T * 4, yAt, scratchAt, n, tablesAt + c * M * 4);
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlanes), q * outPlanes);
     q += n;
   }

@@ -88,9 +88,19 @@ function planeKernel(k: PlaneKernel): WasmFunction {
 const f32OfChannel = (e: Emit, L: Locals, t: number): void => e(w.get(L.table(t)), w.get(L.ch), w.i32(1), w.shrU, w.add, w.f32Load(0));
 
 /** What follows an affine map in the same pass: nothing, ReLU, or PReLU with per-channel slopes (table 2). */
-const AFFINE_ACTIVATIONS = ['none', 'relu', 'prelu'] as const;
-type AffineActivation = (typeof AFFINE_ACTIVATIONS)[number];
+export const AFFINE_ACTIVATIONS = ['none', 'relu', 'prelu'] as const;
+export type AffineActivation = (typeof AFFINE_ACTIVATIONS)[number];
 const AFFINE_KERNEL = { none: 'affine', relu: 'affineRelu', prelu: 'affinePrelu' } as const;
+
+/**
+ * The four values on the stack times the vector in local a plus b, then ReLU, or PReLU with the slopes in
+ * local s (compared as the prelu kernel does); tmp: a v128 scratch local. Shared with wasm_depthwise.ts.
+ */
+export function affineVector(e: Emit, activation: AffineActivation, a: number, b: number, s: number, tmp: number): void {
+  e(w.get(a), w.f32x4Mul, w.get(b), w.f32x4Add);
+  if (activation === 'relu') relu4(e, tmp);
+  if (activation === 'prelu') e(w.tee(tmp), w.get(tmp), w.get(s), w.f32x4Mul, w.get(tmp), w.zero, w.i32x4GtS, w.bitselect);
+}
 
 /** dst = src * a[c] + b[c], then ReLU, or PReLU with slope s[c] (table 2; compared as the prelu kernel does). */
 function affineKernel(activation: AffineActivation): WasmFunction {
@@ -104,9 +114,8 @@ function affineKernel(activation: AffineActivation): WasmFunction {
       if (prelu) { f32OfChannel(e, L, 2); e(w.tee(L.extra(S1)), w.f32x4Splat, w.set(L.extra(S))); }
     },
     vector: (e, L) => {
-      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.load(0), w.get(L.extra(A)), w.f32x4Mul, w.get(L.extra(B)), w.f32x4Add);
-      if (activation === 'relu') relu4(e, L.tmp4);
-      if (prelu) e(w.tee(L.tmp4), w.get(L.tmp4), w.get(L.extra(S)), w.f32x4Mul, w.get(L.tmp4), w.zero, w.i32x4GtS, w.bitselect);
+      e(w.get(L.ptr(1)), w.get(L.ptr(0)), w.load(0));
+      affineVector(e, activation, L.extra(A), L.extra(B), L.extra(S), L.tmp4);
       e(w.store(0));
     },
     scalar: (e, L) => {
