@@ -55,8 +55,8 @@ export function stagedLayout(g: ConvGeometry): StagedLayout {
  * Output rows are written in order, a vector at a time: a row's last vector may spill up to three values
  * into the next row (rewritten next) or, after the last plane, into 16 bytes of slack.
  */
+// EPILOGUE: 0 for none, else 1 + the index of its activation in AFFINE_ACTIVATIONS.
 const GEO = { M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12, EPILOGUE: 13, TABLE_BYTES: 14 } as const;
-/** The epilogue field: 0 none, else 1 + the index of its activation in AFFINE_ACTIVATIONS. */
 const TAPS_AT = 64; // bytes: the tap offsets follow the fields
 
 const VARIANTS = ['taps', '3x3s1', '3x3s2'] as const;
@@ -69,7 +69,7 @@ const PARAMS = 7;
 const I32_LOCALS = ['M', 'H', 'W', 'OH', 'VECTORS', 'OW_BYTES', 'ROW_STEP', 'ROW_BYTES', 'PHASE_BYTES', 'STRIDE', 'TOP_BYTES', 'PAD_LEFT', 'TAPS', 'EPILOGUE', 'TABLE_BYTES',
   'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2'] as const;
 const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, PARAMS + i])) as Record<(typeof I32_LOCALS)[number], number>;
-const V = PARAMS + I32_LOCALS.length; // v128 locals: ACC, A, B, the epilogue's scale, shift, slope, then nine weights
+const V = PARAMS + I32_LOCALS.length; // v128 locals: ACC, two for staging (VA also the epilogue's scratch), the epilogue's scale, shift, slope, nine weights
 const [ACC, VA, VB, SCALE, SHIFT, SLOPE, WEIGHT0] = [V, V + 1, V + 2, V + 3, V + 4, V + 5, V + 6];
 const V128_LOCALS = 15;
 
