@@ -5,7 +5,8 @@
  * onto dx (col2im), except for stride-1 convolutions over planes too large for the tap map, whose dx is a
  * forward convolution of dy with the flipped filters. 1x1/stride-1/no-pad convolutions need no cols: the
  * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs direct: its
- * forward in WebAssembly (wasm_depthwise.ts), else and its gradients as loops here.
+ * forward in WebAssembly (wasm_depthwise.ts) where that runs, its gradients (and else its forward) as loops
+ * here.
  */
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
@@ -378,8 +379,7 @@ export function depthwiseScaleShift(
   if (!isDepthwise(g) || !depthwiseRuns(g, x, w)) return null;
   const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW);
   const slopes = typeof act === 'boolean' ? undefined : act;
-  depthwisePlanes(x, w, y, g, { scale, shift, activation: slopes ? 'prelu' : act ? 'relu' : 'none', slopes });
-  return y;
+  return depthwisePlanes(x, w, y, g, { scale, shift, activation: slopes ? 'prelu' : act ? 'relu' : 'none', slopes }) ? y : null;
 }
 
 function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: number): void {
