@@ -11,6 +11,8 @@ import { add, conv2d, mul, noGrad, setNumThreads, getNumThreads, sum, tidy, tidy
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
 import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
 import { lrn } from '../../src/ops/lrn.js';
+import { convGeometry } from '../../src/ops/conv.js';
+import { conv2dBackward } from '../../src/backends/cpu/conv.js';
 import { isShared, PASS, registerPass, runPass, setMinThreadedWork, slicesTakenBack, threadedGemms, threadedPasses } from '../../src/backends/cpu/threads.js';
 import { wasmPlanesAvailable } from '../../src/backends/cpu/wasm_planes.js';
 import { randomTensor } from '../helpers.js';
@@ -38,19 +40,19 @@ function passes(shape: number[], seed: number): Float32Array[] {
 }
 
 /**
- * Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same'), LRN (size 5):
- * forward and input gradient; depthwise convolutions (3x3 stride 1; stride 2 with multiplier 2; 5x5): forward.
+ * Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same'), LRN (size 5) and
+ * depthwise convolutions (3x3 stride 1; stride 2 with multiplier 2; 5x5): forward, input gradient, and the
+ * convolutions' filter gradients.
  */
 function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   const x0 = randomTensor(shape, seed), C = shape[1]!;
   x0.requiresGrad = true;
   const x = mul(x0, 1);
-  const depthwise = noGrad(() => [
-    conv2d(x, randomTensor([C, 1, 3, 3], seed + 5), null, { padding: 1, groups: C }),
-    conv2d(x, randomTensor([2 * C, 1, 3, 3], seed + 6), null, { padding: 1, stride: 2, groups: C }),
-    conv2d(x, randomTensor([C, 1, 5, 5], seed + 7), null, { padding: 2, groups: C }),
-  ]);
+  const filters = [[C, 1, 3, 3], [2 * C, 1, 3, 3], [C, 1, 5, 5]].map((s, i) => { const w = randomTensor(s, seed + 5 + i); w.requiresGrad = true; return w; });
   const outputs = [
+    conv2d(x, filters[0]!, null, { padding: 1, groups: C }),
+    conv2d(x, filters[1]!, null, { padding: 1, stride: 2, groups: C }),
+    conv2d(x, filters[2]!, null, { padding: 2, groups: C }),
     maxPool2d(x, { kernel: 3, stride: 2, padding: 1, ceilMode: true }),
     maxPool2d(x, { kernel: 2 }),
     l2Pool2d(x, { kernel: 3, stride: 1, padding: 'same' }),
@@ -58,7 +60,7 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   ];
   const loss = outputs.reduce((acc, y, i) => add(acc, sum(mul(y, randomTensor([...y.shape], seed + 10 + i)))), sum(mul(x, 0)));
   loss.backward();
-  return [...outputs, x0.grad!, ...depthwise].map((t) => Float32Array.from(t.data));
+  return [...outputs, x0.grad!, ...filters.map((w) => w.grad!)].map((t) => Float32Array.from(t.data));
 }
 
 /** Runs `work` until a threaded job's slice is computed by the worker (it has started up and woke in time), for at most 20 s. */
@@ -206,13 +208,18 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
     }
   });
 
-  it('a depthwise convolution over shared arrays is one threaded pass (batch 1 too: its planes are split)', () => {
+  it('a depthwise convolution over shared arrays is one threaded pass, and so are its gradients (batch 1 too: planes and channels are split)', () => {
     setNumThreads(2);
     tidyAndRecycle(() => {
-      const x = mul(randomTensor([1, 32, 28, 28], 5), 1), w = randomTensor([32, 1, 3, 3], 6);
+      const x = mul(randomTensor([1, 32, 28, 28], 5), 1), w = randomTensor([32, 1, 3, 3], 6), dy = mul(randomTensor([1, 32, 28, 28], 7), 1);
       const jobs = threadedPasses();
       noGrad(() => conv2d(x, w, null, { padding: 1, groups: 32 }));
-      expect(threadedPasses() - jobs).to.equal(1);
+      expect(threadedPasses() - jobs, 'forward').to.equal(1);
+      const g = convGeometry('test', x.shape, w.shape, { padding: 1, groups: 32 });
+      const [dx, dw] = conv2dBackward(dy.data, x.data, w.data, g, true, true);
+      expect(threadedPasses() - jobs, 'both gradients').to.equal(2);
+      expect(isShared(dx!), 'dx made shared').to.equal(true);
+      expect(dw!.every(Number.isFinite)).to.equal(true);
       return null;
     });
   });

@@ -9,10 +9,10 @@
 import { expect } from 'chai';
 import { conv2d, conv2dScaleShift, noGrad, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes } from '../../src/backends/cpu/wasm_planes.js';
-import { depthwiseScaleShift } from '../../src/backends/cpu/conv.js';
+import { conv2dBackward, depthwiseScaleShift } from '../../src/backends/cpu/conv.js';
 import { setWasmPlanes } from '../../src/backends/cpu/wasm_module.js';
 import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
-import { depthwiseModuleBytes, depthwisePlanes, depthwiseVariant, stagedLayout, wasmDepthwiseAvailable } from '../../src/backends/cpu/wasm_depthwise.js';
+import { depthwiseBackwardPlanes, depthwiseModuleBytes, depthwisePlanes, depthwiseVariant, stagedLayout, wasmDepthwiseAvailable } from '../../src/backends/cpu/wasm_depthwise.js';
 import { refConv2d } from '../reference.js';
 import { expectClose, randomTensor } from '../helpers.js';
 
@@ -103,6 +103,24 @@ describe('depthwise convolution in WebAssembly (wasm_depthwise.ts)', () => {
         expect(Buffer.from(fused.buffer).equals(Buffer.from(passes.buffer)), what).to.equal(true);
       }
     }
+  });
+
+  it('gradients (dx written or added onto, dW) match the float64 TypeScript loops on every geometry', () => {
+    CASES.forEach((c, i) => {
+      const C = c.x[1]!, M = c.M ?? 1, ws = [C * M, 1, ...c.k];
+      const g = convGeometry('depthwise test', c.x, ws, { ...c.o, groups: C });
+      const x = randomTensor(c.x, 10 * i + 1).data as Float32Array, w = randomTensor(ws, 10 * i + 2).data as Float32Array;
+      const dy = randomTensor([g.N, g.O, g.OH, g.OW], 10 * i + 3).data as Float32Array, before = randomTensor(c.x, 10 * i + 4).data as Float32Array;
+      const what = `${c.x.join('x')} k${c.k.join('x')} M${M} ${JSON.stringify(c.o)}`;
+      const [dx64, dw64] = conv2dBackward(Float64Array.from(dy), Float64Array.from(x), Float64Array.from(w), g, true, true);
+      const scale = (a: ArrayLike<number>): number => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+      const dx = new Float32Array(x.length).fill(NaN), dw = new Float32Array(w.length).fill(NaN), onto = Float32Array.from(before);
+      expect(depthwiseBackwardPlanes(x, w, dy, dx, dw, g, false), `${what}: the kernels ran`).to.equal(true);
+      expectClose(dx, dx64!, 1e-6 * scale(dx64!), 1e-5, `${what} dx`);
+      expectClose(dw, dw64!, 1e-6 * scale(dw64!), 1e-5, `${what} dW`);
+      expect(depthwiseBackwardPlanes(x, w, dy, onto, null, g, true), what).to.equal(true);
+      expectClose(onto, Array.from(dx64!, (v, j) => v + before[j]!), 1e-6 * scale(dx64!) + 1e-6, 1e-5, `${what} dx onto`);
+    });
   });
 
   it('conv2d with groups = C runs these kernels, and agrees with the TypeScript loops it replaces', () => {

@@ -11,7 +11,7 @@
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
 import { affinePlanes, shiftedSums } from './wasm_planes.js';
-import { depthwisePlanes, depthwiseRuns } from './wasm_depthwise.js';
+import { depthwiseBackwardPlanes, depthwisePlanes, depthwiseRuns } from './wasm_depthwise.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
 import { gemmKernel } from './gemm_fast.js';
 import { MAX_THREADS } from './threads.js';
@@ -411,8 +411,10 @@ export function conv2dBackward(
   const dxByCol2im = needInput && !transposed;
   const dw = needFilter ? (dwUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.O * K) : null;
   if (isDepthwise(g)) {
-    if (dx) depthwiseBackwardInput(dy, w, dx, g);
-    if (dw) depthwiseBackwardFilter(dy, x, dw, g);
+    if (!depthwiseBackwardPlanes(x, w, dy, dx, dw, g, onto)) {
+      if (dx) depthwiseBackwardInput(dy, w, dx, g);
+      if (dw) depthwiseBackwardFilter(dy, x, dw, g);
+    }
   } else if (g.groups === 1) {
     const chunk = chunkSize(g, K, dy);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {

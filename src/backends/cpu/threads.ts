@@ -533,7 +533,7 @@ export interface PassArgs { arrays: Float32Array[]; ints: number[]; tables: Arra
 type RangePass = (args: PassArgs, from: number, to: number) => void;
 
 /** The passes that can run on the workers, by number (their modules register them; the workers load those modules too). */
-export const PASS = { AFFINE: 0, MOMENTS: 1, BN_SUMS: 2, BN_INPUT_GRADIENT: 3, FLAT: 4, MAX_POOL: 5, MAX_POOL_GRAD: 6, L2_POOL: 7, LRN: 8, LRN_GRAD: 9, BN_BACKWARD: 10, BN_FORWARD: 11, DEPTHWISE: 12 } as const;
+export const PASS = { AFFINE: 0, MOMENTS: 1, BN_SUMS: 2, BN_INPUT_GRADIENT: 3, FLAT: 4, MAX_POOL: 5, MAX_POOL_GRAD: 6, L2_POOL: 7, LRN: 8, LRN_GRAD: 9, BN_BACKWARD: 10, BN_FORWARD: 11, DEPTHWISE: 12, DEPTHWISE_BACKWARD: 13 } as const;
 const passes: RangePass[] = [];
 
 /**

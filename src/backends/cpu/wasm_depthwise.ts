@@ -13,7 +13,7 @@
  */
 import { body, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
-import { AFFINE_ACTIVATIONS, affineVector, type AffineActivation } from './wasm_planes.js';
+import { AFFINE_ACTIVATIONS, affineVector, highToLow, type AffineActivation } from './wasm_planes.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 import type { ConvGeometry } from './conv.js';
 
@@ -55,62 +55,94 @@ export function stagedLayout(g: ConvGeometry): StagedLayout {
  * Output rows are written in order, a vector at a time: a row's last vector may spill up to three values
  * into the next row (rewritten next) or, after the last plane, into 16 bytes of slack.
  */
-// EPILOGUE: 0 for none, else 1 + the index of its activation in AFFINE_ACTIVATIONS.
-const GEO = { M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12, EPILOGUE: 13, TABLE_BYTES: 14 } as const;
-const TAPS_AT = 64; // bytes: the tap offsets follow the fields
+// EPILOGUE: 0 for none, else 1 + the index of its activation in AFFINE_ACTIVATIONS. The backward's: NEED (1:
+// dx, 2: dW, 4: dx added onto the planes at DX), FULL and TAIL (whole vectors an output row, and whether a
+// partial one follows), SCRATCH_BYTES (a staged plane's bytes).
+const GEO = {
+  M: 0, H: 1, W: 2, OH: 3, VECTORS: 4, OW_BYTES: 5, ROW_STEP: 6, ROW_BYTES: 7, PHASE_BYTES: 8, STRIDE: 9, TOP_BYTES: 10, PAD_LEFT: 11, TAPS: 12,
+  EPILOGUE: 13, TABLE_BYTES: 14, NEED: 15, FULL: 16, TAIL: 17, SCRATCH_BYTES: 18,
+} as const;
+const MASK_AT = 80; // bytes: the tail vector's lane mask (all ones where a lane is an output)
+const TAPS_AT = 96; // bytes: the tap offsets follow the fields
+const NEED = { DX: 1, DW: 2, ONTO: 4 } as const;
 
 const VARIANTS = ['taps', '3x3s1', '3x3s2'] as const;
 type Variant = (typeof VARIANTS)[number];
 const KERNEL_NAME = { taps: 'depthwiseTaps', '3x3s1': 'depthwise3x3s1', '3x3s2': 'depthwise3x3s2' } as const;
 
 // Parameters, then the i32 locals, then the v128 ones.
-const [GEO_, X, WT, Y, S, PLANES, TABLES] = [0, 1, 2, 3, 4, 5, 6];
-const PARAMS = 7;
-const I32_LOCALS = ['M', 'H', 'W', 'OH', 'VECTORS', 'OW_BYTES', 'ROW_STEP', 'ROW_BYTES', 'PHASE_BYTES', 'STRIDE', 'TOP_BYTES', 'PAD_LEFT', 'TAPS', 'EPILOGUE', 'TABLE_BYTES',
-  'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2'] as const;
+// The backward's Y is dy, TABLES its dW sums (float64), DX dx's planes and D the scratch dx is summed in.
+const [GEO_, X, WT, Y, S, PLANES, TABLES, DX, D] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+const PARAMS = 9;
+const I32_LOCALS = [...Object.keys(GEO) as (keyof typeof GEO)[],
+  'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2', 'DXP', 'OFF'] as const;
 const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, PARAMS + i])) as Record<(typeof I32_LOCALS)[number], number>;
 const V = PARAMS + I32_LOCALS.length; // v128 locals: ACC, two for staging (VA also the epilogue's scratch), the epilogue's scale, shift, slope, nine weights
 const [ACC, VA, VB, SCALE, SHIFT, SLOPE, WEIGHT0] = [V, V + 1, V + 2, V + 3, V + 4, V + 5, V + 6];
-const V128_LOCALS = 15;
+const MASK = V + 15; // the backward's
+const V128_LOCALS = 16;
 
 const addTo = (e: Emit, local: number, bytes: number | number[]): void =>
   e(w.get(local), typeof bytes === 'number' ? w.i32(bytes) : bytes, w.add, w.set(local));
 
-/** Copies the plane at SRC (advancing SRC past it) into the scratch's phases (see the file's comment). */
-function stage(e: Emit): void {
-  e(w.get(S), w.get(L.TOP_BYTES), w.add, w.set(L.DST), w.get(L.H), w.set(L.ROWS_LEFT));
+/**
+ * Moves a plane between its array at SRC (advancing SRC past it) and its staged copy in the scratch at
+ * `scratch` (see the file's comment): 'in' stages it, 'out' writes the staged values back over the plane,
+ * 'outAdd' adds them onto it.
+ */
+function transfer(e: Emit, scratch: number, direction: 'in' | 'out' | 'outAdd'): void {
+  const into = direction === 'in';
+  /** The plane's vector at SRC + offset = the scratch's vector on the stack (or plus it). */
+  const toPlane = (offset: number, value: () => void): void => {
+    e(w.get(L.SRC));
+    if (direction === 'outAdd') e(w.get(L.SRC), w.v128Load(offset));
+    value();
+    if (direction === 'outAdd') e(w.f32x4Add);
+    e(w.v128Store(offset));
+  };
+  e(w.get(scratch), w.get(L.TOP_BYTES), w.add, w.set(L.DST), w.get(L.H), w.set(L.ROWS_LEFT));
   repeat(e, L.ROWS_LEFT, () => {
     e(w.get(L.W), w.set(L.N));
-    e(w.get(L.STRIDE), w.i32(1), w.eq, w.if); // stride 1: the row at column padLeft
-    e(w.get(L.DST), w.get(L.PAD_LEFT), w.i32(4), w.mul, w.add, w.set(L.PE));
-    whileAtLeast(e, L.N, 4, () => {
-      e(w.get(L.PE), w.get(L.SRC), w.v128Load(0), w.v128Store(0));
-      addTo(e, L.PE, 16); addTo(e, L.SRC, 16);
-    });
-    repeat(e, L.N, () => {
-      e(w.get(L.PE), w.get(L.SRC), w.f32Load(0), w.f32Store(0));
-      addTo(e, L.PE, 4); addTo(e, L.SRC, 4);
-    });
-    e(w.else);
     // Column iw goes to phase (iw + padLeft) % s, index (iw + padLeft) / s.
     e(w.get(L.PAD_LEFT), w.get(L.STRIDE), w.remU, w.set(L.PH), w.get(L.PAD_LEFT), w.get(L.STRIDE), w.divU, w.set(L.IDX));
-    e(w.get(L.STRIDE), w.i32(2), w.eq, w.if); // stride 2: eight columns at a time, the even ones to phase PH, the odd ones to the other
+    e(w.get(L.STRIDE), w.i32(1), w.eq, w.if); // stride 1: the row at column padLeft, four columns at a time
+    e(w.get(L.DST), w.get(L.PAD_LEFT), w.i32(4), w.mul, w.add, w.set(L.PE));
+    whileAtLeast(e, L.N, 4, () => {
+      if (into) e(w.get(L.PE), w.get(L.SRC), w.v128Load(0), w.v128Store(0));
+      else toPlane(0, () => e(w.get(L.PE), w.v128Load(0)));
+      addTo(e, L.PE, 16); addTo(e, L.SRC, 16); addTo(e, L.IDX, 4);
+    });
+    e(w.else);
+    e(w.get(L.STRIDE), w.i32(2), w.eq, w.if); // stride 2: eight columns at a time, the even ones in phase PH, the odd ones in the other
     e(w.get(L.DST), w.get(L.PH), w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.i32(4), w.mul, w.add, w.set(L.PE));
     e(w.get(L.DST), w.i32(1), w.get(L.PH), w.sub, w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.get(L.PH), w.add, w.i32(4), w.mul, w.add, w.set(L.PO));
     whileAtLeast(e, L.N, 8, () => {
-      e(w.get(L.SRC), w.v128Load(0), w.set(VA), w.get(L.SRC), w.v128Load(16), w.set(VB));
-      e(w.get(L.PE), w.get(VA), w.get(VB), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
-      e(w.get(L.PO), w.get(VA), w.get(VB), w.shuffle([1, 3, 5, 7]), w.v128Store(0));
+      if (into) {
+        e(w.get(L.SRC), w.v128Load(0), w.set(VA), w.get(L.SRC), w.v128Load(16), w.set(VB));
+        e(w.get(L.PE), w.get(VA), w.get(VB), w.shuffle([0, 2, 4, 6]), w.v128Store(0));
+        e(w.get(L.PO), w.get(VA), w.get(VB), w.shuffle([1, 3, 5, 7]), w.v128Store(0));
+      } else { // interleaved back: evens and odds
+        e(w.get(L.PE), w.v128Load(0), w.set(VA), w.get(L.PO), w.v128Load(0), w.set(VB));
+        toPlane(0, () => e(w.get(VA), w.get(VB), w.shuffle([0, 4, 1, 5])));
+        toPlane(16, () => e(w.get(VA), w.get(VB), w.shuffle([2, 6, 3, 7])));
+      }
       addTo(e, L.PE, 16); addTo(e, L.PO, 16); addTo(e, L.SRC, 32); addTo(e, L.IDX, 4);
     });
-    e(w.end);
+    e(w.end, w.end);
     repeat(e, L.N, () => { // the rest one by one
-      e(w.get(L.DST), w.get(L.PH), w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.i32(4), w.mul, w.add, w.get(L.SRC), w.f32Load(0), w.f32Store(0));
+      e(w.get(L.DST), w.get(L.PH), w.get(L.PHASE_BYTES), w.mul, w.add, w.get(L.IDX), w.i32(4), w.mul, w.add, w.set(L.PE));
+      if (into) e(w.get(L.PE), w.get(L.SRC), w.f32Load(0), w.f32Store(0));
+      else {
+        e(w.get(L.SRC));
+        if (direction === 'outAdd') e(w.get(L.SRC), w.f32Load(0));
+        e(w.get(L.PE), w.f32Load(0));
+        if (direction === 'outAdd') e(w.f32Add);
+        e(w.f32Store(0));
+      }
       addTo(e, L.SRC, 4);
       e(w.get(L.PH), w.i32(1), w.add, w.tee(L.PH), w.get(L.STRIDE), w.eq, w.if, w.i32(0), w.set(L.PH), w.end);
       e(w.get(L.PH), w.eqz, w.get(L.IDX), w.add, w.set(L.IDX));
     });
-    e(w.end);
     addTo(e, L.DST, w.get(L.ROW_BYTES));
   });
 }
@@ -157,7 +189,7 @@ function depthwiseKernel(variant: Variant): WasmFunction {
   Object.entries(GEO).forEach(([name, field]) => e(w.get(GEO_), w.i32Load(4 * field), w.set(L[name as keyof typeof GEO])));
   e(w.get(X), w.set(L.SRC));
   repeat(e, PLANES, () => {
-    stage(e);
+    transfer(e, S, 'in');
     e(w.get(L.M), w.set(L.M_LEFT));
     repeat(e, L.M_LEFT, () => { // output planes: weights at WT, values at Y
       if (variant !== 'taps') for (let t = 0; t < 9; t++) e(w.get(WT), w.load32Splat(4 * t), w.set(WEIGHT0 + t));
@@ -185,8 +217,80 @@ function depthwiseKernel(variant: Variant): WasmFunction {
   return { name: KERNEL_NAME[variant], params: new Array<number>(PARAMS).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)], code };
 }
 
+/**
+ * Over the rows of an output plane (dy at YROW, a row of OW_BYTES apart) and the staged plane's row of each
+ * (from P, ROW_STEP apart): `vector(masked)` on the four outputs at YP and their tap at Q, for each whole
+ * vector, then the partial one (TAIL) with its lanes past the row masked.
+ */
+function overOutputs(e: Emit, vector: (masked: boolean) => void): void {
+  e(w.get(L.OH), w.set(L.ROWS_LEFT));
+  repeat(e, L.ROWS_LEFT, () => {
+    e(w.get(L.P), w.set(L.Q), w.get(L.YROW), w.set(L.YP), w.get(L.FULL), w.set(L.COUNT));
+    repeat(e, L.COUNT, () => { vector(false); addTo(e, L.YP, 16); addTo(e, L.Q, 16); });
+    e(w.get(L.TAIL), w.if);
+    vector(true);
+    e(w.end);
+    addTo(e, L.P, w.get(L.ROW_STEP)); addTo(e, L.YROW, w.get(L.OW_BYTES));
+  });
+}
+
+/**
+ * The gradients (geo, x, weights, dy, scratch, planes, sums, dx, dxScratch): for each of `planes` input
+ * channels, its x plane staged (for dW), then for each of its M output planes (dy at Y) and each tap t:
+ * dW: sums[t] += sum over outputs of dy * the tap's staged x (four float32 lanes, then float64);
+ * dx: the tap's positions in the staged dx += w[t] * dy; then the staged dx back onto (or over) the dx
+ * plane at DX. The partial vector's products are masked to +0.
+ */
+function backwardKernel(): WasmFunction {
+  const { code, emit: e } = body();
+  const need = (bit: number): void => e(w.get(L.NEED), w.i32(bit), w.and, w.if);
+  Object.entries(GEO).forEach(([name, field]) => e(w.get(GEO_), w.i32Load(4 * field), w.set(L[name as keyof typeof GEO])));
+  e(w.get(GEO_), w.v128Load(MASK_AT), w.set(MASK), w.get(X), w.set(L.SRC));
+  repeat(e, PLANES, () => {
+    need(NEED.DW); transfer(e, S, 'in'); e(w.end);
+    need(NEED.DX); // dx is summed in the zeroed scratch D
+    e(w.get(D), w.set(L.Q), w.get(L.SCRATCH_BYTES), w.i32(4), w.shrU, w.set(L.COUNT));
+    repeat(e, L.COUNT, () => { e(w.get(L.Q), w.zero, w.v128Store(0)); addTo(e, L.Q, 16); });
+    e(w.end);
+    e(w.get(L.M), w.set(L.M_LEFT));
+    repeat(e, L.M_LEFT, () => { // output planes: dy at Y, weights at WT, sums at TABLES
+      e(w.get(GEO_), w.i32(TAPS_AT), w.add, w.set(L.TP), w.get(WT), w.set(L.WP), w.get(TABLES), w.set(L.B1), w.get(L.TAPS), w.set(L.T_LEFT));
+      repeat(e, L.T_LEFT, () => {
+        e(w.get(L.TP), w.i32Load(0), w.set(L.OFF));
+        need(NEED.DW);
+        e(w.zero, w.set(ACC), w.get(S), w.get(L.OFF), w.add, w.set(L.P), w.get(Y), w.set(L.YROW));
+        overOutputs(e, (masked) => {
+          e(w.get(ACC), w.get(L.YP), w.v128Load(0), w.get(L.Q), w.v128Load(0), w.f32x4Mul);
+          if (masked) e(w.get(MASK), w.and128);
+          e(w.f32x4Add, w.set(ACC));
+        });
+        e(w.get(L.B1), w.get(L.B1), w.f64Load(0), w.get(ACC), w.f64x2FromF32Low, w.get(ACC), highToLow, w.f64x2FromF32Low, w.f64x2Add);
+        e(w.tee(VB), w.f64x2Lane(0), w.get(VB), w.f64x2Lane(1), w.f64Add, w.f64Add, w.f64Store(0));
+        e(w.end);
+        need(NEED.DX);
+        e(w.get(L.WP), w.load32Splat(0), w.set(VA), w.get(D), w.get(L.OFF), w.add, w.set(L.P), w.get(Y), w.set(L.YROW));
+        overOutputs(e, (masked) => {
+          e(w.get(L.Q), w.get(L.Q), w.v128Load(0), w.get(VA), w.get(L.YP), w.v128Load(0), w.f32x4Mul);
+          if (masked) e(w.get(MASK), w.and128);
+          e(w.f32x4Add, w.v128Store(0));
+        });
+        e(w.end);
+        addTo(e, L.TP, 4); addTo(e, L.WP, 4); addTo(e, L.B1, 8);
+      });
+      e(w.get(L.YROW), w.set(Y)); // the next dy plane follows this one's OH rows
+      e(w.get(L.WP), w.set(WT), w.get(L.B1), w.set(TABLES));
+    });
+    need(NEED.DX);
+    e(w.get(L.SRC), w.set(L.B2), w.get(DX), w.set(L.SRC)); // transfer walks SRC: dx's plane here
+    need(NEED.ONTO); transfer(e, D, 'outAdd'); e(w.else); transfer(e, D, 'out'); e(w.end);
+    e(w.get(L.SRC), w.set(DX), w.get(L.B2), w.set(L.SRC));
+    e(w.end);
+  });
+  return { name: 'depthwiseBackward', params: new Array<number>(PARAMS).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)], code };
+}
+
 function depthwiseFunctions(): WasmFunction[] {
-  return VARIANTS.map(depthwiseKernel);
+  return [...VARIANTS.map(depthwiseKernel), backwardKernel()];
 }
 
 export function depthwiseModuleBytes(): Uint8Array {
@@ -195,7 +299,7 @@ export function depthwiseModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = (typeof KERNEL_NAME)[Variant];
+type Name = (typeof KERNEL_NAME)[Variant] | 'depthwiseBackward';
 const kernels = passModule<Name>(depthwiseFunctions);
 
 /** Whether the depthwise kernels run here (WebAssembly SIMD, passes switched on). */
@@ -265,4 +369,55 @@ registerPass(PASS.DEPTHWISE, kernels, (k, a: PassArgs, q0, q1) => {
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlanes), q * outPlanes);
     q += n;
   }
+});
+
+/**
+ * The gradients of a depthwise convolution (see backwardKernel), each when given: dx (written over, or
+ * with `onto` added onto its values) and dw (written over); false where the kernels do not run. Threaded
+ * over channels, so each thread's dW sums are its own.
+ */
+export function depthwiseBackwardPlanes(
+  x: ArrayLike<number>, wt: ArrayLike<number>, dy: ArrayLike<number>, dx: ArrayLike<number> | null, dw: ArrayLike<number> | null, g: ConvGeometry, onto: boolean,
+): boolean {
+  const given = [dx, dw].filter((a) => a !== null) as ArrayLike<number>[];
+  if (given.length === 0 || !depthwiseRuns(g, x, wt, dy, ...given)) return false;
+  const layout = stagedLayout(g), M = g.O / g.C, T = g.KH * g.KW;
+  const need = (dx ? NEED.DX : 0) | (dw ? NEED.DW : 0) | (dx && onto ? NEED.ONTO : 0);
+  const ints = [g.N, g.C, M, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, T, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, need, ...layout.taps];
+  const arrays = [x, dy, ...(dx ? [dx] : [])] as Float32Array[];
+  const sums = runPass(PASS.DEPTHWISE_BACKWARD, { arrays, ints, tables: [wt], tableLength: g.O * T }, dw ? 1 : 0, g.C, 1, g.N * g.C * (g.H * g.W + M * g.OH * g.OW * T));
+  if (dw) (dw as Float32Array).set(sums[0]!.subarray(0, g.O * T));
+  return true;
+}
+
+/** Arrays x, dy (then dx); ints (see depthwiseBackwardPlanes); tables the weights; sums dW. Channels [c0, c1), every image. */
+registerPass(PASS.DEPTHWISE_BACKWARD, kernels, (k, a: PassArgs, c0, c1) => {
+  const [N, C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, need] = a.ints as number[] as Sixteen;
+  const taps = a.ints.slice(16);
+  const [xs, dys, dxs] = a.arrays as [Float32Array, Float32Array, Float32Array?];
+  const inPlane = H * W, outPlanes = M * OH * OW, O = C * M, scratchBytes = rows * rowBytes;
+  const step = Math.max(1, Math.floor(PLANES_FLOATS / (2 * inPlane + outPlanes)));
+  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), sumsAt = wAt + regionBytes(O * T), sAt = sumsAt + regionBytes(2 * O * T);
+  const dAt = sAt + regionBytes(scratchBytes / 4, 16), xAt = dAt + regionBytes(scratchBytes / 4, 16), dyAt = xAt + regionBytes(step * inPlane);
+  const dxAt = dyAt + regionBytes(step * outPlanes, 16);
+  reserve(k, dxAt + regionBytes(step * inPlane));
+  const geo = new Int32Array(k.memory.buffer, geoAt, TAPS_AT / 4 + T);
+  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T, 0, 0, need, Math.floor(OW / 4), OW % 4 ? 1 : 0, scratchBytes]);
+  geo.set([0, 1, 2, 3].map((lane) => (lane < OW % 4 ? -1 : 0)), MASK_AT / 4);
+  geo.set(taps, TAPS_AT / 4);
+  k.heap.set(a.tables[0]!, wAt / 4);
+  k.heap64.fill(0, sumsAt / 8 + c0 * M * T, sumsAt / 8 + c1 * M * T);
+  k.heap.fill(0, sAt / 4, sAt / 4 + scratchBytes / 4); // x's padding (the kernel zeroes dx's scratch itself)
+  for (let n = 0; n < N; n++) {
+    for (let c = c0; c < c1;) { // a run of channels of image n: contiguous planes
+      const r = Math.min(step, c1 - c), q = n * C + c;
+      if (need & NEED.DW) k.heap.set(xs.subarray(q * inPlane, (q + r) * inPlane), xAt / 4);
+      k.heap.set(dys.subarray(q * outPlanes, (q + r) * outPlanes), dyAt / 4);
+      if (need & NEED.ONTO) k.heap.set(dxs!.subarray(q * inPlane, (q + r) * inPlane), dxAt / 4);
+      k.depthwiseBackward(geoAt, xAt, wAt + c * M * T * 4, dyAt, sAt, r, sumsAt + c * M * T * 8, dxAt, dAt);
+      if (need & NEED.DX) dxs!.set(k.heap.subarray(dxAt / 4, dxAt / 4 + r * inPlane), q * inPlane);
+      c += r;
+    }
+  }
+  if (need & NEED.DW) a.sums[0]!.set(k.heap64.subarray(sumsAt / 8 + c0 * M * T, sumsAt / 8 + c1 * M * T), c0 * M * T);
 });
