@@ -4,9 +4,8 @@
  * never stored (see colsBlock); in backward, dx's cols come out of the GEMM block by block and are added
  * onto dx (col2im), except for stride-1 convolutions over planes too large for the tap map, whose dx is a
  * forward convolution of dy with the flipped filters. 1x1/stride-1/no-pad convolutions need no cols: the
- * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs direct: its
- * forward in WebAssembly (wasm_depthwise.ts) where that runs, its gradients (and else its forward) as loops
- * here.
+ * input already is the [C, images*H*W] matrix. Depthwise (one input channel per group) runs direct: in
+ * WebAssembly (wasm_depthwise.ts), else (float64, no SIMD) as loops here.
  */
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
 import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
@@ -501,8 +500,8 @@ export function conv2dBackwardBias(dy: TypedArray, g: ConvGeometry): TypedArray 
  * For each output plane and each kernel tap (ki, kj), the tap adds a shifted, strided copy of the input
  * plane. tapRows lists, for one image, every (output row, input row, tap) with the range of output columns
  * whose input column is inside the image, so the three kernels below are plain strided loops without
- * bounds checks (and without a callback per row, which V8 could not inline across three kernels). The
- * forward runs them only where the WebAssembly kernels do not (float64, no SIMD).
+ * bounds checks (and without a callback per row, which V8 could not inline across three kernels). They
+ * run only where the WebAssembly kernels do not (float64, no SIMD).
  */
 const TAP = 6; // [y row start, x row start, weight index, first ow, end ow, input column shift]
 

@@ -1,15 +1,18 @@
 /**
- * Depthwise convolution forward in WebAssembly SIMD (conv.ts runs it, and its TypeScript loops where it
- * does not run). Each input plane is first staged into a zero-padded copy in the module's memory whose
- * columns are split into `stride` phases: column j of a padded row goes to phase j % stride, index
+ * Depthwise convolution and its gradients in WebAssembly SIMD (conv.ts runs them, and its TypeScript loops
+ * where they do not run). Each input plane is first staged into a zero-padded copy in the module's memory
+ * whose columns are split into `stride` phases: column j of a padded row goes to phase j % stride, index
  * j / stride. Then every tap of four neighbouring outputs (ow .. ow+3) is one contiguous vector load at a
  * fixed offset from ow, whatever the stride, dilation or padding, and each output vector sums its taps in
  * registers and is stored once (where adding each tap's row onto y would load and store y once a tap).
  * 3x3 filters with horizontal stride 1 or 2 (MobileFaceNet, the tiny face detector) run unrolled kernels
- * with the nine weights held in registers; other filters a loop over a table of tap offsets.
+ * with the nine weights held in registers; other filters a loop over a table of tap offsets. The
+ * gradients use the same layout: dW takes each tap's staged x against dy, and dx is summed tap by tap in a
+ * staged plane of its own, then moved back to dx's layout.
  *
  * Taps are summed in row-major order in float32, as the TypeScript loops add them (tested to float32
- * rounding). Planes run on every thread when the arrays are shared (a pass over (image, channel) planes).
+ * rounding). The forward runs on every thread when the arrays are shared (a pass over (image, channel)
+ * planes), the gradients too (over channels, so that each thread's dW sums are its own).
  */
 import { body, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
