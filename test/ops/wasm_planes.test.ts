@@ -122,7 +122,9 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
     // image at a time), blocks that start mid-image and mid-channel (K = 40*9 > 256, 24 images * 25
     // pixels > 512). By row runs (8 or more): dilation, 1x7 and 7x1 (rows all padding), 24x20 planes (the
     // TypeScript side copies runs there), stride 2 (vectors of even lanes) and 3 (one by one), stride 2
-    // down and 1 across, and 40x40 planes (blocks within one image: spans of planes staged).
+    // down and 1 across, and 40x40 planes (blocks within one image: spans of planes staged). Planes whose
+    // tap map would be too large (over MAP_MAX entries: no map, spans bounded by the row runs): 180x180
+    // (dx as a forward convolution of dy) and 400x300 at stride 2 (dx by col2im).
     const cases = [
       [[2, 5, 6, 6], [7, 5, 3, 3], { padding: 1 }], [[3, 4, 11, 9], [6, 4, 3, 3], { stride: 2, padding: [1, 0, 1, 1] }],
       [[2, 3, 10, 10], [4, 3, 3, 3], { dilation: 2, padding: 2 }], [[2, 4, 7, 7], [6, 2, 3, 3], { groups: 2, padding: 1 }],
@@ -130,6 +132,7 @@ describe('WebAssembly SIMD passes (batchnorm, scale-and-shift, ReLU, bias, accum
       [[2, 6, 17, 17], [5, 6, 7, 1], { padding: [3, 3, 0, 0] }], [[3, 5, 24, 20], [6, 5, 3, 3], { padding: 1 }],
       [[2, 3, 24, 20], [4, 3, 5, 5], { stride: 2, padding: 2 }], [[2, 3, 30, 29], [4, 3, 3, 3], { stride: 3, padding: [1, 0, 2, 1] }],
       [[2, 3, 21, 19], [5, 3, 3, 3], { stride: [2, 1], padding: 1 }], [[1, 3, 40, 40], [4, 3, 3, 3], { padding: 1 }],
+      [[1, 2, 180, 180], [3, 2, 3, 3], { padding: 1 }], [[1, 2, 400, 300], [3, 2, 3, 3], { stride: 2, padding: 1 }],
     ] as const;
     expect(wasmColsAvailable()).to.equal(true);
     for (const [xs, ws, o] of cases) {

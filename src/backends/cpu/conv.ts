@@ -47,10 +47,10 @@ function columnRange(g: ConvGeometry, kj: number): { shift: number; lo: number; 
  * staging buffer), and hands over the blocks of dcols it computes, which are added onto dx (col2im).
  * Blocks go through WebAssembly (wasm_cols.ts: by row runs, or through the tap map (see tapMap) where
  * output rows are short; 0.4-1.6 ns a value, copies included; in the GEMM kernel's memory, where the block
- * is, when the GEMM says where there is room) unless the map would be large (a
- * detector's first layers on a photo); otherwise, or without
- * WebAssembly, each block is walked row by row, and within a row by runs of one output row (one oh of
- * one image), or gathered through the map when those runs are short.
+ * is, when the GEMM says where there is room; by row runs alone where the map would be large: a
+ * detector's first layers on a photo), except where output rows are short and the map large; there, or
+ * without WebAssembly, each block is walked row by row, and within a row by runs of one output row (one
+ * oh of one image), or gathered through the map when those runs are short.
  */
 function colsBlock(
   x: TypedArray, base: number, imageStride: number, g: ConvGeometry, layout: TapLayout | null,
@@ -183,9 +183,16 @@ function tapMap(g: ConvGeometry): Int32Array {
 
 const hasTapMap = (g: ConvGeometry): boolean => g.KH * g.KW * g.OH * g.OW <= MAP_MAX;
 
-/** The tap map and what the WebAssembly gather needs with it, or null when the map would be too large. Once per cols matrix. */
-const tapLayout = (g: ConvGeometry): TapLayout | null =>
-  hasTapMap(g) ? { map: tapMap(g), taps: g.KH * g.KW, P: g.OH * g.OW, plane: g.H * g.W, rowRuns: g.OW >= RUNS_FROM_OW ? { table: rowRunTable(g), OW: g.OW, stride: g.strideW } : null } : null;
+/**
+ * What the WebAssembly kernels need for a convolution's cols: the row runs where output rows are long
+ * enough, the tap map where it is small enough (the gather's, and the bounds of what a block reads); null
+ * where neither (output rows under RUNS_FROM_OW pixels and a map over MAP_MAX). Once per cols matrix.
+ */
+function tapLayout(g: ConvGeometry): TapLayout | null {
+  const rowRuns = g.OW >= RUNS_FROM_OW ? { table: rowRunTable(g), OW: g.OW, stride: g.strideW } : null;
+  if (!hasTapMap(g) && !rowRuns) return null;
+  return { map: hasTapMap(g) ? tapMap(g) : null, taps: g.KH * g.KW, P: g.OH * g.OW, plane: g.H * g.W, rowRuns };
+}
 
 const rowRunTables = new TableCache();
 

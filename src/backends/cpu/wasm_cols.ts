@@ -1,7 +1,7 @@
 /**
  * im2col and col2im in WebAssembly: conv.ts's path for every convolution whose tap map is not too large
- * (all the face models' layers at their input sizes; not a detector's first layers on a photo). Where
- * output rows are short, each value of a cols block is gathered through a per-tap index map (its input's
+ * (all the face models' layers at their input sizes) or whose output rows are long enough for row runs (a
+ * detector's first layers on a photo: there without a map). Where output rows are short, each value of a cols block is gathered through a per-tap index map (its input's
  * offset within the channel plane, or -1 for padding): one scalar load, select and store (four at once
  * where the four offsets are consecutive). JavaScript ran that gather at about 4 ns a value on small
  * planes (2.1 M values per image in a nn4.small2 training step, an eighth of its time). Where rows are
@@ -164,11 +164,12 @@ const loadedTables = new WeakMap<WasmMemory, { table: Int32Array; at: number; ro
 let ints = new Int32Array(0);
 
 /**
- * A convolution's cols as the kernels see them (conv.ts's tap map and geometry), and where output rows are
- * long enough for runs to pay, their row runs (see rowColsKernel: [offset of ow = 0, first ow, end ow] for
- * each tap and output row, consecutive pixels reading inputs `stride` apart).
+ * A convolution's cols as the kernels see them (conv.ts's tap map, null where it would be too large, and
+ * geometry), and where output rows are long enough for runs to pay, their row runs (see rowColsKernel:
+ * [offset of ow = 0, first ow, end ow] for each tap and output row, consecutive pixels reading inputs
+ * `stride` apart). One of the two at least.
  */
-export interface TapLayout { map: Int32Array; taps: number; P: number; plane: number; rowRuns: { table: Int32Array; OW: number; stride: number } | null }
+export interface TapLayout { map: Int32Array | null; taps: number; P: number; plane: number; rowRuns: { table: Int32Array; OW: number; stride: number } | null }
 
 const SEGMENT = 4; // int32s: [image's byte offset, output row * 12, first ow, end ow]
 let segments = new Int32Array(256);
@@ -218,7 +219,7 @@ export function colsInModule(
   // Staged plane c of image i at regionAt + (i * staged + c * span) * 4, seen by the kernels as starting
   // lo floats before.
   const origin = inPlace ? regionBytes(room.from / 4) : 0, tableAt = origin + 16;
-  const table = rowRuns ? rowRuns.table : map, segs = rowRuns ? rowSegments(c0 - n0 * P, cols, P, rowRuns.OW, staged * 4) : null;
+  const table = rowRuns ? rowRuns.table : map!, segs = rowRuns ? rowSegments(c0 - n0 * P, cols, P, rowRuns.OW, staged * 4) : null;
   const segsAt = tableAt + regionBytes(table.length), regionAt = Math.max(segsAt + regionBytes(segs?.length ?? 0), regionBytes(lo, 16));
   const blockAt = regionAt + regionBytes(images * staged);
   // The block as the kernels see it: where it is (in place), or a copy with buf's row gaps, made in one
@@ -274,12 +275,22 @@ export function colsInModule(
 /**
  * [lo, hi): the offsets within a channel plane that taps tap0.. (n of them, wrapping at taps) read for
  * output pixels [q0, q0 + count) of one image. A tap's offsets rise with the pixel (-1, padding, aside),
- * so its first and last readable pixels bound them.
+ * so its first and last readable pixels bound them. Without a map, the row runs of the output rows the
+ * pixels touch (whole rows: a few more offsets at most).
  */
-function planeSpan({ map, taps, P }: TapLayout, tap0: number, n: number, q0: number, count: number): [number, number] {
+function planeSpan({ map, taps, P, rowRuns }: TapLayout, tap0: number, n: number, q0: number, count: number): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (let j = 0; j < n; j++) {
-    const row = ((tap0 + j) % taps) * P;
+    const t = (tap0 + j) % taps;
+    if (!map) {
+      const { table, OW, stride } = rowRuns!, OH = P / OW;
+      for (let oh = Math.floor(q0 / OW); oh <= Math.floor((q0 + count - 1) / OW); oh++) {
+        const at = (t * OH + oh) * 3, first = table[at + 1]!, end = table[at + 2]!;
+        if (first < end) { lo = Math.min(lo, table[at]! + first * stride); hi = Math.max(hi, table[at]! + (end - 1) * stride + 1); }
+      }
+      continue;
+    }
+    const row = t * P;
     for (let q = q0; q < q0 + count; q++) if (map[row + q]! >= 0) { lo = Math.min(lo, map[row + q]!); break; }
     for (let q = q0 + count - 1; q >= q0; q--) if (map[row + q]! >= 0) { hi = Math.max(hi, map[row + q]! + 1); break; }
   }
