@@ -7,7 +7,7 @@
  * channels.
  */
 import { expect } from 'chai';
-import { add, conv2d, mul, noGrad, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
+import { abs, add, conv2d, leakyRelu, mul, noGrad, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
 import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
 import { lrn } from '../../src/ops/lrn.js';
@@ -40,9 +40,9 @@ function passes(shape: number[], seed: number): Float32Array[] {
 }
 
 /**
- * Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same'), LRN (size 5) and
- * depthwise convolutions (3x3 stride 1; stride 2 with multiplier 2; 5x5): forward, input gradient, and the
- * convolutions' filter gradients.
+ * Max pooling (3x3 stride 2, padded, ceil mode; 2x2), L2 pooling (3x3 stride 1 'same'), LRN (size 5),
+ * depthwise convolutions (3x3 stride 1; stride 2 with multiplier 2; 5x5), leaky ReLU and abs: forward,
+ * input gradient, and the convolutions' filter gradients.
  */
 function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
   const x0 = randomTensor(shape, seed), C = shape[1]!;
@@ -57,6 +57,8 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
     maxPool2d(x, { kernel: 2 }),
     l2Pool2d(x, { kernel: 3, stride: 1, padding: 'same' }),
     lrn(x, { size: 5, alpha: 1e-4, beta: 0.75, k: 1 }),
+    leakyRelu(x, 0.1),
+    abs(x),
   ];
   const loss = outputs.reduce((acc, y, i) => add(acc, sum(mul(y, randomTensor([...y.shape], seed + 10 + i)))), sum(mul(x, 0)));
   loss.backward();
@@ -85,7 +87,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
   });
   after(() => { setNumThreads(threadsBefore); clearPool(); });
 
-  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN, depthwise convolution', poolsAndLrn]] as const;
+  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN, depthwise convolution, leaky ReLU, abs', poolsAndLrn]] as const;
   for (const [name, run] of cases) {
     it(`${name}: bit-identical to 1 thread, slices taken back or computed by the worker`, async () => {
       setNumThreads(1);

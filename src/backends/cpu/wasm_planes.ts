@@ -571,11 +571,12 @@ type TypedArrayLike = { [i: number]: number; length: number };
 type Tuple8 = [number, number, number, number, number, number, number, number];
 type Tuple5 = [number, number, number, number, number];
 
-const FLAT = ['mask', 'relu', 'add', 'sub', 'mul'] as const;
+const FLAT = ['mask', 'relu', 'add', 'sub', 'mul', 'abs', 'leaky', 'leakyGrad'] as const;
 
-/** Arrays inputs..., out; ints the kernel (an index into FLAT). Values [from, to). */
+/** Arrays inputs..., out; ints the kernel (an index into FLAT), then its scalar if any (float64Words). Values [from, to). */
 const flatRange: KernelPass = (k, a, from, to) => {
-  overValues(k, k[FLAT[a.ints[0]!]!], a.arrays.slice(0, -1), a.arrays[a.arrays.length - 1]!, undefined, from, to);
+  const scalar = a.ints.length > 1 ? fromFloat64Words(a.ints.slice(1))[0] : undefined;
+  overValues(k, k[FLAT[a.ints[0]!]!], a.arrays.slice(0, -1), a.arrays[a.arrays.length - 1]!, scalar, from, to);
 };
 
 /** Float64 tables at `addresses` (C values each), channels [c0, c1), into sums. */
@@ -715,10 +716,10 @@ function overValues(k: Instance, kernel: Fn, inputs: Float32Array[], out: Float3
   }
 }
 
-/** A FLAT kernel over same-length arrays (the last one the output), on all threads where worth it. */
-function flatPass(kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[]): void {
-  const n = arrays[0]!.length;
-  runPass(PASS.FLAT, { arrays: arrays as Float32Array[], ints: [FLAT.indexOf(kernel)], tables: [], tableLength: 0 }, 0, n, 16, n);
+/** A FLAT kernel over same-length arrays (the last one the output), with its scalar if any, on all threads where worth it. */
+function flatPass(kernel: (typeof FLAT)[number], arrays: ArrayLike<number>[], scalar?: number): void {
+  const n = arrays[0]!.length, ints = [FLAT.indexOf(kernel), ...(scalar === undefined ? [] : float64Words(scalar))];
+  runPass(PASS.FLAT, { arrays: arrays as Float32Array[], ints, tables: [], tableLength: 0 }, 0, n, 16, n);
 }
 
 /** out = ref > 0 ? dy : 0 (ReLU's gradient; out may be dy); false where the kernels do not run. */
@@ -744,18 +745,16 @@ export function binaryValues(name: 'add' | 'sub' | 'mul', a: ArrayLike<number>, 
 
 /** out = |x|; false where the kernels do not run. */
 export function absValues(x: ArrayLike<number>, out: ArrayLike<number>): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, out)) return false;
-  overValues(k, k.abs, [x as Float32Array], out as Float32Array);
+  if (!kernels() || !isF32(x, out)) return false;
+  flatPass('abs', [x, out]);
   return true;
 }
 
 /** Leaky ReLU (out = x > 0 ? x : alpha x), or with dy its gradient (out = x > 0 ? dy : alpha dy); false where the kernels do not run. */
 export function leakyValues(x: ArrayLike<number>, alpha: number, out: ArrayLike<number>, dy?: ArrayLike<number>): boolean {
-  const k = kernels();
-  if (!k || !isF32(x, out, ...(dy ? [dy] : []))) return false;
-  if (dy) overValues(k, k.leakyGrad, [dy as Float32Array, x as Float32Array], out as Float32Array, alpha);
-  else overValues(k, k.leaky, [x as Float32Array], out as Float32Array, alpha);
+  if (!kernels() || !isF32(x, out, ...(dy ? [dy] : []))) return false;
+  if (dy) flatPass('leakyGrad', [dy, x, out], alpha);
+  else flatPass('leaky', [x, out], alpha);
   return true;
 }
 
