@@ -125,6 +125,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
       { name: '3x3 stride 2 (dx by col2im, in place)', x: [4, 32, 13, 13], w: [24, 32, 3, 3], o: { stride: 2 } },
       { name: '3x3 on 12x12, batch 1 (split by rows)', x: [1, 128, 12, 12], w: [256, 128, 3, 3], o: { padding: 1 } },
       { name: '1x1 on 8x8, batch 1 (split by rows, images views)', x: [1, 256, 8, 8], w: [384, 256, 1, 1], o: {} },
+      { name: '3x3 with 16 filters on 40x40, batch 1 (columns split mid-image: y as a plain matrix, in place)', x: [1, 16, 40, 40], w: [16, 16, 3, 3], o: { padding: 1 } },
     ];
     const run = (c: (typeof geometries)[number], recycle: boolean): Float32Array[] => {
       const block = (): Float32Array[] => {

@@ -263,8 +263,16 @@ function from(X: Matrix, r: number, c: number): Matrix {
   return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld, room) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld, room) };
 }
 
+/**
+ * An images view's columns of one image only (a batch of one) as the plain [rows, P] matrix they are, so
+ * that threads splitting them mid-image write their columns in place.
+ */
+const oneImagePlain = (X: Matrix, N: number): Matrix =>
+  X.images && N === X.images.P && X.ld === X.images.P && !X.cols && !X.produce && !X.consume ? { data: X.data, offset: X.offset, ld: X.ld } : X;
+
 /** C (+)= op(A) op(B) on all threads. */
-export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
+export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C0: Matrix, accumulate: boolean): void {
+  const C = oneImagePlain(C0, N);
   if (splitsByRows(M, N, A)) return gemmThreadedByRows(transA, transB, M, N, K, A, B, C, accumulate);
   const T = threads; // the pool has threads - 1 workers
   const [aRows, aCols] = transA ? [K, M] : [M, K], [bRows, bCols] = transB ? [N, K] : [K, N];
@@ -317,7 +325,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const kernel = gemmKernel();
   jobs++;
   runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), () => {
-    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
+    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C0, accumulate, kernel); // C0: an images view stages its block in the module
   }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
