@@ -265,7 +265,9 @@ function from(X: Matrix, r: number, c: number): Matrix {
 
 /**
  * An images view's columns of one image only (a batch of one) as the plain [rows, P] matrix they are, so
- * that threads splitting them mid-image write their columns in place.
+ * that threads splitting them mid-image write their columns in place. Every thread then writes its
+ * columns row by row: an images view's block may be written back as whole planes (imagesBlock), over the
+ * columns another thread is writing at the same time.
  */
 const oneImagePlain = (X: Matrix, N: number): Matrix =>
   X.images && N === X.images.P && X.ld === X.images.P && !X.cols && !X.produce && !X.consume ? { data: X.data, offset: X.offset, ld: X.ld } : X;
@@ -325,7 +327,7 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const kernel = gemmKernel();
   jobs++;
   runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), () => {
-    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C0, accumulate, kernel); // C0: an images view stages its block in the module
+    if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
   }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
