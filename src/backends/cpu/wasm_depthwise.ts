@@ -78,12 +78,13 @@ const KERNEL_NAME = { taps: 'depthwiseTaps', '3x3s1': 'depthwise3x3s1', '3x3s2':
 const [GEO_, X, WT, Y, S, PLANES, TABLES, DX, D] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 const PARAMS = 9;
 const I32_LOCALS = [...Object.keys(GEO) as (keyof typeof GEO)[],
-  'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2', 'DXP', 'OFF'] as const;
+  'M_LEFT', 'ROWS_LEFT', 'COUNT', 'SRC', 'DST', 'N', 'PH', 'IDX', 'PE', 'PO', 'P', 'Q', 'YP', 'YROW', 'T_LEFT', 'TP', 'WP', 'B1', 'B2', 'SP', 'X_SRC', 'OFF'] as const;
 const L = Object.fromEntries(I32_LOCALS.map((name, i) => [name, PARAMS + i])) as Record<(typeof I32_LOCALS)[number], number>;
 const V = PARAMS + I32_LOCALS.length; // v128 locals: ACC, two for staging (VA also the epilogue's scratch), the epilogue's scale, shift, slope, nine weights
 const [ACC, VA, VB, SCALE, SHIFT, SLOPE, WEIGHT0] = [V, V + 1, V + 2, V + 3, V + 4, V + 5, V + 6];
 const MASK = V + 15; // the backward's
 const V128_LOCALS = 16;
+const LOCAL_TYPES = [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)];
 
 const addTo = (e: Emit, local: number, bytes: number | number[]): void =>
   e(w.get(local), typeof bytes === 'number' ? w.i32(bytes) : bytes, w.add, w.set(local));
@@ -217,7 +218,7 @@ function depthwiseKernel(variant: Variant): WasmFunction {
       addTo(e, TABLES, 4);
     });
   });
-  return { name: KERNEL_NAME[variant], params: new Array<number>(PARAMS).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)], code };
+  return { name: KERNEL_NAME[variant], params: new Array<number>(PARAMS).fill(I32), locals: LOCAL_TYPES, code };
 }
 
 /**
@@ -257,7 +258,7 @@ function backwardKernel(): WasmFunction {
     e(w.end);
     e(w.get(L.M), w.set(L.M_LEFT));
     repeat(e, L.M_LEFT, () => { // output planes: dy at Y, weights at WT, sums at TABLES
-      e(w.get(GEO_), w.i32(TAPS_AT), w.add, w.set(L.TP), w.get(WT), w.set(L.WP), w.get(TABLES), w.set(L.B1), w.get(L.TAPS), w.set(L.T_LEFT));
+      e(w.get(GEO_), w.i32(TAPS_AT), w.add, w.set(L.TP), w.get(WT), w.set(L.WP), w.get(TABLES), w.set(L.SP), w.get(L.TAPS), w.set(L.T_LEFT));
       repeat(e, L.T_LEFT, () => {
         e(w.get(L.TP), w.i32Load(0), w.set(L.OFF));
         need(NEED.DW);
@@ -267,7 +268,7 @@ function backwardKernel(): WasmFunction {
           if (masked) e(w.get(MASK), w.and128);
           e(w.f32x4Add, w.set(ACC));
         });
-        e(w.get(L.B1), w.get(L.B1), w.f64Load(0), w.get(ACC), w.f64x2FromF32Low, w.get(ACC), highToLow, w.f64x2FromF32Low, w.f64x2Add);
+        e(w.get(L.SP), w.get(L.SP), w.f64Load(0), w.get(ACC), w.f64x2FromF32Low, w.get(ACC), highToLow, w.f64x2FromF32Low, w.f64x2Add);
         e(w.tee(VB), w.f64x2Lane(0), w.get(VB), w.f64x2Lane(1), w.f64Add, w.f64Add, w.f64Store(0));
         e(w.end);
         need(NEED.DX);
@@ -278,18 +279,18 @@ function backwardKernel(): WasmFunction {
           e(w.f32x4Add, w.v128Store(0));
         });
         e(w.end);
-        addTo(e, L.TP, 4); addTo(e, L.WP, 4); addTo(e, L.B1, 8);
+        addTo(e, L.TP, 4); addTo(e, L.WP, 4); addTo(e, L.SP, 8);
       });
       e(w.get(L.YROW), w.set(Y)); // the next dy plane follows this one's OH rows
-      e(w.get(L.WP), w.set(WT), w.get(L.B1), w.set(TABLES));
+      e(w.get(L.WP), w.set(WT), w.get(L.SP), w.set(TABLES));
     });
     need(NEED.DX);
-    e(w.get(L.SRC), w.set(L.B2), w.get(DX), w.set(L.SRC)); // transfer walks SRC: dx's plane here
+    e(w.get(L.SRC), w.set(L.X_SRC), w.get(DX), w.set(L.SRC)); // transfer walks SRC: dx's plane here, x's after
     need(NEED.ONTO); transfer(e, D, 'outAdd'); e(w.else); transfer(e, D, 'out'); e(w.end);
-    e(w.get(L.SRC), w.set(DX), w.get(L.B2), w.set(L.SRC));
+    e(w.get(L.SRC), w.set(DX), w.get(L.X_SRC), w.set(L.SRC));
     e(w.end);
   });
-  return { name: 'depthwiseBackward', params: new Array<number>(PARAMS).fill(I32), locals: [...new Array<number>(I32_LOCALS.length).fill(I32), ...new Array<number>(V128_LOCALS).fill(V128)], code };
+  return { name: 'depthwiseBackward', params: new Array<number>(PARAMS).fill(I32), locals: LOCAL_TYPES, code };
 }
 
 function depthwiseFunctions(): WasmFunction[] {
