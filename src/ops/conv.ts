@@ -71,8 +71,8 @@ export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null
 /**
  * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
  * batchnorm (and bias) folded into one per-channel affine map, in one pass over the output (one kernel on
- * the GPU; a depthwise one's applied as its outputs are stored, on the CPU). act: true for ReLU, per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false
- * for none.
+ * the GPU; on the CPU a depthwise convolution applies it as its outputs are stored). act: true for ReLU,
+ * per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false for none.
  */
 export function conv2dScaleShift(
   x: Tensor, w: Tensor, scale: Float32Array | Float64Array, shift: Float32Array | Float64Array, act: boolean | Float32Array | Float64Array, options: Conv2dOptions = {},
