@@ -305,6 +305,7 @@ export function depthwiseModuleBytes(): Uint8Array {
 
 type Name = (typeof KERNEL_NAME)[Variant] | 'depthwiseBackward';
 const kernels = passModule<Name>(depthwiseFunctions);
+type Instance = NonNullable<ReturnType<typeof kernels>>;
 
 /** Whether the depthwise kernels run here (WebAssembly SIMD, passes switched on). */
 export function wasmDepthwiseAvailable(): boolean {
@@ -326,50 +327,79 @@ export interface DepthwiseEpilogue { scale: ArrayLike<number>; shift: ArrayLike<
  * y untouched.
  */
 export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry, epilogue?: DepthwiseEpilogue): boolean {
-  if (!depthwiseRuns(g, x, wt, y)) return false;
-  const layout = stagedLayout(g), O = g.O;
+  const layout = fittingLayout(g, x, wt, y);
+  if (!layout) return false;
   const mode = epilogue ? 1 + AFFINE_ACTIVATIONS.indexOf(epilogue.activation) : 0;
-  const ints = [g.C, O / g.C, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, g.KH * g.KW, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, VARIANTS.indexOf(depthwiseVariant(g)), mode, ...layout.taps];
-  const tables = [wt, ...(epilogue ? [epilogue.scale, epilogue.shift, epilogue.slopes ?? new Float32Array(O)] : [])];
-  const planes = g.N * g.C, T = g.KH * g.KW;
-  runPass(PASS.DEPTHWISE, { arrays: [x, y] as Float32Array[], ints, tables, tableLength: Math.max(wt.length, O) }, 0, planes, 1, planes * (g.H * g.W + (O / g.C) * g.OH * g.OW * T));
+  const tables = [wt, ...(epilogue ? [epilogue.scale, epilogue.shift, epilogue.slopes ?? new Float32Array(g.O)] : [])];
+  const planes = g.N * g.C;
+  runPass(PASS.DEPTHWISE, { arrays: [x, y] as Float32Array[], ints: [VARIANTS.indexOf(depthwiseVariant(g)), mode, ...geometryInts(g, layout)], tables, tableLength: Math.max(wt.length, g.O) }, 0, planes, 1, planes * work(g));
   return true;
 }
 
-/** Whether depthwisePlanes runs for this geometry and these arrays. */
+/** Whether depthwisePlanes (and depthwiseBackwardPlanes) run for this geometry and these arrays. */
 export function depthwiseRuns(g: ConvGeometry, ...arrays: ArrayLike<number>[]): boolean {
-  if (!kernels() || !isF32(...arrays) || g.padTop < 0 || g.padLeft < 0 || g.OH * g.OW === 0) return false;
-  const layout = stagedLayout(g);
-  return layout.rows * layout.rowBytes + 4 * (g.H * g.W + (g.O / g.C) * g.OH * g.OW) <= 1 << 26;
+  return fittingLayout(g, ...arrays) !== null;
 }
 
-type Sixteen = [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+/** The staged layout, or null where the kernels do not run (no WebAssembly SIMD, not float32, a plane too large). */
+function fittingLayout(g: ConvGeometry, ...arrays: ArrayLike<number>[]): StagedLayout | null {
+  if (!kernels() || !isF32(...arrays) || g.padTop < 0 || g.padLeft < 0 || g.OH * g.OW === 0) return null;
+  const layout = stagedLayout(g);
+  return layout.rows * layout.rowBytes + 4 * (g.H * g.W + (g.O / g.C) * g.OH * g.OW) <= 1 << 26 ? layout : null;
+}
+
+/** Values one input plane's pass touches: its plane, and its output planes once a tap. */
+const work = (g: ConvGeometry): number => g.H * g.W + (g.O / g.C) * g.OH * g.OW * g.KH * g.KW;
+
+/** A geometry as a pass carries it to the threads: 14 integers, then the tap offsets (see readGeometry). */
+const geometryInts = (g: ConvGeometry, l: StagedLayout): number[] =>
+  [g.N, g.C, g.O / g.C, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, l.rows, l.rowBytes, l.phaseBytes, l.topBytes, ...l.taps];
+
+interface Geometry { N: number; C: number; M: number; H: number; W: number; OH: number; OW: number; strideH: number; strideW: number; padLeft: number; layout: StagedLayout; T: number }
+
+function readGeometry(ints: number[]): Geometry {
+  const [N, C, M, H, W, OH, OW, strideH, strideW, padLeft, rows, rowBytes, phaseBytes, topBytes] = ints as Tuple14;
+  const taps = Int32Array.from(ints.slice(14));
+  return { N, C, M, H, W, OH, OW, strideH, strideW, padLeft, layout: { rows, rowBytes, phaseBytes, topBytes, taps }, T: taps.length };
+}
+type Tuple14 = [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+
+/** Writes the kernels' geometry block at 0: the GEO fields (`fields` for the pass's own), the tail mask, the tap offsets. */
+function writeGeometry(k: Instance, d: Geometry, fields: Partial<Record<keyof typeof GEO, number>>): void {
+  const { OW, layout: l } = d, geo = new Int32Array(k.memory.buffer, 0, TAPS_AT / 4 + d.T);
+  const values: Record<keyof typeof GEO, number> = {
+    M: d.M, H: d.H, W: d.W, OH: d.OH, VECTORS: Math.ceil(OW / 4), OW_BYTES: OW * 4, ROW_STEP: d.strideH * l.rowBytes, ROW_BYTES: l.rowBytes,
+    PHASE_BYTES: l.phaseBytes, STRIDE: d.strideW, TOP_BYTES: l.topBytes, PAD_LEFT: d.padLeft, TAPS: d.T,
+    EPILOGUE: 0, TABLE_BYTES: 0, NEED: 0, FULL: Math.floor(OW / 4), TAIL: OW % 4 ? 1 : 0, SCRATCH_BYTES: l.rows * l.rowBytes, ...fields,
+  };
+  for (const [name, field] of Object.entries(GEO)) geo[field] = values[name as keyof typeof GEO];
+  geo.set([0, 1, 2, 3].map((lane) => (lane < OW % 4 ? -1 : 0)), MASK_AT / 4);
+  geo.set(l.taps, TAPS_AT / 4);
+}
 
 /** Input planes per call: a chunk of about 64 k floats in and out (L2-resident), one plane at least. */
 const PLANES_FLOATS = 65536;
 
-/** Arrays x, y; ints (see depthwisePlanes); tables the weights (then the epilogue's scale, shift and slopes). Input planes [q0, q1) of the N*C. */
+/** Arrays x, y; ints the variant, the epilogue, the geometry; tables the weights (then the epilogue's scale, shift and slopes). Input planes [q0, q1) of the N*C. */
 registerPass(PASS.DEPTHWISE, kernels, (k, a: PassArgs, q0, q1) => {
-  const [C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, variant, mode] = a.ints as number[] as Sixteen;
-  const taps = a.ints.slice(16);
+  const [variant, mode] = a.ints as [number, number], d = readGeometry(a.ints.slice(2));
+  const { C, M, T } = d, O = C * M, scratchBytes = d.layout.rows * d.layout.rowBytes;
   const [xs, ys] = a.arrays as [Float32Array, Float32Array];
-  const inPlane = H * W, outPlanes = M * OH * OW, O = C * M;
+  const inPlane = d.H * d.W, outPlanes = M * d.OH * d.OW;
   const step = Math.max(1, Math.floor(PLANES_FLOATS / (inPlane + outPlanes)));
-  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), tablesAt = wAt + regionBytes(O * T), scratchAt = tablesAt + regionBytes(3 * O);
-  const xAt = scratchAt + regionBytes(rows * rowBytes / 4, 16), yAt = xAt + regionBytes(step * inPlane);
+  const wAt = regionBytes(TAPS_AT / 4 + T), tablesAt = wAt + regionBytes(O * T), scratchAt = tablesAt + regionBytes(3 * O);
+  const xAt = scratchAt + regionBytes(scratchBytes / 4, 16), yAt = xAt + regionBytes(step * inPlane);
   reserve(k, yAt + regionBytes(step * outPlanes, 16));
-  const geo = new Int32Array(k.memory.buffer, geoAt, TAPS_AT / 4 + T);
-  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T, mode, O * 4]);
-  geo.set(taps, TAPS_AT / 4);
+  writeGeometry(k, d, { EPILOGUE: mode, TABLE_BYTES: O * 4 });
   k.heap.set(a.tables[0]!, wAt / 4);
   if (mode) a.tables.slice(1).forEach((t, i) => k.heap.set(t, tablesAt / 4 + i * O));
-  k.heap.fill(0, scratchAt / 4, scratchAt / 4 + (rows * rowBytes) / 4);
+  k.heap.fill(0, scratchAt / 4, scratchAt / 4 + scratchBytes / 4);
   const kernel = k[KERNEL_NAME[VARIANTS[variant]!]];
   for (let q = q0; q < q1;) {
     // A run of planes within one image (consecutive channels): their x and y planes are contiguous.
     const c = q % C, n = Math.min(step, q1 - q, C - c);
     k.heap.set(xs.subarray(q * inPlane, (q + n) * inPlane), xAt / 4);
-    kernel(geoAt, xAt, wAt + c * M * T * 4, yAt, scratchAt, n, tablesAt + c * M * 4);
+    kernel(0, xAt, wAt + c * M * T * 4, yAt, scratchAt, n, tablesAt + c * M * 4);
     ys.set(k.heap.subarray(yAt / 4, yAt / 4 + n * outPlanes), q * outPlanes);
     q += n;
   }
@@ -384,31 +414,26 @@ export function depthwiseBackwardPlanes(
   x: ArrayLike<number>, wt: ArrayLike<number>, dy: ArrayLike<number>, dx: ArrayLike<number> | null, dw: ArrayLike<number> | null, g: ConvGeometry, onto: boolean,
 ): boolean {
   const given = [dx, dw].filter((a) => a !== null) as ArrayLike<number>[];
-  if (given.length === 0 || !depthwiseRuns(g, x, wt, dy, ...given)) return false;
-  const layout = stagedLayout(g), M = g.O / g.C, T = g.KH * g.KW;
+  const layout = given.length > 0 ? fittingLayout(g, x, wt, dy, ...given) : null;
+  if (!layout) return false;
   const need = (dx ? NEED.DX : 0) | (dw ? NEED.DW : 0) | (dx && onto ? NEED.ONTO : 0);
-  const ints = [g.N, g.C, M, g.H, g.W, g.OH, g.OW, g.strideH, g.strideW, g.padLeft, T, layout.rows, layout.rowBytes, layout.phaseBytes, layout.topBytes, need, ...layout.taps];
-  const arrays = [x, dy, ...(dx ? [dx] : [])] as Float32Array[];
-  const sums = runPass(PASS.DEPTHWISE_BACKWARD, { arrays, ints, tables: [wt], tableLength: g.O * T }, dw ? 1 : 0, g.C, 1, g.N * g.C * (g.H * g.W + M * g.OH * g.OW * T));
+  const arrays = [x, dy, ...(dx ? [dx] : [])] as Float32Array[], T = g.KH * g.KW;
+  const sums = runPass(PASS.DEPTHWISE_BACKWARD, { arrays, ints: [need, ...geometryInts(g, layout)], tables: [wt], tableLength: g.O * T }, dw ? 1 : 0, g.C, 1, g.N * g.C * work(g));
   if (dw) (dw as Float32Array).set(sums[0]!.subarray(0, g.O * T));
   return true;
 }
 
-/** Arrays x, dy (then dx); ints (see depthwiseBackwardPlanes); tables the weights; sums dW. Channels [c0, c1), every image. */
+/** Arrays x, dy (then dx); ints what is needed, the geometry; tables the weights; sums dW. Channels [c0, c1), every image. */
 registerPass(PASS.DEPTHWISE_BACKWARD, kernels, (k, a: PassArgs, c0, c1) => {
-  const [N, C, M, H, W, OH, OW, strideH, strideW, padLeft, T, rows, rowBytes, phaseBytes, topBytes, need] = a.ints as number[] as Sixteen;
-  const taps = a.ints.slice(16);
+  const need = a.ints[0]!, d = readGeometry(a.ints.slice(1)), { N, C, M, T } = d;
   const [xs, dys, dxs] = a.arrays as [Float32Array, Float32Array, Float32Array?];
-  const inPlane = H * W, outPlanes = M * OH * OW, O = C * M, scratchBytes = rows * rowBytes;
+  const inPlane = d.H * d.W, outPlanes = M * d.OH * d.OW, O = C * M, scratchBytes = d.layout.rows * d.layout.rowBytes;
   const step = Math.max(1, Math.floor(PLANES_FLOATS / (2 * inPlane + outPlanes)));
-  const geoAt = 0, wAt = regionBytes(TAPS_AT / 4 + T), sumsAt = wAt + regionBytes(O * T), sAt = sumsAt + regionBytes(2 * O * T);
+  const wAt = regionBytes(TAPS_AT / 4 + T), sumsAt = wAt + regionBytes(O * T), sAt = sumsAt + regionBytes(2 * O * T);
   const dAt = sAt + regionBytes(scratchBytes / 4, 16), xAt = dAt + regionBytes(scratchBytes / 4, 16), dyAt = xAt + regionBytes(step * inPlane);
   const dxAt = dyAt + regionBytes(step * outPlanes, 16);
   reserve(k, dxAt + regionBytes(step * inPlane));
-  const geo = new Int32Array(k.memory.buffer, geoAt, TAPS_AT / 4 + T);
-  geo.set([M, H, W, OH, Math.ceil(OW / 4), OW * 4, strideH * rowBytes, rowBytes, phaseBytes, strideW, topBytes, padLeft, T, 0, 0, need, Math.floor(OW / 4), OW % 4 ? 1 : 0, scratchBytes]);
-  geo.set([0, 1, 2, 3].map((lane) => (lane < OW % 4 ? -1 : 0)), MASK_AT / 4);
-  geo.set(taps, TAPS_AT / 4);
+  writeGeometry(k, d, { NEED: need });
   k.heap.set(a.tables[0]!, wAt / 4);
   k.heap64.fill(0, sumsAt / 8 + c0 * M * T, sumsAt / 8 + c1 * M * T);
   k.heap.fill(0, sAt / 4, sAt / 4 + scratchBytes / 4); // x's padding (the kernel zeroes dx's scratch itself)
@@ -418,7 +443,7 @@ registerPass(PASS.DEPTHWISE_BACKWARD, kernels, (k, a: PassArgs, c0, c1) => {
       if (need & NEED.DW) k.heap.set(xs.subarray(q * inPlane, (q + r) * inPlane), xAt / 4);
       k.heap.set(dys.subarray(q * outPlanes, (q + r) * outPlanes), dyAt / 4);
       if (need & NEED.ONTO) k.heap.set(dxs!.subarray(q * inPlane, (q + r) * inPlane), dxAt / 4);
-      k.depthwiseBackward(geoAt, xAt, wAt + c * M * T * 4, dyAt, sAt, r, sumsAt + c * M * T * 8, dxAt, dAt);
+      k.depthwiseBackward(0, xAt, wAt + c * M * T * 4, dyAt, sAt, r, sumsAt + c * M * T * 8, dxAt, dAt);
       if (need & NEED.DX) dxs!.set(k.heap.subarray(dxAt / 4, dxAt / 4 + r * inPlane), q * inPlane);
       c += r;
     }
