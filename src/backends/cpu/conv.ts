@@ -409,18 +409,18 @@ export function conv2dBackward(
 ): [TypedArray | null, TypedArray | null] {
   const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW, P = g.OH * g.OW;
   const transposed = needInput ? transposedGeometry(g) : null;
-  // Arrays the GEMMs write in full come unfilled: a 1x1 convolution's dx, and dw (its first chunk, image or
-  // group overwrites). col2im and the depthwise loops add into theirs.
-  const dxUnfilled = isPointwise(g) && g.groups === 1, dwUnfilled = !isDepthwise(g);
+  // Arrays written in full come unfilled: a 1x1 convolution's dx, and dw (its first chunk, image or group
+  // overwrites), and both of a depthwise convolution in WebAssembly. col2im and the depthwise loops add into theirs.
+  const depthwiseInWasm = isDepthwise(g) && depthwiseRuns(g, x, w, dy);
+  const dxUnfilled = (isPointwise(g) && g.groups === 1) || depthwiseInWasm, dwUnfilled = !isDepthwise(g) || depthwiseInWasm;
   const onto = needInput && !transposed && dxOnto !== undefined;
   const dx = transposed ? conv2dForward(dy, flippedFilters(w, g), null, transposed) : onto ? dxOnto! : needInput ? (dxUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.N * g.C * g.H * g.W) : null;
   const dxByCol2im = needInput && !transposed;
   const dw = needFilter ? (dwUnfilled ? allocUnfilled : alloc)(dtypeOf(dy), g.O * K) : null;
-  if (isDepthwise(g)) {
-    if (!depthwiseBackwardPlanes(x, w, dy, dx, dw, g, onto)) {
-      if (dx) depthwiseBackwardInput(dy, w, dx, g);
-      if (dw) depthwiseBackwardFilter(dy, x, dw, g);
-    }
+  if (depthwiseInWasm) depthwiseBackwardPlanes(x, w, dy, dx, dw, g, onto);
+  else if (isDepthwise(g)) {
+    if (dx) depthwiseBackwardInput(dy, w, dx, g);
+    if (dw) depthwiseBackwardFilter(dy, x, dw, g);
   } else if (g.groups === 1) {
     const chunk = chunkSize(g, K, dy);
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
