@@ -1,8 +1,9 @@
 /**
  * im2col and col2im in WebAssembly: conv.ts's path for every convolution whose tap map is not too large
  * (all the face models' layers at their input sizes) or whose output rows are long enough for row runs (a
- * detector's first layers on a photo: there without a map). Where output rows are short, each value of a cols block is gathered through a per-tap index map (its input's
- * offset within the channel plane, or -1 for padding): one scalar load, select and store (four at once
+ * detector's first layers on a photo: there without a map). Where output rows are short, each value of a
+ * cols block is gathered through a per-tap index map (its input's offset within the channel plane, or -1
+ * for padding): one scalar load, select and store (four at once
  * where the four offsets are consecutive). JavaScript ran that gather at about 4 ns a value on small
  * planes (2.1 M values per image in a nn4.small2 training step, an eighth of its time). Where rows are
  * longer, blocks move run by run instead: an output row's pixels of one tap read one stretch of one input

@@ -6,14 +6,14 @@
  * at 1.2-2.5 ns a value on typed arrays (measured here: no vectorization, a float64 round trip per value);
  * WebAssembly SIMD takes four float32 values an instruction. The data lives in JavaScript arrays, so each
  * pass copies chunks into the module's memory (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them,
- * and copies the result out. Chunks are whole
- * planes of P values where the kernel is per channel, and stay small enough to live in the L2 cache.
+ * and copies the result out. Chunks are whole planes of P values where the kernel is per channel, and stay
+ * small enough to live in the L2 cache.
  *
  * Values are float32 in the kernels (per-channel constants too); sums are accumulated in float64. The
  * TypeScript loops in the op files remain the path for float64 tensors and where WebAssembly SIMD is
  * missing; both agree to float32 rounding (tested). NaN passes through ReLU with either sign bit.
  */
-import { body, F32, F64, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
+import { body, F32, F64, I32, moduleBytes, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, float64Words, fromFloat64Words, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 
