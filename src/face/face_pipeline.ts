@@ -109,6 +109,12 @@ function toRgb(input: Exclude<ImageInput, string | Uint8Array>): RgbImage {
   return { data, width, height };
 }
 
+/** Files being decoded ahead (io/read_ahead.ts): take(path) gives the next one's image, or null: decode it here. */
+export interface FilesAhead {
+  take(path: string): Promise<RgbImage | null> | null;
+  close(): void;
+}
+
 /** Where a pipeline gets its models and image decoders. */
 export interface PipelineSources {
   /** The model for a registry id or a file path. */
@@ -119,6 +125,8 @@ export interface PipelineSources {
   images?: {
     read(path: string, limits: ImageLimits): RgbImage;
     decode(bytes: Uint8Array, name: string, limits: ImageLimits): RgbImage;
+    /** Decodes a list of files ahead of their use, elsewhere (Node: a worker thread); null where it cannot. */
+    readAhead?(paths: readonly string[], limits: ImageLimits): FilesAhead | null;
   };
 }
 
@@ -168,6 +176,25 @@ export class FacePipeline {
     return new FacePipeline(id, spec, loaded.model, detectorName, detector, landmarkNet, o.limits ?? {}, o.timeoutMs, o.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES, sources.images);
   }
 
+  private ahead: FilesAhead | null = null;
+
+  /**
+   * Decodes these files ahead of their use where the sources can (Node: on a worker thread, see
+   * io/read_ahead.ts), while the networks work on the ones before: for going through a list of files
+   * with embed / detect / embedAligned, in this order (a file taken out of order is decoded as usual).
+   * A new list replaces the previous one; an empty list stops reading ahead.
+   */
+  readAhead(paths: readonly string[]): void {
+    this.ahead?.close();
+    this.ahead = paths.length > 0 ? this.images?.readAhead?.(paths, this.limits) ?? null : null;
+  }
+
+  /** loadImage, taking a file's image from the read-ahead when it has it. */
+  private async image(input: ImageInput): Promise<RgbImage> {
+    const ahead = typeof input === 'string' ? this.ahead?.take(input) : null;
+    return (ahead && await ahead) ?? this.loadImage(input);
+  }
+
   loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
     if (typeof input !== 'string' && !(input instanceof Uint8Array)) return toRgb(input);
     if (!this.images) throw new FacenetError('UNSUPPORTED_FORMAT', `${typeof input === 'string' ? input : name}: this pipeline has no image decoder (in a browser, pass pixels: { data, width, height, channels })`);
@@ -198,7 +225,7 @@ export class FacePipeline {
 
   /** Faces with boxes, scores and 5 landmarks (pick: 'all' by default). */
   async detect(input: ImageInput, options: { pick?: Pick } = {}): Promise<DetectedFace[]> {
-    const img = this.loadImage(input);
+    const img = await this.image(input);
     return this.geometry(img, options.pick ?? 'all').map((g) => g.face);
   }
 
@@ -212,7 +239,7 @@ export class FacePipeline {
   /** Detects, aligns and embeds every face (or the picked one). An image without faces gives []. */
   async embed(input: ImageInput, options: { pick?: Pick } = {}): Promise<EmbeddedFace[]> {
     const started = performance.now();
-    const img = this.loadImage(input);
+    const img = await this.image(input);
     this.checkDeadline(started, input);
     const found = this.geometry(img, options.pick ?? 'all');
     this.checkDeadline(started, input);
@@ -224,7 +251,7 @@ export class FacePipeline {
 
   /** Embeds an already aligned face: the whole image resized to the model input. */
   async embedAligned(input: ImageInput): Promise<Float32Array> {
-    const img = this.loadImage(input);
+    const img = await this.image(input);
     const [H, W] = this.spec.inputSize;
     return (await this.run([img.width === W && img.height === H ? img : resizeBilinear(img, W, H)]))[0]!;
   }

@@ -7,6 +7,7 @@
  * images from files or bytes (PNG/JPEG). The pipeline itself is face_pipeline.ts, which a browser uses too.
  */
 import { decodeImage, readImage } from '../io/image.js';
+import { ReadAhead } from '../io/read_ahead.js';
 import { fetchModel, registry } from '../io/registry.js';
 import { loadModelFile } from '../models/load.js';
 import { openPipeline, type FacePipeline, type PipelineOptions, type PipelineSources } from './face_pipeline.js';
@@ -18,7 +19,7 @@ export function nodeSources(options: Pick<PipelineOptions, 'from' | 'log'> = {})
   return {
     model: (idOrPath) => loadModelFile(idOrPath.endsWith('.safetensors') ? idOrPath : fetchModel(idOrPath, { from: options.from, log: options.log })),
     registryEntry: (id) => registry()[id],
-    images: { read: readImage, decode: decodeImage },
+    images: { read: readImage, decode: decodeImage, readAhead: (paths, limits) => ReadAhead.start(paths, limits) },
   };
 }
 

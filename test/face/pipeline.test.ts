@@ -70,6 +70,30 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
     }
   });
 
+  it('reading ahead (files decoded on a worker thread): the same faces, embeddings and errors as decoding each in turn', async () => {
+    const raw = (n: string): string => faces('openface-examples', 'raw', n);
+    const list = [raw('lennon-1.jpg'), raw('missing.jpg'), raw('clapton-2.jpg'), join(SHARED, 'faces', 'bbt', 'LICENSE'), raw('adams.jpg'), raw('lennon-1.jpg')];
+    const run = async (): Promise<string> => {
+      const out: unknown[] = [];
+      for (const f of list) {
+        try {
+          out.push((await pipeline.embed(f)).map((x) => [x.box, x.landmarks, Array.from(x.embedding)]));
+        } catch (e) {
+          out.push([(e as Error).constructor.name, (e as ImageError).code, (e as Error).message]);
+        }
+      }
+      return JSON.stringify(out);
+    };
+    const inTurn = await run();
+    expect(inTurn).to.include('NOT_FOUND').and.include('UNSUPPORTED_FORMAT');
+    pipeline.readAhead(list);
+    try {
+      expect(await run() === inTurn).to.equal(true);
+    } finally {
+      pipeline.readAhead([]);
+    }
+  });
+
   it('OpenFace examples: Lennon and Clapton are told apart at the model threshold', async () => {
     const raw = (n: string): string => faces('openface-examples', 'raw', `${n}.jpg`);
     const e: Record<string, Float32Array> = {};
