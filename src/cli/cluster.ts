@@ -5,7 +5,7 @@
  */
 import { dbscan } from '../face/evaluate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, type Out } from './common.js';
+import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, readingAhead, type Out } from './common.js';
 import { listImages } from './files.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -26,15 +26,17 @@ export async function runCluster(argv: readonly string[], out: Out, err: Out): P
   const errors = listing.problems.map((p) => ({ file: p.path, error: { code: 'UNREADABLE', message: p.message } }));
   const files: string[] = [], embeddings: Float32Array[] = [], noFace: string[] = [];
   const tick = progress(args, listing.files.length);
-  for (const [i, file] of listing.files.entries()) {
-    try {
-      const faces = await pipeline.embed(file, { pick: 'largest' });
-      if (faces[0]) { files.push(file); embeddings.push(faces[0].embedding); } else noFace.push(file);
-    } catch (e) {
-      errors.push(errorRecord(file, e));
+  await readingAhead(pipeline, listing.files, async () => {
+    for (const [i, file] of listing.files.entries()) {
+      try {
+        const faces = await pipeline.embed(file, { pick: 'largest' });
+        if (faces[0]) { files.push(file); embeddings.push(faces[0].embedding); } else noFace.push(file);
+      } catch (e) {
+        errors.push(errorRecord(file, e));
+      }
+      tick(i + 1, file);
     }
-    tick(i + 1, file);
-  }
+  });
   const { clusters, noise } = dbscan(files.length, (i, j) => pipeline.distance(embeddings[i]!, embeddings[j]!), threshold);
   out(JSON.stringify({
     clusters: clusters.map((c) => c.map((i) => files[i]!)),

@@ -5,7 +5,7 @@
  */
 import { NoFaceError } from '../face/pipeline.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pipelineFrom, round, type Out } from './common.js';
+import { errorRecord, FACE_OPTIONS, pipelineFrom, readingAhead, round, type Out } from './common.js';
 
 const SPEC: Record<string, OptionSpec> = { ...FACE_OPTIONS };
 export const COMPARE_HELP = formatHelp('Usage: facenet compare <a> <b> [--model ID|FILE]', 'Decides whether two photos show the same person (largest face of each).', SPEC);
@@ -17,7 +17,7 @@ export async function runCompare(argv: readonly string[], out: Out, err: Out): P
   const [a, b] = args.positionals as [string, string];
   const pipeline = await pipelineFrom(args, err);
   try {
-    const r = await pipeline.compare(a, b);
+    const r = await readingAhead(pipeline, [a, b], () => pipeline.compare(a, b));
     out(JSON.stringify({ distance: round(r.distance), metric: r.metric, threshold: r.threshold, same: r.same, model: r.model, backend: pipeline.backend }));
     return 0;
   } catch (e) {

@@ -7,7 +7,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, round, type Out } from './common.js';
+import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...FACE_OPTIONS, ...PICK_OPTION,
@@ -46,30 +46,32 @@ export async function runEmbed(argv: readonly string[], out: Out, err: Out): Pro
   const exported: string[] = [];
   const tick = progress(args, args.positionals.length);
   let failed = 0;
-  for (const [i, file] of args.positionals.entries()) {
-    try {
-      const faces = args.options.aligned
-        ? [{ embedding: await pipeline.embedAligned(file) }]
-        : await pipeline.embed(file, { pick });
-      const records = faces.map((f) => {
-        const { embedding, ...rest } = f as typeof f & { box?: number[]; score?: number; landmarks?: number[][] };
-        const face: Record<string, unknown> = {};
-        if (rest.box) Object.assign(face, { box: rest.box.map((v) => round(v, 2)), score: round(rest.score!, 4), landmarks: rest.landmarks!.map((p) => p.map((v) => round(v, 2))) });
-        if ('warnings' in rest) face.warnings = rest.warnings;
-        if (outFile) {
-          face.row = rows.length;
-          rows.push(embedding);
-          if (format === 'jsonl') exported.push(JSON.stringify({ file, row: face.row, embedding: Array.from(embedding, (v) => round(v)) }));
-        } else face.embedding = Array.from(embedding, (v) => round(v));
-        return face;
-      });
-      out(JSON.stringify({ file, faces: records, model: pipeline.model, backend: pipeline.backend }));
-    } catch (e) {
-      failed++;
-      out(JSON.stringify(errorRecord(file, e)));
+  await readingAhead(pipeline, args.positionals, async () => {
+    for (const [i, file] of args.positionals.entries()) {
+      try {
+        const faces = args.options.aligned
+          ? [{ embedding: await pipeline.embedAligned(file) }]
+          : await pipeline.embed(file, { pick });
+        const records = faces.map((f) => {
+          const { embedding, ...rest } = f as typeof f & { box?: number[]; score?: number; landmarks?: number[][] };
+          const face: Record<string, unknown> = {};
+          if (rest.box) Object.assign(face, { box: rest.box.map((v) => round(v, 2)), score: round(rest.score!, 4), landmarks: rest.landmarks!.map((p) => p.map((v) => round(v, 2))) });
+          if ('warnings' in rest) face.warnings = rest.warnings;
+          if (outFile) {
+            face.row = rows.length;
+            rows.push(embedding);
+            if (format === 'jsonl') exported.push(JSON.stringify({ file, row: face.row, embedding: Array.from(embedding, (v) => round(v)) }));
+          } else face.embedding = Array.from(embedding, (v) => round(v));
+          return face;
+        });
+        out(JSON.stringify({ file, faces: records, model: pipeline.model, backend: pipeline.backend }));
+      } catch (e) {
+        failed++;
+        out(JSON.stringify(errorRecord(file, e)));
+      }
+      tick(i + 1, file);
     }
-    tick(i + 1, file);
-  }
+  });
   if (outFile) {
     const tmp = `${outFile}.tmp-${process.pid}`;
     writeFileSync(tmp, format === 'npy' ? encodeNpy(rows, pipeline.spec.embeddingDim) : exported.join('\n') + (exported.length ? '\n' : ''));

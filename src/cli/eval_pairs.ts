@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accuracyAt, bestThreshold, rocAuc, tenFold, type ScoredPair } from '../face/evaluate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, round, type Out } from './common.js';
+import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, readingAhead, round, type Out } from './common.js';
 
 const SPEC: Record<string, OptionSpec> = { ...FACE_OPTIONS, root: { type: 'string', description: 'folder the CSV paths are relative to (default: the CSV folder)' } };
 export const EVAL_HELP = formatHelp('Usage: facenet eval-pairs PAIRS.csv [--root DIR]', 'Pair verification accuracy, best threshold, 10-fold accuracy and ROC AUC.', SPEC);
@@ -45,15 +45,17 @@ export async function runEvalPairs(argv: readonly string[], out: Out, err: Out):
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))];
   const embeddings = new Map<string, Float32Array | string>();
   const tick = progress(args, files.length);
-  for (const [i, f] of files.entries()) {
-    try {
-      const faces = await pipeline.embed(join(root, f), { pick: 'largest' });
-      embeddings.set(f, faces[0]?.embedding ?? 'NO_FACE');
-    } catch (e) {
-      embeddings.set(f, errorRecord(f, e).error.code);
+  await readingAhead(pipeline, files.map((f) => join(root, f)), async () => {
+    for (const [i, f] of files.entries()) {
+      try {
+        const faces = await pipeline.embed(join(root, f), { pick: 'largest' });
+        embeddings.set(f, faces[0]?.embedding ?? 'NO_FACE');
+      } catch (e) {
+        embeddings.set(f, errorRecord(f, e).error.code);
+      }
+      tick(i + 1, f);
     }
-    tick(i + 1, f);
-  }
+  });
   const scored: ScoredPair[] = [];
   const skipped: { a: string; b: string; reason: string }[] = [];
   for (const p of pairs) {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { cacheDir } from '../io/registry.js';
 import type { FacePipeline } from '../face/pipeline.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, round, type Out } from './common.js';
+import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
 import { listGallery } from './files.js';
 import type { ParsedArgs } from './args.js';
 
@@ -37,22 +37,28 @@ export async function buildGallery(pipeline: FacePipeline, dir: string, args: Pa
   const all = identities.flatMap((id) => id.files.map((file) => ({ file, identity: id.name })));
   const tick = progress(args, all.length);
   const entries: GalleryEntry[] = [];
-  for (const [i, { file, identity }] of all.entries()) {
-    const s = statSync(file);
-    const old = previous.get(file);
-    if (old && old.size === s.size && old.mtimeMs === s.mtimeMs && old.identity === identity) entries.push(old);
-    else {
-      try {
-        const faces = await pipeline.embed(file, { pick: 'largest' });
-        entries.push({ file, identity, size: s.size, mtimeMs: s.mtimeMs, embedding: faces[0] ? Array.from(faces[0].embedding) : null, ...(faces[0] ? {} : { error: 'NO_FACE' }) });
-      } catch (e) {
-        entries.push({ file, identity, size: s.size, mtimeMs: s.mtimeMs, embedding: null, error: errorRecord(file, e).error.code });
+  // An entry whose file is unchanged since the cache was written is reused; the others are embedded.
+  const cached = all.map(({ file, identity }) => {
+    const s = statSync(file), old = previous.get(file);
+    return { size: s.size, mtimeMs: s.mtimeMs, old: old && old.size === s.size && old.mtimeMs === s.mtimeMs && old.identity === identity ? old : null };
+  });
+  await readingAhead(pipeline, all.filter((_, i) => !cached[i]!.old).map((g) => g.file), async () => {
+    for (const [i, { file, identity }] of all.entries()) {
+      const s = cached[i]!, old = s.old;
+      if (old) entries.push(old);
+      else {
+        try {
+          const faces = await pipeline.embed(file, { pick: 'largest' });
+          entries.push({ file, identity, size: s.size, mtimeMs: s.mtimeMs, embedding: faces[0] ? Array.from(faces[0].embedding) : null, ...(faces[0] ? {} : { error: 'NO_FACE' }) });
+        } catch (e) {
+          entries.push({ file, identity, size: s.size, mtimeMs: s.mtimeMs, embedding: null, error: errorRecord(file, e).error.code });
+        }
       }
+      const last = entries[entries.length - 1]!;
+      if (!last.embedding) err(`gallery: ${file}: ${last.error ?? 'no face'}; not used`);
+      tick(i + 1, file);
     }
-    const last = entries[entries.length - 1]!;
-    if (!last.embedding) err(`gallery: ${file}: ${last.error ?? 'no face'}; not used`);
-    tick(i + 1, file);
-  }
+  });
   if (useCache) {
     mkdirSync(join(cacheDir(), 'galleries'), { recursive: true });
     const tmp = `${cacheFile}.tmp-${process.pid}`;
@@ -73,25 +79,27 @@ export async function runIdentify(argv: readonly string[], out: Out, err: Out): 
   const gallery = (await buildGallery(pipeline, dir, args, err)).filter((e) => e.embedding);
   if (gallery.length === 0) throw new UsageError(`gallery ${dir} has no usable face (expected DIR/<identity>/<image files>)`);
   let failed = 0;
-  for (const file of args.positionals) {
-    try {
-      const faces = await pipeline.embed(file, { pick });
-      out(JSON.stringify({
-        file,
-        faces: faces.map((f) => {
-          let best = { d: Infinity, identity: '' };
-          for (const g of gallery) {
-            const d = pipeline.distance(f.embedding, g.embedding!);
-            if (d < best.d) best = { d, identity: g.identity };
-          }
-          return { identity: best.d <= pipeline.spec.threshold ? best.identity : null, distance: round(best.d), nearest: best.identity, box: f.box.map((v) => round(v, 2)) };
-        }),
-        model: pipeline.model, backend: pipeline.backend,
-      }));
-    } catch (e) {
-      failed++;
-      out(JSON.stringify(errorRecord(file, e)));
+  await readingAhead(pipeline, args.positionals, async () => {
+    for (const file of args.positionals) {
+      try {
+        const faces = await pipeline.embed(file, { pick });
+        out(JSON.stringify({
+          file,
+          faces: faces.map((f) => {
+            let best = { d: Infinity, identity: '' };
+            for (const g of gallery) {
+              const d = pipeline.distance(f.embedding, g.embedding!);
+              if (d < best.d) best = { d, identity: g.identity };
+            }
+            return { identity: best.d <= pipeline.spec.threshold ? best.identity : null, distance: round(best.d), nearest: best.identity, box: f.box.map((v) => round(v, 2)) };
+          }),
+          model: pipeline.model, backend: pipeline.backend,
+        }));
+      } catch (e) {
+        failed++;
+        out(JSON.stringify(errorRecord(file, e)));
+      }
     }
-  }
+  });
   return failed > 0 ? 2 : 0;
 }

@@ -42,6 +42,16 @@ describe('facenet face commands (CLI)', function () {
     expect(r.stderr).to.not.match(/at .*\.js:\d+/); // no stack trace without --debug
   });
 
+  it('embed on 2 threads (the next files decoded ahead on a worker) prints exactly what 1 thread prints, bad files included', () => {
+    const files = [bbt('amy', 1), join(tmp, 'missing.png'), bbt('raj', 2), blank, bbt('amy', 1), join(SHARED, 'faces', 'bbt', 'LICENSE'), bbt('penny', 3)];
+    const withThreads = (n: number) => spawnSync(process.execPath, [CLI, 'embed', ...files], { encoding: 'utf8', env: { ...env, FACENET_THREADS: String(n) }, maxBuffer: 64 << 20 });
+    const one = withThreads(1), two = withThreads(2);
+    expect(one.status).to.equal(2);
+    expect(one.stdout.trim().split('\n')).to.have.length(files.length);
+    expect(two.stdout === one.stdout, 'the same records, bit for bit').to.equal(true);
+    expect(two.status).to.equal(one.status);
+  });
+
   it('embed --aligned and --format npy --out', () => {
     const out = join(tmp, 'e.npy');
     const r = run('embed', '--aligned', '--format', 'npy', '--out', out, bbt('raj', 1), bbt('raj', 2));
