@@ -58,6 +58,7 @@ export function warpAffine(img: RgbImage, toSource: Affine, width: number, heigh
   const data = new Uint8Array(width * height * 3);
   const [a, b, tx, c, d, ty] = toSource;
   if (a === 1 && b === 0 && c === 0 && d === 1 && Number.isInteger(tx) && Number.isInteger(ty)) return translated(img, tx, ty, data, width, height);
+  if (b === 0 && c === 0) return scaled(img, a, tx, d, ty, data, width, height);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       // sample()'s arithmetic for the three channels at once, without a call or a closure per value: the
@@ -78,6 +79,55 @@ function translated(img: RgbImage, tx: number, ty: number, data: Uint8Array, wid
   for (let y = Math.max(0, -ty); y < Math.min(height, img.height - ty) && x1 > x0; y++) {
     const from = ((y + ty) * img.width + x0 + tx) * 3;
     data.set(img.data.subarray(from, from + (x1 - x0) * 3), (y * width + x0) * 3);
+  }
+  return { data, width, height };
+}
+
+/**
+ * An axis-aligned warp (the detector's resizes): every output column samples the same source columns
+ * with the same weight, and every row the same rows, so both are worked out once, not per pixel.
+ * Same arithmetic as bilinear3, so the same values (tested): b * (y + 0.5) = 0 adds nothing to fx.
+ */
+function scaled(img: RgbImage, a: number, tx: number, d: number, ty: number, data: Uint8Array, width: number, height: number): RgbImage {
+  const W = img.width, H = img.height, src = img.data;
+  // For each output column: the source column x0 (-1 where it is outside: reads 0), x0 + 1 (likewise), and ax.
+  const left = new Int32Array(width), right = new Int32Array(width), ax = new Float64Array(width);
+  for (let x = 0; x < width; x++) {
+    const fx = a * (x + 0.5) + tx - 0.5, x0 = Math.floor(fx);
+    left[x] = x0 >= 0 && x0 < W ? 3 * x0 : -1;
+    right[x] = x0 + 1 >= 0 && x0 + 1 < W ? 3 * (x0 + 1) : -1;
+    ax[x] = fx - x0;
+  }
+  // Columns [inFrom, inTo) read two source columns inside the image (a run: the scale's sign is fixed).
+  let inFrom = 0;
+  while (inFrom < width && (left[inFrom]! < 0 || right[inFrom]! < 0)) inFrom++;
+  let inTo = inFrom;
+  while (inTo < width && left[inTo]! >= 0 && right[inTo]! >= 0) inTo++;
+  for (let y = 0; y < height; y++) {
+    const fy = d * (y + 0.5) + ty - 0.5, y0 = Math.floor(fy), ay = fy - y0;
+    const top = y0 >= 0 && y0 < H ? 3 * W * y0 : -1, bottom = y0 + 1 >= 0 && y0 + 1 < H ? 3 * W * (y0 + 1) : -1;
+    if (top < 0 && bottom < 0) continue; // all black
+    const row = 3 * width * y;
+    const edge = (x: number): void => { // a pixel with a neighbour outside the image (read as 0)
+      const l = left[x]!, r = right[x]!, wx = ax[x]!;
+      for (let ch = 0; ch < 3; ch++) {
+        const v00 = top >= 0 && l >= 0 ? src[top + l + ch]! : 0, v10 = top >= 0 && r >= 0 ? src[top + r + ch]! : 0;
+        const v01 = bottom >= 0 && l >= 0 ? src[bottom + l + ch]! : 0, v11 = bottom >= 0 && r >= 0 ? src[bottom + r + ch]! : 0;
+        data[row + 3 * x + ch] = Math.round((1 - ay) * ((1 - wx) * v00 + wx * v10) + ay * ((1 - wx) * v01 + wx * v11));
+      }
+    };
+    if (top < 0 || bottom < 0) {
+      for (let x = 0; x < width; x++) edge(x);
+      continue;
+    }
+    for (let x = 0; x < inFrom; x++) edge(x);
+    for (let x = inFrom; x < inTo; x++) { // the inside: no bounds to check
+      const t0 = top + left[x]!, t1 = top + right[x]!, b0 = bottom + left[x]!, b1 = bottom + right[x]!, wx = ax[x]!, at = row + 3 * x;
+      for (let ch = 0; ch < 3; ch++) {
+        data[at + ch] = Math.round((1 - ay) * ((1 - wx) * src[t0 + ch]! + wx * src[t1 + ch]!) + ay * ((1 - wx) * src[b0 + ch]! + wx * src[b1 + ch]!));
+      }
+    }
+    for (let x = inTo; x < width; x++) edge(x);
   }
   return { data, width, height };
 }

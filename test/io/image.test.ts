@@ -125,11 +125,12 @@ describe('geometry', () => {
     expect(Array.from(warpAffine(img, [1, 0, 0, 0, 1, 0], 10, 8).data)).to.deep.equal(Array.from(img.data));
     expect(pixel(warpAffine(img, [1, 0, -5, 0, 1, -5], 10, 8), 0, 0)).to.deep.equal([0, 0, 0]);
   });
-  it('warpAffine equals bilinear sampling pixel by pixel (rotation, scale, borders, whole-pixel shifts: copied rows), exactly', () => {
+  it('warpAffine equals bilinear sampling pixel by pixel (rotation, scale, borders, axis-aligned resizes: per-column weights, whole-pixel shifts: copied rows), exactly', () => {
     const img = testCard(13, 9);
     const at = (x: number, y: number, c: number): number => (x < 0 || y < 0 || x >= 13 || y >= 9 ? 0 : img.data[(y * 13 + x) * 3 + c]!);
     const shifts = [[1, 0, -3, 0, 1, -2], [1, 0, 4, 0, 1, 1], [1, 0, 0, 0, 1, 0], [1, 0, -20, 0, 1, 0]] as const; // the last is all black
-    for (const m of [[0.8, -0.3, 2.5, 0.3, 0.8, -1.2], [1.7, 0, -3, 0, 1.7, -2], [0.5, 0.2, 6, -0.2, 0.5, 4], ...shifts] as const) {
+    const axisAligned = [[1.7, 0, -3, 0, 1.7, -2], [3.1, 0, -5, 0, 2.2, 1], [0.37, 0, 2, 0, 0.6, -1], [-1.3, 0, 15, 0, 1, 0], [0.9, 0, 0.25, 0, 0.9, -14]] as const; // resizes, a flip, all black
+    for (const m of [[0.8, -0.3, 2.5, 0.3, 0.8, -1.2], [0.5, 0.2, 6, -0.2, 0.5, 4], ...axisAligned, ...shifts] as const) {
       const out = warpAffine(img, [...m], 17, 11);
       for (let y = 0; y < 11; y++) {
         for (let x = 0; x < 17; x++) {
