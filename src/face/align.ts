@@ -108,12 +108,17 @@ export function chipTransform(face: FaceGeometry, spec: ModelSpec): Affine {
   return [(x2 - x1) / W, 0, x1, 0, (y2 - y1) / H, y1];
 }
 
-/** Box-filter reduction by an integer factor (anti-aliasing before a strong downscale). */
-function reduce(img: RgbImage, k: number): RgbImage {
+/**
+ * Box-filter reduction by an integer factor (anti-aliasing before a strong downscale). Only the reduced
+ * pixels in `region` (first and last column, first and last row) are computed; the others stay 0, and
+ * the image keeps its full size, so a warp reads the same pixels at the same coordinates.
+ */
+function reduce(img: RgbImage, k: number, region: [number, number, number, number]): RgbImage {
   const W = Math.floor(img.width / k), H = Math.floor(img.height / k);
+  const [x0, y0, x1, y1] = [Math.max(region[0], 0), Math.max(region[1], 0), Math.min(region[2], W - 1), Math.min(region[3], H - 1)];
   const data = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
       for (let c = 0; c < 3; c++) {
         let s = 0;
         for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) s += img.data[((y * k + dy) * img.width + x * k + dx) * 3 + c]!;
@@ -124,6 +129,17 @@ function reduce(img: RgbImage, k: number): RgbImage {
   return { data, width: W, height: H };
 }
 
+/**
+ * The source pixels a W x H warp by `m` reads (warpAffine samples pixel-grid positions m(x + 0.5, y + 0.5)
+ * - 0.5 and their right and lower neighbours): an affine map's extremes over the output lie at its corner
+ * pixels; one pixel of margin on each side covers rounding.
+ */
+function warpFootprint(m: Affine, W: number, H: number): [number, number, number, number] {
+  const corners = [[0.5, 0.5], [W - 0.5, 0.5], [0.5, H - 0.5], [W - 0.5, H - 0.5]].map(([x, y]) => applyAffine(m, x!, y!).map((v) => v - 0.5));
+  const xs = corners.map((p) => p[0]!), ys = corners.map((p) => p[1]!);
+  return [Math.floor(Math.min(...xs)) - 1, Math.floor(Math.min(...ys)) - 1, Math.floor(Math.max(...xs)) + 2, Math.floor(Math.max(...ys)) + 2];
+}
+
 export function alignFace(img: RgbImage, face: FaceGeometry, spec: ModelSpec): AlignedFace {
   const toImage = chipTransform(face, spec);
   const [H, W] = spec.inputSize;
@@ -132,7 +148,7 @@ export function alignFace(img: RgbImage, face: FaceGeometry, spec: ModelSpec): A
   let image: RgbImage;
   if (k >= 2 && img.width >= 2 * k && img.height >= 2 * k) {
     const m: Affine = [toImage[0] / k, toImage[1] / k, toImage[2] / k, toImage[3] / k, toImage[4] / k, toImage[5] / k];
-    image = warpAffine(reduce(img, k), m, W, H);
+    image = warpAffine(reduce(img, k, warpFootprint(m, W, H)), m, W, H); // only the face's part of the photo is reduced
   } else {
     image = warpAffine(img, toImage, W, H);
   }

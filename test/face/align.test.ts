@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import { alignFace, chipTransform, faceWarnings } from '../../src/face/align.js';
-import { applyAffine } from '../../src/io/transform.js';
+import { applyAffine, warpAffine, type Affine } from '../../src/io/transform.js';
 import { MODEL_SPECS } from '../../src/models/specs.js';
 import { testCard } from '../fixtures/images.js';
+import { Rng } from '../../src/index.js';
+import type { RgbImage } from '../../src/io/image.js';
 
 const dlib = MODEL_SPECS['dlib-resnet34']!;
 const img = testCard(400, 300);
@@ -48,5 +50,31 @@ describe('alignment', () => {
     const pts: [number, number][] = [[130, 120], [270, 120], [200, 190], [145, 250], [255, 250]];
     const a = alignFace(img, { box: [60, 40, 340, 300], landmarks5: pts, landmarks68: null }, dlib);
     expect([a.image.width, a.image.height]).to.deep.equal([150, 150]);
+  });
+
+  it('a large face: the chip equals a warp of the whole photo box-filtered by k (only the face\'s part is filtered), exactly', () => {
+    const rng = new Rng(7), W = 1400, H = 1000;
+    const photo: RgbImage = { data: Uint8Array.from({ length: W * H * 3 }, () => Math.floor(rng.uniform() * 256)), width: W, height: H };
+    const boxFilter = (k: number): RgbImage => { // naive: every reduced pixel of the photo
+      const w = Math.floor(W / k), h = Math.floor(H / k), data = new Uint8Array(w * h * 3);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) s += photo.data[((y * k + dy) * W + x * k + dx) * 3 + c]!;
+        data[(y * w + x) * 3 + c] = Math.round(s / (k * k));
+      }
+      return { data, width: w, height: h };
+    };
+    // Faces of 2-4x the chip, upright and rolled, inside the photo and running off each edge.
+    const faces: [number, number, number, number][] = [[700, 500, 650, 0], [700, 500, 1000, 0.4], [120, 160, 760, -0.3], [1300, 960, 660, 0.2], [700, 60, 1300, 0]];
+    for (const [cx, cy, size, roll] of faces) {
+      const eye = size * 0.2, [c, s] = [Math.cos(roll), Math.sin(roll)];
+      const at = (dx: number, dy: number): [number, number] => [cx + c * dx - s * dy, cy + s * dx + c * dy];
+      const pts = [at(-eye, -eye * 0.6), at(eye, -eye * 0.6), at(0, 0), at(-eye * 0.8, eye), at(eye * 0.8, eye)];
+      const chip = alignFace(photo, { box: [cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2], landmarks5: pts, landmarks68: null }, dlib);
+      const t = chip.toImage, k = Math.floor(Math.sqrt(Math.abs(t[0] * t[4] - t[1] * t[3])));
+      expect(k, `face ${cx},${cy}: k`).to.be.at.least(2);
+      const want = warpAffine(boxFilter(k), t.map((v) => v / k) as Affine, 150, 150);
+      expect(Buffer.from(chip.image.data).equals(Buffer.from(want.data)), `face ${cx},${cy} size ${size}`).to.equal(true);
+    }
   });
 });
