@@ -164,7 +164,7 @@ export class SeparableConv2d extends Module {
   constructor(inChannels: number, outChannels: number, kernel: number, options: { stride?: number; padding?: PaddingSpec } & LayerInit) {
     super();
     this.depthwise = this.child('depthwise', new Conv2d(inChannels, inChannels, kernel, { ...options, groups: inChannels, bias: false }));
-    this.pointwise = this.child('pointwise', new Conv2d(inChannels, outChannels, 1, { dtype: options.dtype, rng: options.rng }));
+    this.pointwise = this.child('pointwise', new Conv2d(inChannels, outChannels, 1, { dtype: options.dtype, rng: options.rng, random: options.random }));
   }
   forward(x: Tensor): Tensor {
     return this.pointwise.forward(this.depthwise.forward(x));
