@@ -158,6 +158,19 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
     expect(await pipeline.embed({ ...small, channels: 3 })).to.deep.equal([]);
   });
 
+  it('raw pixels: gray, RGB and RGBA (any array of numbers) become RGB as value-by-value conversion gives', () => {
+    const W = 7, H = 5, values = Array.from({ length: W * H * 4 }, (_, i) => (i * 37) % 300 - 20); // some out of 0-255: wrap like Uint8Array
+    for (const channels of [1, 3, 4] as const) {
+      for (const data of [values.slice(0, W * H * channels), Uint8ClampedArray.from(values.slice(0, W * H * channels))]) {
+        const want = new Uint8Array(W * H * 3);
+        for (let p = 0; p < W * H; p++) for (let c = 0; c < 3; c++) want[p * 3 + c] = data[p * channels + (channels === 1 ? 0 : c)]!;
+        const got = pipeline.loadImage({ data, width: W, height: H, channels });
+        expect([got.width, got.height], `${channels} channels`).to.deep.equal([W, H]);
+        expect(Array.from(got.data), `${channels} channels, ${data.constructor.name}`).to.deep.equal(Array.from(want));
+      }
+    }
+  });
+
   it('raw pixel input with the wrong length is a typed error', async () => {
     const err = await pipeline.embed({ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }).catch((e: unknown) => e);
     expect((err as { code: string }).code).to.equal('BAD_IMAGE');
