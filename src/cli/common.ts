@@ -61,9 +61,10 @@ export async function pipelineFrom(args: ParsedArgs, log: Out): Promise<FacePipe
  * worker thread (see FacePipeline.readAhead). That worker takes one of the threads (FACENET_THREADS) from
  * the networks, even for a single file: a photo's networks run at batch 1, where a second thread gains
  * less than decoding the next photo meanwhile, and a worker started for a one-shot command costs more
- * than it saves. Measured on 2 cores: 171 ms a photo on one thread, 132 with one network thread and the
- * read-ahead (in a first experiment 127, and 154 with two network threads beside the reader); one photo
- * 0.52 s with one network thread, 0.63 s with two. FACENET_THREADS=1 keeps it all on this thread.
+ * than it saves. Measured on 2 cores (npm run bench:pipeline): 161 ms a photo on one thread, 156 on two,
+ * 128 with one network thread and the read-ahead (152-154 with two network threads beside the reader, in
+ * a first experiment); `facenet embed` of one photo 0.50 s with one network thread, 0.63 s with two.
+ * FACENET_THREADS=1 keeps it all on this thread.
  */
 export async function readingAhead<T>(pipeline: FacePipeline, files: readonly string[], work: () => Promise<T>): Promise<T> {
   const threads = getNumThreads();
