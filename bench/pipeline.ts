@@ -9,7 +9,7 @@
  * and, on one thread, the time of each stage. Median of --runs passes over the folder.
  *   npm run bench:pipeline [-- --photos DIR] [--runs 5] [--json]
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createPipeline, type FacePipeline } from '../src/face/pipeline.js';
 import { readImage, type RgbImage } from '../src/io/image.js';
@@ -22,6 +22,7 @@ const shared = resolve(process.env.FACENET_SHARED ?? join(process.cwd(), '..', '
 const dir = arg('photos', join(shared, 'faces', 'openface-examples', 'raw'));
 const runs = Number(arg('runs', '5'));
 const json = argv.includes('--json');
+if (!existsSync(dir)) throw new Error(`no folder ${dir}: pass --photos DIR, or set FACENET_SHARED to the shared data (faces/openface-examples/raw)`);
 const photos = readdirSync(dir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(dir, f));
 if (photos.length === 0) throw new Error(`no PNG or JPEG photos in ${dir} (--photos DIR, or set FACENET_SHARED)`);
 
