@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { createPipeline, type FacePipeline } from '../src/face/pipeline.js';
 import { readImage, type RgbImage } from '../src/io/image.js';
 import { getNumThreads, setNumThreads } from '../src/backends/cpu/threads.js';
-import { machineLine } from '../src/util/benchmark.js';
+import { machineLine, median } from '../src/util/benchmark.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string): string => { const i = argv.indexOf(`--${name}`); return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback; };
@@ -26,7 +26,6 @@ if (!existsSync(dir)) throw new Error(`no folder ${dir}: pass --photos DIR, or s
 const photos = readdirSync(dir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(dir, f));
 if (photos.length === 0) throw new Error(`no PNG or JPEG photos in ${dir} (--photos DIR, or set FACENET_SHARED)`);
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const pixels = (img: RgbImage): RgbImage & { channels: 3 } => ({ ...img, channels: 3 });
 
 /** ms per photo of one pass over the folder, each photo embedded from its file. */

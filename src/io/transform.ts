@@ -90,7 +90,7 @@ function translated(img: RgbImage, tx: number, ty: number, data: Uint8Array, wid
  */
 function scaled(img: RgbImage, a: number, tx: number, d: number, ty: number, data: Uint8Array, width: number, height: number): RgbImage {
   const W = img.width, H = img.height, src = img.data;
-  // For each output column: the source column x0 (-1 where it is outside: reads 0), x0 + 1 (likewise), and ax.
+  // For each output column: where its source columns x0 and x0 + 1 start (-1: outside the image), and ax.
   const left = new Int32Array(width), right = new Int32Array(width), ax = new Float64Array(width);
   for (let x = 0; x < width; x++) {
     const fx = a * (x + 0.5) + tx - 0.5, x0 = Math.floor(fx);
@@ -108,14 +108,8 @@ function scaled(img: RgbImage, a: number, tx: number, d: number, ty: number, dat
     const top = y0 >= 0 && y0 < H ? 3 * W * y0 : -1, bottom = y0 + 1 >= 0 && y0 + 1 < H ? 3 * W * (y0 + 1) : -1;
     if (top < 0 && bottom < 0) continue; // all black
     const row = 3 * width * y;
-    const edge = (x: number): void => { // a pixel with a neighbour outside the image (read as 0)
-      const l = left[x]!, r = right[x]!, wx = ax[x]!;
-      for (let ch = 0; ch < 3; ch++) {
-        const v00 = top >= 0 && l >= 0 ? src[top + l + ch]! : 0, v10 = top >= 0 && r >= 0 ? src[top + r + ch]! : 0;
-        const v01 = bottom >= 0 && l >= 0 ? src[bottom + l + ch]! : 0, v11 = bottom >= 0 && r >= 0 ? src[bottom + r + ch]! : 0;
-        data[row + 3 * x + ch] = Math.round((1 - ay) * ((1 - wx) * v00 + wx * v10) + ay * ((1 - wx) * v01 + wx * v11));
-      }
-    };
+    // A pixel with a neighbour outside the image (read as 0) goes through bilinear3, at the same fx.
+    const edge = (x: number): void => bilinear3(img, a * (x + 0.5) + tx - 0.5, fy, data, row + 3 * x);
     if (top < 0 || bottom < 0) {
       for (let x = 0; x < width; x++) edge(x);
       continue;
