@@ -8,7 +8,7 @@ import { preluForward } from '../backends/cpu/relu_mask.js';
 import { prelu } from './activation.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { handOver, needsGrad, noGrad, record } from '../autograd/tape.js';
-import { conv2dBackward, conv2dBackwardBias, conv2dForward, depthwiseScaleShift, type ConvGeometry } from '../backends/cpu/conv.js';
+import { conv2dBackward, conv2dBackwardBias, conv2dForward, convScaleShift, type ConvGeometry } from '../backends/cpu/conv.js';
 import { checkPositiveInts, dims4, pair, resolvePadding, windowOutputSize, type PaddingSpec } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { commonDType } from './util.js';
@@ -91,9 +91,9 @@ export function conv2dScaleShift(
     y.dispose(); // its device buffer: only the PReLU's output is returned
     return out;
   }
-  const fused = depthwiseScaleShift(x.data, w.data, g, scale, shift, act);
+  const fused = convScaleShift(x.data, w.data, g, scale, shift, act);
   if (fused) {
-    addMacs(g.N * g.O * g.OH * g.OW * g.KH * g.KW);
+    addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
     return new Tensor(fused, [g.N, g.O, g.OH, g.OW]);
   }
   const y = noGrad(() => conv2d(x, w, null, options));

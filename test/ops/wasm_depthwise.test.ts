@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { conv2d, conv2dScaleShift, noGrad, tidy, type Tensor } from '../../src/index.js';
 import { affinePlanes } from '../../src/backends/cpu/wasm_planes.js';
-import { conv2dBackward, depthwiseScaleShift } from '../../src/backends/cpu/conv.js';
+import { conv2dBackward, convScaleShift } from '../../src/backends/cpu/conv.js';
 import { setWasmPlanes } from '../../src/backends/cpu/wasm_module.js';
 import { convGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import { depthwiseBackwardPlanes, depthwiseModuleBytes, depthwisePlanes, depthwiseVariant, stagedLayout, wasmDepthwiseAvailable } from '../../src/backends/cpu/wasm_depthwise.js';
@@ -90,7 +90,7 @@ describe('depthwise convolution in WebAssembly (wasm_depthwise.ts)', () => {
       for (const act of [false, true, slopes]) {
         const what = `${xs.join('x')} M${M} ${JSON.stringify(o)} ${typeof act === 'boolean' ? act : 'prelu'}`;
         const g = convGeometry('test', x.shape, w.shape, { ...o, groups: C });
-        const fused = depthwiseScaleShift(x.data, w.data, g, scale, shift, act) as Float32Array;
+        const fused = convScaleShift(x.data, w.data, g, scale, shift, act) as Float32Array;
         expect(fused, `${what}: the fused path ran`).to.be.instanceOf(Float32Array);
         const op = tidy(() => Float32Array.from(conv2dScaleShift(x, w, scale, shift, act, { ...o, groups: C }).data));
         const passes = tidy(() => {

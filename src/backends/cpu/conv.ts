@@ -8,10 +8,11 @@
  * WebAssembly (wasm_depthwise.ts), else (float64, no SIMD) as loops here.
  */
 import { alloc, allocUnfilled, type TypedArray, dtypeOf } from '../../tensor/tensor.js';
-import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom } from './gemm.js';
+import { gemm, imagesMat, mat, type ColsSource, type Matrix, type ModuleRoom, type RowEpilogue } from './gemm.js';
 import { affinePlanes, shiftedSums } from './wasm_planes.js';
 import { depthwiseBackwardPlanes, depthwisePlanes, depthwiseRuns } from './wasm_depthwise.js';
 import { colsInModule, type TapLayout } from './wasm_cols.js';
+import type { AffineActivation } from './wasm_affine.js';
 import { gemmKernel } from './gemm_fast.js';
 import { MAX_THREADS } from './threads.js';
 
@@ -351,15 +352,26 @@ function colsMatrix(x: TypedArray, g: ConvGeometry, n0: number, nc: number): Mat
   return isPointwise(g) ? planes(x, n0, g.C, P) : colsOf(x, n0 * imageSize, imageSize, g, nc, g.C);
 }
 
-export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry): TypedArray {
+/**
+ * y = conv(x, w) (+ bias). With `epilogue` (ungrouped convolutions only), each output channel o is mapped
+ * by its values at o as the GEMM stores it (its folded batchnorm and activation, see gemm.ts): no pass
+ * over y after. A bias of a float32 convolution is such a map too (scale 1: x * 1 + b is x + b, the same
+ * bits as adding it in a pass).
+ */
+export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | null, g: ConvGeometry, epilogue?: RowEpilogue): TypedArray {
+  if (epilogue && (bias || g.groups !== 1)) throw new Error('conv2dForward: an epilogue is for an ungrouped convolution without a bias (fold the bias into its shift)');
   const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW); // the GEMMs and depthwiseForward write every value
   const P = g.OH * g.OW;
   if (isDepthwise(g)) depthwiseForward(x, w, y, g);
   else if (g.groups === 1) {
     const K = g.C * g.KH * g.KW, chunk = chunkSize(g, K, x);
+    if (bias instanceof Float32Array && y instanceof Float32Array) {
+      epilogue = { scale: new Float32Array(g.O).fill(1), shift: bias, activation: 'none' };
+      bias = null;
+    }
     for (let n0 = 0; n0 < g.N; n0 += chunk) {
       const nc = Math.min(chunk, g.N - n0);
-      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc), planes(y, n0, g.O, P), false);
+      gemm(false, false, g.O, nc * P, K, mat(w, 0, K), colsMatrix(x, g, n0, nc), { ...planes(y, n0, g.O, P), epilogue }, false);
     }
   } else {
     const Cg = g.C / g.groups, Og = g.O / g.groups, K = Cg * g.KH * g.KW;
@@ -375,17 +387,24 @@ export function conv2dForward(x: TypedArray, w: TypedArray, bias: TypedArray | n
 }
 
 /**
- * Inference: a depthwise convolution with its folded scale and shift and its activation (ReLU, or PReLU
- * slopes) applied as each output is stored, so no pass over y follows; null where that path does not run
- * (not depthwise, not float32, no WebAssembly): the caller applies them after the convolution.
+ * Inference: a convolution with its folded scale and shift and its activation (ReLU, or PReLU slopes)
+ * applied as each output is stored (a depthwise convolution's output vectors, the GEMM's output tile), so
+ * no pass over y follows; null where no such path runs (float64, grouped, a depthwise convolution without
+ * WebAssembly): the caller applies them after the convolution.
  */
-export function depthwiseScaleShift(
+export function convScaleShift(
   x: TypedArray, w: TypedArray, g: ConvGeometry, scale: ArrayLike<number>, shift: ArrayLike<number>, act: boolean | ArrayLike<number>,
 ): TypedArray | null {
-  if (!isDepthwise(g) || !depthwiseRuns(g, x, w)) return null;
-  const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW);
   const slopes = typeof act === 'boolean' ? undefined : act;
-  return depthwisePlanes(x, w, y, g, { scale, shift, activation: slopes ? 'prelu' : act ? 'relu' : 'none', slopes }) ? y : null;
+  const activation: AffineActivation = slopes ? 'prelu' : act ? 'relu' : 'none';
+  if (isDepthwise(g)) {
+    if (!depthwiseRuns(g, x, w)) return null;
+    const y = allocUnfilled(dtypeOf(x), g.N * g.O * g.OH * g.OW);
+    return depthwisePlanes(x, w, y, g, { scale, shift, activation, slopes }) ? y : null;
+  }
+  if (g.groups !== 1 || !(x instanceof Float32Array) || !(w instanceof Float32Array)) return null;
+  const f32 = (a: ArrayLike<number> | undefined): Float32Array | undefined => (a === undefined || a instanceof Float32Array ? a : Float32Array.from(a));
+  return conv2dForward(x, w, null, g, { scale: f32(scale)!, shift: f32(shift)!, activation, slopes: f32(slopes) });
 }
 
 function addBias(y: TypedArray, bias: TypedArray, N: number, O: number, P: number): void {

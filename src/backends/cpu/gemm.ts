@@ -8,6 +8,7 @@
 import type { TypedArray } from '../../tensor/tensor.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import type { WasmMemory } from './wasm_writer.js';
+import { affineRowsInPlace, type Epilogue } from './wasm_affine.js';
 import { gemmThreaded, useThreads } from './threads.js';
 
 export interface Matrix {
@@ -32,6 +33,22 @@ export interface Matrix {
    * end where the larger result's do (see blockEnd). 0 when absent.
    */
   consumedFrom?: number;
+  /**
+   * Set on a result (never accumulated into, never consumed) whose stored row r is to be mapped by the
+   * epilogue's values at r once final: a convolution's output channel r, with its folded batchnorm or bias
+   * and activation. The WebAssembly kernel maps each block in its memory before writing it out (no pass
+   * over the output after); the other kernels map the result in TypeScript, with the same float32 roundings.
+   */
+  epilogue?: RowEpilogue;
+}
+
+/** An Epilogue with float32 tables (subarrays for a window of rows, see epilogueFromRow). */
+export interface RowEpilogue extends Epilogue { scale: Float32Array; shift: Float32Array; slopes?: Float32Array }
+
+/** The epilogue of rows r.. of a matrix whose row 0 has `ep`'s values at 0. */
+export function epilogueFromRow(ep: RowEpilogue | undefined, r: number): RowEpilogue | undefined {
+  if (!ep || r === 0) return ep;
+  return { ...ep, scale: ep.scale.subarray(r), shift: ep.shift.subarray(r), slopes: ep.slopes?.subarray(r) };
 }
 
 /**
@@ -176,16 +193,23 @@ const BLOCKED_MIN_WORK = 32 * 32 * 32;
 
 export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {
   if (C.consume && accumulate) throw new Error('gemm: a consumed result cannot be accumulated into (it is never stored)');
+  if (C.epilogue && (accumulate || C.consume)) throw new Error('gemm: an epilogue maps a result it computes whole (not accumulated into, not consumed)');
   if (useThreads(M, N, K, C.data)) return gemmThreaded(transA, transB, M, N, K, A, B, C, accumulate);
   // The WebAssembly kernel pads thin products (a convolution over a 1x1 output, a dense layer at batch 1)
   // to its tile and still beats the loops below by far; the TypeScript kernel needs a few rows and columns.
   if (M * N * K >= BLOCKED_MIN_WORK && ((M >= 4 && N >= 4) || gemmKernel() === 'wasm')) return gemmBlocked(transA, transB, M, N, K, A, B, C, accumulate);
-  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => {
-    if (!accumulate) zeroMatrix(C, M, N);
-    if (!transB) gemmRowsOfB(transA, M, N, K, A, B, C);
-    else if (!transA) gemmDotRows(M, N, K, A, B, C);
-    else gemmBothTransposed(M, N, K, A, B, C);
+  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, Cp) => {
+    if (!accumulate) zeroMatrix(Cp, M, N);
+    if (!transB) gemmRowsOfB(transA, M, N, K, A, B, Cp);
+    else if (!transA) gemmDotRows(M, N, K, A, B, Cp);
+    else gemmBothTransposed(M, N, K, A, B, Cp);
+    mapByEpilogue(Cp, M, N, C.epilogue);
   });
+}
+
+/** Maps the final values of a plain C by `ep`, if any (the kernels that write C directly). */
+export function mapByEpilogue(C: Matrix, M: number, N: number, ep: RowEpilogue | undefined): void {
+  if (ep) affineRowsInPlace(C.data, C.offset, C.ld, M, N, ep);
 }
 
 /** C += op(A) · B: for each (i, k), add A[i,k] times row k of B into row i of C (axpy on contiguous rows). */

@@ -6,7 +6,7 @@
  * cost nothing extra: packing reads them in whichever order they are stored.
  */
 import type { TypedArray } from '../../tensor/tensor.js';
-import { withPlainOperands, zeroMatrix, type Matrix } from './gemm.js';
+import { mapByEpilogue, withPlainOperands, zeroMatrix, type Matrix } from './gemm.js';
 import { gemmWasm, wasmGemmAvailable, wasmGemmFused } from './wasm_gemm.js';
 
 export type GemmKernel = 'wasm' | 'js';
@@ -112,7 +112,10 @@ function macroKernel(pa: Float64Array, pb: Float64Array, mc: number, nc: number,
 /** C = op(A) · op(B), or C += op(A) · op(B) when accumulating. */
 export function gemmBlocked(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean, use: GemmKernel = kernel): void {
   if (use === 'wasm' && gemmWasm(transA, transB, M, N, K, A, B, C, accumulate)) return;
-  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, C) => gemmPlain(transA, transB, M, N, K, A, B, C, accumulate));
+  withPlainOperands(transA, transB, M, N, K, A, B, C, accumulate, (A, B, Cp) => {
+    gemmPlain(transA, transB, M, N, K, A, B, Cp, accumulate);
+    mapByEpilogue(Cp, M, N, C.epilogue);
+  });
 }
 
 function gemmPlain(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): void {

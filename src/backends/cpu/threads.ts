@@ -13,12 +13,13 @@
  * slices are done. Small products stay on one thread (see useThreads).
  */
 import { builtin } from '../../util/node_builtin.js';
-import { CONSUMED_BLOCK, imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix } from './gemm.js';
+import { CONSUMED_BLOCK, epilogueFromRow, imagesMat, mat, readBlock, writeBlock, writeColumns, type Matrix, type RowEpilogue } from './gemm.js';
 import { gemmBlocked, gemmKernel } from './gemm_fast.js';
 import { writeImages } from './wasm_gemm.js';
+import { AFFINE_ACTIVATIONS } from './wasm_affine.js';
 
 /** Control words shared with the workers (Int32Array indices). */
-export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, KIND: 14, C_IN_PLACE: 15, FAILED: 16, CLAIM: 17, SIZE: 17 + 8 } as const;
+export const CTRL = { SEQ: 0, DONE: 1, M: 2, N: 3, K: 4, THREADS: 5, WASM: 6, TRANS_A: 7, TRANS_B: 8, ACCUMULATE: 9, C_AT: 10, ALIGN: 11, BY_ROWS: 12, CONSUME: 13, KIND: 14, C_IN_PLACE: 15, FAILED: 16, CLAIM: 17, EPILOGUE: 25, EPILOGUE_AT: 26, SIZE: 27 } as const; // CLAIM: a word per thread
 /** CTRL.KIND: what the job is. */
 export const GEMM_JOB = 0, PASS_JOB = 1;
 
@@ -258,8 +259,8 @@ export type RebuildCols = (x: Float32Array, base: number, words: ArrayLike<numbe
  * wasm_gemm.ts) when c falls on an image; otherwise, and for a produced matrix, a window that reads X.
  */
 function from(X: Matrix, r: number, c: number): Matrix {
-  if (X.images && c % X.images.P === 0) return { ...X, offset: X.offset + r * X.ld + (c / X.images.P) * X.images.stride };
-  if (!X.images && !X.cols && !X.produce && !X.consume) return { ...X, offset: X.offset + r * X.ld + c };
+  if (X.images && c % X.images.P === 0) return { ...X, offset: X.offset + r * X.ld + (c / X.images.P) * X.images.stride, epilogue: epilogueFromRow(X.epilogue, r) };
+  if (!X.images && !X.cols && !X.produce && !X.consume) return { ...X, offset: X.offset + r * X.ld + c, epilogue: epilogueFromRow(X.epilogue, r) };
   return { data: X.data, offset: 0, ld: 0, produce: (r0, rows, c0, cols, buf, at, ld, room) => readBlock(X, r0 + r, rows, c0 + c, cols, buf, at, ld, room) };
 }
 
@@ -270,7 +271,7 @@ function from(X: Matrix, r: number, c: number): Matrix {
  * columns another thread is writing at the same time.
  */
 const oneImagePlain = (X: Matrix, N: number): Matrix =>
-  X.images && N === X.images.P && X.ld === X.images.P && !X.cols && !X.produce && !X.consume ? { data: X.data, offset: X.offset, ld: X.ld } : X;
+  X.images && N === X.images.P && X.ld === X.images.P && !X.cols && !X.produce && !X.consume ? { data: X.data, offset: X.offset, ld: X.ld, epilogue: X.epilogue } : X;
 
 /** C (+)= op(A) op(B) on all threads. */
 export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C0: Matrix, accumulate: boolean): void {
@@ -295,7 +296,8 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   const ontoInPlace = onto !== null && isShared(onto.x), cShared = !C.consume && cInPlace(C, align);
   const skipped = onto ? (own / align) * onto.imageStride : 0; // the caller's images of dx
   const bAt = roundUp4(a.floats), cAt = roundUp4(bAt + b.floats), dxAt = cAt; // C is not stored with onto: the copy of dx is there
-  const p = ensurePool(ontoInPlace || cShared ? cAt : onto ? dxAt + onto.floats - skipped : cAt + M * N);
+  const eAt = roundUp4(ontoInPlace || cShared ? cAt : onto ? dxAt + onto.floats - skipped : cAt + M * N);
+  const p = ensurePool(eAt + epilogueFloats(C, M));
   const d = p.data, words = p.operands;
   words.fill(0, 0, 3 * OPERAND_WORDS);
   if (a.kind === IN_PLACE) describeInPlace(p, A, words, 0);
@@ -326,12 +328,13 @@ export function gemmThreaded(transA: boolean, transB: boolean, M: number, N: num
   // dx itself (its columns start at 0), a worker's onto the copy of its images' dx (see consumedColumns).
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), () => {
+  const settings = [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align, byRows: false, consume: !!onto, cInPlace: cShared }, kernel), ...shipEpilogue(C.epilogue, M, d, eAt)];
+  runJob(p, settings, () => {
     if (own > 0) gemmBlocked(transA, transB, M, own, K, A, B, C, accumulate, kernel);
   }, (t) => { // worker t's columns, from the operands in place, into its block of the shared C (or onto dx or its copy)
     const [j0, j1] = columnSlice(N, t, T, align);
     if (j1 <= j0) return;
-    const c = ontoInPlace ? consumedColumns(C, j0) : onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : cShared ? from(C, 0, j0) : mat(d, cAt + j0, N);
+    const c = ontoInPlace ? consumedColumns(C, j0) : onto ? consumedColumns(onto.over(d, dxAt - skipped), j0) : cShared ? from(C, 0, j0) : { ...mat(d, cAt + j0, N), epilogue: C.epilogue };
     gemmBlocked(transA, transB, M, j1 - j0, K, A, transB ? from(B, j0, 0) : from(B, 0, j0), c, accumulate, kernel);
   });
   if (ontoInPlace || cShared) return;
@@ -354,8 +357,8 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   const [bRows, bCols] = transB ? [N, K] : [K, N];
   const b = shipping(B, bRows, bCols, bRows, bCols);
   const cShared = !C.consume && cInPlace(C, 0); // rows of an images view are its planes: from(C, i0, 0) is one
-  const bAt = roundUp4((M - own) * K), cAt = roundUp4(bAt + b.floats);
-  const p = ensurePool(cShared ? cAt : cAt + M * N);
+  const bAt = roundUp4((M - own) * K), cAt = roundUp4(bAt + b.floats), eAt = roundUp4(cShared ? cAt : cAt + M * N);
+  const p = ensurePool(eAt + epilogueFloats(C, M));
   const d = p.data, words = p.operands;
   words.fill(0, 0, 3 * OPERAND_WORDS);
   for (let t = 1; t < T; t++) {
@@ -374,12 +377,12 @@ function gemmThreadedByRows(transA: boolean, transB: boolean, M: number, N: numb
   if (cShared) describeInPlace(p, C, words, 2 * OPERAND_WORDS);
   const kernel = gemmKernel();
   jobs++;
-  runJob(p, gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false, cInPlace: cShared }, kernel), () => {
+  runJob(p, [...gemmWords({ M, N, K, transA, transB, accumulate, cAt, align: 8, byRows: true, consume: false, cInPlace: cShared }, kernel), ...shipEpilogue(C.epilogue, M, d, eAt)], () => {
     if (own > 0) gemmBlocked(transA, transB, own, N, K, A, B, C.consume ? mat(d, cAt, N) : C, accumulate, kernel);
   }, (t) => { // worker t's rows of op(A) in place (stored rows, or columns when transposed)
     const [i0, i1] = rowSlice(M, t, T);
     const rows = mat(A.data, A.offset + (transA ? i0 : i0 * A.ld), A.ld);
-    if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, cShared ? from(C, i0, 0) : mat(d, cAt + i0 * N, N), accumulate, kernel);
+    if (i1 > i0) gemmBlocked(transA, transB, i1 - i0, N, K, rows, B, cShared ? from(C, i0, 0) : { ...mat(d, cAt + i0 * N, N), epilogue: epilogueFromRow(C.epilogue, i0) }, accumulate, kernel);
   });
   if (cShared) return;
   if (C.consume) writeColumns(C, M, N, d, cAt, N);
@@ -394,6 +397,26 @@ const gemmWords = (job: Job, kernel: 'wasm' | 'js'): (readonly [number, number])
   [CTRL.TRANS_A, +job.transA], [CTRL.TRANS_B, +job.transB], [CTRL.ACCUMULATE, +job.accumulate], [CTRL.BY_ROWS, +job.byRows],
   [CTRL.CONSUME, +job.consume], [CTRL.C_IN_PLACE, +job.cInPlace], [CTRL.WASM, kernel === 'wasm' ? 1 : 0],
 ];
+
+/** Floats the shared buffer holds for C's epilogue tables (scale, shift, slopes), if it has one. */
+const epilogueFloats = (C: Matrix, M: number): number => (C.epilogue ? 3 * M : 0);
+
+/** Copies C's epilogue tables, if any, to d[at..] (M floats each), and returns the job's control words saying so. */
+function shipEpilogue(ep: RowEpilogue | undefined, M: number, d: Float32Array, at: number): [number, number][] {
+  if (!ep) return [[CTRL.EPILOGUE, 0]];
+  d.set(ep.scale.subarray(0, M), at);
+  d.set(ep.shift.subarray(0, M), at + M);
+  if (ep.slopes) d.set(ep.slopes.subarray(0, M), at + 2 * M);
+  return [[CTRL.EPILOGUE, 1 + AFFINE_ACTIVATIONS.indexOf(ep.activation)], [CTRL.EPILOGUE_AT, at]];
+}
+
+/** A worker's view of the job's epilogue (see shipEpilogue): tables over the shared buffer. */
+function shippedEpilogue(d: Float32Array, ctrl: Int32Array, M: number): RowEpilogue | undefined {
+  const mode = ctrl[CTRL.EPILOGUE]!, at = ctrl[CTRL.EPILOGUE_AT]!;
+  if (mode === 0) return undefined;
+  const activation = AFFINE_ACTIVATIONS[mode - 1]!;
+  return { activation, scale: d.subarray(at, at + M), shift: d.subarray(at + M, at + 2 * M), slopes: activation === 'prelu' ? d.subarray(at + 2 * M, at + 3 * M) : undefined };
+}
 
 /**
  * Claims slice t of job `seq` for the calling thread: true for whichever thread (the worker, or the caller
@@ -483,8 +506,9 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
     const own = rowSlice(M, 0, T)[1], [i0, i1] = rowSlice(M, t, T), m = i1 - i0;
     if (m <= 0) return;
     const A = mat(d, (i0 - own) * K, transA ? m : K), B = shipped(d, words, OPERAND_WORDS, rebuildCols);
+    const epilogue = epilogueFromRow(shippedEpilogue(d, ctrl, M), i0);
     const C = ctrl[CTRL.C_IN_PLACE] === 1 ? from(shipped(d, words, 2 * OPERAND_WORDS, rebuildCols), i0, 0) : mat(d, ctrl[CTRL.C_AT]! + i0 * N, N);
-    gemmBlocked(transA, transB, m, N, K, A, B, C, accumulate, kernel);
+    gemmBlocked(transA, transB, m, N, K, A, B, { ...C, epilogue }, accumulate, kernel);
     return;
   }
   const [j0, j1] = columnSlice(N, t, T, ctrl[CTRL.ALIGN]), n = j1 - j0;
@@ -498,7 +522,7 @@ export function runSlice(d: Float32Array, words: Int32Array, ctrl: Int32Array, t
   const C = ctrl[CTRL.CONSUME] === 1 ? consumedColumns(shipped(d, words, o, rebuildCols, true), j0)
     : ctrl[CTRL.C_IN_PLACE] === 1 ? from(shipped(d, words, o, rebuildCols), 0, j0)
     : mat(d, ctrl[CTRL.C_AT]! + j0, N);
-  gemmBlocked(transA, transB, M, n, K, A, B, C, accumulate, kernel);
+  gemmBlocked(transA, transB, M, n, K, A, B, { ...C, epilogue: shippedEpilogue(d, ctrl, M) }, accumulate, kernel);
 }
 
 // ---- passes on all threads ----

@@ -16,7 +16,8 @@
  */
 import { body, I32, moduleBytes, repeat, V128, w, whileAtLeast, type Emit, type WasmFunction } from './wasm_writer.js';
 import { isF32, passModule, regionBytes, reserve } from './wasm_module.js';
-import { AFFINE_ACTIVATIONS, affineVector, highToLow, type AffineActivation } from './wasm_planes.js';
+import { highToLow } from './wasm_planes.js';
+import { AFFINE_ACTIVATIONS, affineVector, type AffineActivation, type Epilogue } from './wasm_affine.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
 import type { ConvGeometry } from './conv.js';
 
@@ -318,15 +319,12 @@ export function depthwiseVariant(g: ConvGeometry): Variant {
   return threeByThree && g.strideW <= 2 ? (g.strideW === 1 ? '3x3s1' : '3x3s2') : 'taps';
 }
 
-/** An inference epilogue: y = activation(conv * scale[o] + shift[o]), PReLU with slopes[o]. */
-export interface DepthwiseEpilogue { scale: ArrayLike<number>; shift: ArrayLike<number>; activation: AffineActivation; slopes?: ArrayLike<number> }
-
 /**
  * y = the depthwise convolution of x (NCHW) with w ([C*M, 1, KH, KW]), every value written, mapped by the
  * epilogue when given; false where the kernels do not run (or a plane would not fit the module's memory),
  * y untouched.
  */
-export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry, epilogue?: DepthwiseEpilogue): boolean {
+export function depthwisePlanes(x: ArrayLike<number>, wt: ArrayLike<number>, y: ArrayLike<number>, g: ConvGeometry, epilogue?: Epilogue): boolean {
   const layout = fittingLayout(g, x, wt, y);
   if (!layout) return false;
   const mode = epilogue ? 1 + AFFINE_ACTIVATIONS.indexOf(epilogue.activation) : 0;

@@ -15,6 +15,7 @@
  */
 import { blockEnd, CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix, type ModuleRoom } from './gemm.js';
 import { body, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type WasmMemory } from './wasm_writer.js';
+import { AFFINE_ACTIVATIONS, affineRowsFunction } from './wasm_affine.js';
 
 export const MR = 4;
 export const NR = 8;
@@ -173,6 +174,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     { name: 'tile', params: i32s(PARAMS), locals: [...i32s(9), ...new Array<number>(11).fill(V128)], code: kernelBody(fused) },
     ...Object.entries(PACKS).map(([name, code]) => ({ name, params: i32s(PACK_PARAMS), locals: [...i32s(7), ...new Array<number>(8).fill(V128)], code })),
     { name: 'copy2d', params: i32s(6), locals: i32s(3), code: copy2dBody() },
+    affineRowsFunction(),
   ]);
 }
 
@@ -184,6 +186,7 @@ interface Instance {
   tile: (pa: number, pb: number, pc: number, mPanels: number, nPanels: number, kc: number, ldc: number, overwrite: number) => void;
   packCopyA: PackFunction; packCopyB: PackFunction; packTransposeA: PackFunction; packTransposeB: PackFunction;
   copy2d: (src: number, srcStride: number, dst: number, dstStride: number, rows: number, width: number) => void;
+  affineRows: (c: number, ld: number, rows: number, vectors: number, tables: number, tableBytes: number, mode: number) => void;
   heap: Float32Array;
   /**
    * While a product runs, the memory above its regions, offered to its produced and consumed blocks (a
@@ -381,7 +384,7 @@ function packFromPlanes(k: Instance, X: Matrix, R: number, k0: number, kc: numbe
  */
 export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Matrix, B: Matrix, C: Matrix, accumulate: boolean): boolean {
   const k = kernel();
-  if (!k || !(C.data instanceof Float32Array)) return false;
+  if (!k || !(C.data instanceof Float32Array) || (K === 0 && C.epilogue)) return false; // the latter: zeros mapped, by gemmPlain
   if (K === 0 && !accumulate) zeroMatrix(C, M, N);
   if (M === 0 || N === 0 || K === 0) return true;
   const mPad = roundUp(M, MR);
@@ -405,16 +408,24 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   const aStageAt = roundUp(aWhole >= 0 ? aWhole + mPad * K + 4 : scratch + room, 4), bStageAt = roundUp(aStageAt + aPlanes, 4);
   const aStage = aPlanes > 0 ? { at: aStageAt, image: -1, i0: 0, width: 0 } : null;
   const bStage = bPlanes > 0 ? { at: bStageAt, image: -1, i0: 0, width: 0 } : null;
+  // Then C's epilogue tables, if any: scale, shift and slopes, mPad floats each.
+  const ep = C.epilogue, epAt = roundUp(bStageAt + bPlanes, 4), end = ep ? epAt + 3 * mPad : epAt;
   try {
-    reserve(k, bStageAt + bPlanes);
+    reserve(k, end);
   } catch {
     return false; // the module's memory cannot grow that far (4 GiB at most): the TypeScript kernel takes it
+  }
+  if (ep) {
+    k.heap.set(ep.scale.subarray(0, M), epAt);
+    k.heap.set(ep.shift.subarray(0, M), epAt + mPad);
+    if (ep.slopes) k.heap.set(ep.slopes.subarray(0, M), epAt + 2 * mPad);
+    else k.heap.fill(0, epAt + 2 * mPad, epAt + 2 * mPad + M);
   }
   if (aWhole >= 0) {
     k.heap.set((A.data as Float32Array).subarray(A.offset, A.offset + M * K), aWhole);
     k.heap.fill(0, aWhole + M * K, aWhole + mPad * K + 4); // and 4 floats read past the last row's end
   }
-  k.spare = { memory: k.memory, from: (bStageAt + bPlanes) * 4 }; // a new object each product: see colsInModule's tables
+  k.spare = { memory: k.memory, from: end * 4 }; // a new object each product: see colsInModule's tables
   const packA = (k0: number, kc: number, at: number): void => {
     if (aWhole >= 0) k.packTransposeA((aWhole + k0) * 4, K * 4, at * 4, kc, mPad / MR, kc);
     else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room, aStage);
@@ -433,6 +444,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
       packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room, bStage);
       k.tile((pa + (slabAtATime ? 0 : (k0 / KC) * aSlab)) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
     }
+    if (ep) k.affineRows(pc * 4, ncPad * 4, M, ncPad / 4, epAt * 4, mPad * 4, 1 + AFFINE_ACTIVATIONS.indexOf(ep.activation));
     if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
     else writeBlock(C, 0, M, j0, nc, k.heap, pc, ncPad, k.spare);
     renewHeap(k);

@@ -16,6 +16,7 @@
 import { body, F32, F64, I32, moduleBytes, repeat, V128, w, type Emit, type WasmFunction } from './wasm_writer.js';
 import { CHUNK, float64Words, fromFloat64Words, isF32, passModule, regionBytes, reserve, type Fn, type PassModule } from './wasm_module.js';
 import { PASS, registerPass, runPass, type PassArgs } from './threads.js';
+import { AFFINE_ACTIVATIONS, affineVector, relu4, type AffineActivation } from './wasm_affine.js';
 
 export { setWasmPlanes } from './wasm_module.js';
 
@@ -24,10 +25,6 @@ export { setWasmPlanes } from './wasm_module.js';
 /** Lanes 2-3 of the f32x4 on the stack moved to lanes 0-1 (to be promoted to float64 next). */
 export const highToLow = [...w.zero, ...w.shuffle([2, 3, 4, 5])];
 
-/** v (on the stack) with its lanes that are not > 0 zeroed, NaN kept (as integers, x > 0 iff float > 0). */
-function relu4(e: Emit, tmp: number): void {
-  e(w.tee(tmp), w.get(tmp), w.zero, w.i32x4GtS, w.get(tmp), w.get(tmp), w.f32x4Ne, w.or128, w.and128);
-}
 /** The same for one float32 on the stack. */
 function relu1(e: Emit, tmp: number): void {
   // select(v, 0, keep): keep = bits(v) > 0 | v != v
@@ -88,20 +85,7 @@ function planeKernel(k: PlaneKernel): WasmFunction {
 /** Loads table t's float32 constant of this plane's channel: as a splat vector, or a scalar. */
 const f32OfChannel = (e: Emit, L: Locals, t: number): void => e(w.get(L.table(t)), w.get(L.ch), w.i32(1), w.shrU, w.add, w.f32Load(0));
 
-/** What follows an affine map in the same pass: nothing, ReLU, or PReLU with per-channel slopes (table 2). */
-export const AFFINE_ACTIVATIONS = ['none', 'relu', 'prelu'] as const;
-export type AffineActivation = (typeof AFFINE_ACTIVATIONS)[number];
 const AFFINE_KERNEL = { none: 'affine', relu: 'affineRelu', prelu: 'affinePrelu' } as const;
-
-/**
- * The four values on the stack times the vector in local a plus b, then ReLU, or PReLU with the slopes in
- * local s (compared as the prelu kernel does); tmp: a v128 scratch local. Shared with wasm_depthwise.ts.
- */
-export function affineVector(e: Emit, activation: AffineActivation, a: number, b: number, s: number, tmp: number): void {
-  e(w.get(a), w.f32x4Mul, w.get(b), w.f32x4Add);
-  if (activation === 'relu') relu4(e, tmp);
-  if (activation === 'prelu') e(w.tee(tmp), w.get(tmp), w.get(s), w.f32x4Mul, w.get(tmp), w.zero, w.i32x4GtS, w.bitselect);
-}
 
 /** dst = src * a[c] + b[c], then ReLU, or PReLU with slope s[c] (table 2; compared as the prelu kernel does). */
 function affineKernel(activation: AffineActivation): WasmFunction {
