@@ -20,10 +20,13 @@ class DenseBlock extends Module {
     this.rest = [1, 2, 3].map((i) => this.child(`conv${i}`, new SeparableConv2d(outC, outC, 3, { ...u, padding: 'same' })));
   }
   forward(x: Tensor): Tensor {
-    const out1 = ops.relu(this.first.forward(x));
-    let sum = out1;
-    for (const conv of this.rest) sum = ops.add(sum, conv.forward(ops.relu(sum)));
-    return ops.relu(sum);
+    let sum = this.first.forwardThen(x, { relu: true });
+    let input = sum; // relu(sum): the first sum is a ReLU's output already
+    for (const conv of this.rest) {
+      sum = ops.add(sum, conv.forward(input));
+      input = ops.relu(sum);
+    }
+    return input;
   }
 }
 

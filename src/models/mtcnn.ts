@@ -52,8 +52,8 @@ export class PNet extends MtcnnNet {
   };
   forward(x: Tensor): MtcnnOutput {
     const l = this.l;
-    let y = pool(l.prelu1.forward(l.conv1.forward(x)), 2);
-    y = l.prelu3.forward(l.conv3.forward(l.prelu2.forward(l.conv2.forward(y))));
+    let y = pool(l.conv1.forwardThen(x, { prelu: l.prelu1.weight }), 2);
+    y = l.conv3.forwardThen(l.conv2.forwardThen(y, { prelu: l.prelu2.weight }), { prelu: l.prelu3.weight });
     return { prob: ops.softmax(l.conv4_1.forward(y), 1), bboxReg: l.conv4_2.forward(y) };
   }
 }
@@ -68,9 +68,9 @@ export class RNet extends MtcnnNet {
   };
   forward(x: Tensor): MtcnnOutput {
     const l = this.l;
-    let y = pool(l.prelu1.forward(l.conv1.forward(x)), 3);
-    y = pool(l.prelu2.forward(l.conv2.forward(y)), 3);
-    y = l.prelu3.forward(l.conv3.forward(y));
+    let y = pool(l.conv1.forwardThen(x, { prelu: l.prelu1.weight }), 3);
+    y = pool(l.conv2.forwardThen(y, { prelu: l.prelu2.weight }), 3);
+    y = l.conv3.forwardThen(y, { prelu: l.prelu3.weight });
     y = l.prelu4.forward(l.dense4.forward(flattenWHC(y)));
     return { prob: ops.softmax(l.dense5_1.forward(y), 1), bboxReg: l.dense5_2.forward(y) };
   }
@@ -87,10 +87,10 @@ export class ONet extends MtcnnNet {
   };
   forward(x: Tensor): MtcnnOutput {
     const l = this.l;
-    let y = pool(l.prelu1.forward(l.conv1.forward(x)), 3);
-    y = pool(l.prelu2.forward(l.conv2.forward(y)), 3);
-    y = pool(l.prelu3.forward(l.conv3.forward(y)), 2);
-    y = l.prelu4.forward(l.conv4.forward(y));
+    let y = pool(l.conv1.forwardThen(x, { prelu: l.prelu1.weight }), 3);
+    y = pool(l.conv2.forwardThen(y, { prelu: l.prelu2.weight }), 3);
+    y = pool(l.conv3.forwardThen(y, { prelu: l.prelu3.weight }), 2);
+    y = l.conv4.forwardThen(y, { prelu: l.prelu4.weight });
     y = l.prelu5.forward(l.dense5.forward(flattenWHC(y)));
     return { prob: ops.softmax(l.dense6_1.forward(y), 1), bboxReg: l.dense6_2.forward(y), landmarks: l.dense6_3.forward(y) };
   }

@@ -31,10 +31,9 @@ export class TinyFaceDetector extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const leaky = (t: Tensor): Tensor => ops.leakyRelu(t, 0.1);
-    let y = ops.maxPool2d(leaky(this.conv0.forward(x)), { kernel: 2, stride: 2, padding: 'same' });
+    let y = ops.maxPool2d(this.conv0.forwardThen(x, { leaky: 0.1 }), { kernel: 2, stride: 2, padding: 'same' });
     this.separable.forEach((conv, i) => {
-      y = ops.maxPool2d(leaky(conv.forward(y)), { kernel: 2, stride: i === this.separable.length - 1 ? 1 : 2, padding: 'same' });
+      y = ops.maxPool2d(conv.forwardThen(y, { leaky: 0.1 }), { kernel: 2, stride: i === this.separable.length - 1 ? 1 : 2, padding: 'same' });
     });
     return this.conv8.forward(y);
   }

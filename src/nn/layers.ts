@@ -33,6 +33,9 @@ function heNormal(shape: number[], fanIn: number, options: LayerInit): Tensor {
   return randn(shape, { dtype: options.dtype, seed: options.rng, std: Math.sqrt(2 / fanIn) });
 }
 
+/** An activation after a convolution: ReLU, PReLU with these slopes, leaky ReLU with this alpha. */
+export type ConvActivation = { relu: true } | { prelu: Tensor } | { leaky: number };
+
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
@@ -49,6 +52,24 @@ export class Conv2d extends Module {
   }
   forward(x: Tensor): Tensor {
     return ops.conv2d(x, this.weight, this.bias, this.options);
+  }
+
+  /**
+   * activation(conv(x) + bias): ReLU, a PReLU's slopes, or a leaky ReLU (a PReLU whose slopes all are
+   * alpha: the same values). Where no gradient is asked for, one op, conv2dScaleShift with scale 1 and the
+   * bias as shift: the activation is applied as the output is stored, not in a pass after (the same
+   * values as the two ops). Otherwise the two ops.
+   */
+  forwardThen(x: Tensor, activation: ConvActivation): Tensor {
+    const O = this.weight.shape[0]!, slopes = 'prelu' in activation ? activation.prelu : null;
+    const alpha = 'leaky' in activation ? activation.leaky : 0;
+    if (needsGrad(x, this.weight, this.bias, slopes) || this.weight.dtype !== 'float32') {
+      const y = this.forward(x);
+      return 'relu' in activation ? ops.relu(y) : slopes ? ops.prelu(y, slopes) : ops.leakyRelu(y, alpha);
+    }
+    const shift = this.bias ? (this.bias.data as Float32Array) : new Float32Array(O);
+    const act = 'relu' in activation ? true : slopes ? (slopes.data as Float32Array) : new Float32Array(O).fill(alpha);
+    return ops.conv2dScaleShift(x, this.weight, new Float32Array(O).fill(1), shift, act, this.options);
   }
 }
 
@@ -168,6 +189,11 @@ export class SeparableConv2d extends Module {
   }
   forward(x: Tensor): Tensor {
     return this.pointwise.forward(this.depthwise.forward(x));
+  }
+
+  /** activation(forward(x)), applied by the pointwise convolution (Conv2d.forwardThen). */
+  forwardThen(x: Tensor, activation: ConvActivation): Tensor {
+    return this.pointwise.forwardThen(this.depthwise.forward(x), activation);
   }
 }
 

@@ -46,4 +46,23 @@ describe('fused inference forward equals the differentiable forward', () => {
       expect(err).to.be.at.most(1e-5 * Math.max(1, scale));
     });
   }
+  // Conv2d.forwardThen: a convolution and its ReLU, PReLU or leaky ReLU as one op (the activation applied as
+  // the output is stored) where no gradient is asked for. The same float32 operations: the same bits.
+  for (const [arch, size] of [['tiny-face-detector', 64], ['landmarks68', 112], ['mtcnn-pnet', 30], ['mtcnn-rnet', 24], ['mtcnn-onet', 48]] as const) {
+    it(`${arch}: each convolution and its activation in one op give the two ops' values bit for bit`, () => {
+      const model = buildModel(arch, { seed: 5 });
+      randomize(model, 9);
+      model.eval();
+      const x = randomTensor([2, 3, size, size], 11);
+      const outputs = (y: unknown): Tensor[] => ('data' in (y as Tensor) ? [y as Tensor] : Object.values(y as Record<string, Tensor>));
+      const fused = outputs(noGrad(() => model.forward(x)));
+      const graph = outputs(model.forward(tensor(x.data, x.shape, { requiresGrad: true })));
+      expect(graph[0]!.requiresGrad, 'the second forward built a graph').to.equal(true);
+      expect(fused.length).to.equal(graph.length);
+      fused.forEach((t, i) => {
+        expect(largest(t), `${arch} output ${i}`).to.be.greaterThan(0);
+        expect(Buffer.from((t.data as Float32Array).buffer).equals(Buffer.from((graph[i]!.data as Float32Array).buffer)), `${arch} output ${i}`).to.equal(true);
+      });
+    });
+  }
 });
