@@ -11,7 +11,9 @@
  * the A panel and multiplies them with two vectors of the B panel (a fused multiply-add where relaxed SIMD
  * runs). Every element of C is summed over k in order, in float32, the same way whichever thread computes
  * it and wherever its column falls, so results stay bit-identical across thread counts. (The pure-TypeScript
- * kernel sums in float64; the kernels agree to float32 rounding, which the tests check.)
+ * kernel sums in float64; the kernels agree to float32 rounding, which the tests check.) A C with an
+ * epilogue (a convolution's folded batchnorm and activation, see gemm.ts) has each finished block mapped
+ * in the module's memory (affineRows) before it is copied out: no pass over the output after.
  */
 import { blockEnd, CONSUMED_BLOCK, readBlock, writeBlock, zeroMatrix, type Matrix, type ModuleRoom } from './gemm.js';
 import { body, I32, instantiate, moduleBytes, repeat, reserveBytes, V128, w, whileAtLeast, type WasmMemory } from './wasm_writer.js';
