@@ -22,6 +22,8 @@ import { AFFINE_ACTIVATIONS, affineRowsFunction } from './wasm_affine.js';
 export const MR = 4;
 export const NR = 8;
 const KC = 256, NC = 512;
+/** The most floats of C computed before they are written out (see gemmWasm's groups of blocks): 512 kB. */
+const C_GROUP_FLOATS = 1 << 17;
 
 /*
  * A packed panel is kc rows of R floats, then PAD_ROWS rows of padding before the next panel. Without
@@ -392,6 +394,12 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   const mPad = roundUp(M, MR);
   const blockWidth = C.consume ? CONSUMED_BLOCK : NC; // a consumed C is handed over in the same blocks on any thread count
   const ncMax = Math.min(blockWidth, roundUp(N, NR)), kcMax = Math.min(KC, K), kcPad = roundUp(kcMax, 4);
+  // Blocks of columns are computed `group` at a time side by side in the C region (rows `ldMax` apart) and
+  // written out together: C's rows go out one copy each where its planes are large (imagesBlock), so a
+  // product with few rows (a detector's early layers on a photo) made a copy per row of every 512-column
+  // block. A consumed C is handed over block by block.
+  const group = C.consume ? 1 : Math.max(1, Math.floor(C_GROUP_FLOATS / (mPad * blockWidth)));
+  const ldMax = Math.min(group * blockWidth, roundUp(N, NR));
   // With one block of columns, each slab of op(A) is used once: it is packed right before its use, into
   // room for one slab that stays in the cache, instead of all of op(A) packed first (written out to
   // memory and read back: a batch-1 convolution's filters are most of its memory traffic).
@@ -399,7 +407,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // Layout in floats: [op(A), all of it as slabs of panels or one slab][B panels][C tile][staging][scratch
   // for imagesBlock], each region 16-byte aligned. Slab s of op(A) starts s full slabs in.
   const aSlab = (mPad / MR) * panelFloats(KC, MR), slabs = slabAtATime ? 1 : Math.ceil(K / KC);
-  const pa = 0, pb = pa + slabs * (mPad / MR) * panelFloats(kcMax, MR), pc = pb + (ncMax / NR) * panelFloats(kcMax, NR), staging = pc + mPad * ncMax;
+  const pa = 0, pb = pa + slabs * (mPad / MR) * panelFloats(kcMax, MR), pc = pb + (ncMax / NR) * panelFloats(kcMax, NR), staging = pc + mPad * ldMax;
   const scratch = staging + Math.max(mPad, ncMax) * Math.max(kcPad, ncMax), room = Math.max(mPad, KC) * ROOM_PER_ROW;
   // A stored [M, K] in one run (a convolution's filters) is copied in whole (after the scratch), with
   // zero rows up to mPad: one memcpy, where staging it took a call per row and slab, which cost more than
@@ -433,23 +441,27 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
     else packPanels(k, A, MR, transA, k0, kc, 0, M, at, staging, scratch, room, aStage);
   };
   if (!slabAtATime) for (let k0 = 0; k0 < K; k0 += KC) packA(k0, Math.min(KC, K - k0), pa + (k0 / KC) * aSlab);
-  for (let j0 = 0; j0 < N; j0 = blockEnd(C, j0, N, blockWidth)) {
-    const nc = blockEnd(C, j0, N, blockWidth) - j0, ncPad = roundUp(nc, NR);
+  for (let g0 = 0; g0 < N;) {
+    const gEnd = C.consume ? blockEnd(C, g0, N, blockWidth) : Math.min(N, g0 + group * blockWidth), width = gEnd - g0, ld = roundUp(width, NR);
     if (accumulate) {
-      if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, false, scratch, room);
-      else readBlock(C, 0, M, j0, nc, k.heap, pc, ncPad);
-      k.heap.fill(0, pc + M * ncPad, pc + mPad * ncPad);
+      if (imagesInPlace(C)) imagesBlock(k, C, 0, M, g0, width, pc, ld, false, scratch, room);
+      else readBlock(C, 0, M, g0, width, k.heap, pc, ld);
+      k.heap.fill(0, pc + M * ld, pc + mPad * ld);
     }
-    for (let k0 = 0; k0 < K; k0 += KC) {
-      const kc = Math.min(KC, K - k0);
-      if (slabAtATime) packA(k0, kc, pa);
-      packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room, bStage);
-      k.tile((pa + (slabAtATime ? 0 : (k0 / KC) * aSlab)) * 4, pb * 4, pc * 4, mPad / MR, ncPad / NR, kc, ncPad * 4, k0 === 0 && !accumulate ? 1 : 0);
+    for (let j0 = g0; j0 < gEnd; j0 += blockWidth) { // each block's columns at j0 - g0 in the region
+      const nc = Math.min(blockWidth, gEnd - j0), ncPad = roundUp(nc, NR);
+      for (let k0 = 0; k0 < K; k0 += KC) {
+        const kc = Math.min(KC, K - k0);
+        if (slabAtATime) packA(k0, kc, pa);
+        packPanels(k, B, NR, !transB, k0, kc, j0, nc, pb, staging, scratch, room, bStage);
+        k.tile((pa + (slabAtATime ? 0 : (k0 / KC) * aSlab)) * 4, pb * 4, (pc + j0 - g0) * 4, mPad / MR, ncPad / NR, kc, ld * 4, k0 === 0 && !accumulate ? 1 : 0);
+      }
     }
-    if (ep) k.affineRows(pc * 4, ncPad * 4, M, ncPad / 4, epAt * 4, mPad * 4, 1 + AFFINE_ACTIVATIONS.indexOf(ep.activation));
-    if (imagesInPlace(C)) imagesBlock(k, C, 0, M, j0, nc, pc, ncPad, true, scratch, room);
-    else writeBlock(C, 0, M, j0, nc, k.heap, pc, ncPad, k.spare);
+    if (ep) k.affineRows(pc * 4, ld * 4, M, ld / 4, epAt * 4, mPad * 4, 1 + AFFINE_ACTIVATIONS.indexOf(ep.activation));
+    if (imagesInPlace(C)) imagesBlock(k, C, 0, M, g0, width, pc, ld, true, scratch, room);
+    else writeBlock(C, 0, M, g0, width, k.heap, pc, ld, k.spare);
     renewHeap(k);
+    g0 = gEnd;
   }
   k.spare = undefined;
   return true;
