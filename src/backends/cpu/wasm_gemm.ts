@@ -404,7 +404,7 @@ export function gemmWasm(transA: boolean, transB: boolean, M: number, N: number,
   // room for one slab that stays in the cache, instead of all of op(A) packed first (written out to
   // memory and read back: a batch-1 convolution's filters are most of its memory traffic).
   const slabAtATime = blockEnd(C, 0, N, blockWidth) === N;
-  // Layout in floats: [op(A), all of it as slabs of panels or one slab][B panels][C tile][staging][scratch
+  // Layout in floats: [op(A), all of it as slabs of panels or one slab][B panels][C: a group of blocks][staging][scratch
   // for imagesBlock], each region 16-byte aligned. Slab s of op(A) starts s full slabs in.
   const aSlab = (mPad / MR) * panelFloats(KC, MR), slabs = slabAtATime ? 1 : Math.ceil(K / KC);
   const pa = 0, pb = pa + slabs * (mPad / MR) * panelFloats(kcMax, MR), pc = pb + (ncMax / NR) * panelFloats(kcMax, NR), staging = pc + mPad * ldMax;
