@@ -53,7 +53,8 @@ export class PNet extends MtcnnNet {
   forward(x: Tensor): MtcnnOutput {
     const l = this.l;
     let y = pool(l.conv1.forwardThen(x, { prelu: l.prelu1.weight }), 2);
-    y = l.conv3.forwardThen(l.conv2.forwardThen(y, { prelu: l.prelu2.weight }), { prelu: l.prelu3.weight });
+    y = l.conv2.forwardThen(y, { prelu: l.prelu2.weight });
+    y = l.conv3.forwardThen(y, { prelu: l.prelu3.weight });
     return { prob: ops.softmax(l.conv4_1.forward(y), 1), bboxReg: l.conv4_2.forward(y) };
   }
 }

@@ -63,6 +63,7 @@ export class Conv2d extends Module {
   forwardThen(x: Tensor, activation: ConvActivation): Tensor {
     const O = this.weight.shape[0]!, slopes = 'prelu' in activation ? activation.prelu : null;
     const alpha = 'leaky' in activation ? activation.leaky : 0;
+    // float64 takes the two ops: a float32 table of slopes would round a leaky ReLU's alpha.
     if (needsGrad(x, this.weight, this.bias, slopes) || this.weight.dtype !== 'float32') {
       const y = this.forward(x);
       return 'relu' in activation ? ops.relu(y) : slopes ? ops.prelu(y, slopes) : ops.leakyRelu(y, alpha);

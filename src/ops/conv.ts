@@ -70,8 +70,9 @@ export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null
 
 /**
  * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
- * batchnorm (and bias) folded into one per-channel affine map, in one pass over the output (one kernel on
- * the GPU; on the CPU a depthwise convolution applies it as its outputs are stored). act: true for ReLU,
+ * batchnorm (and bias) folded into one per-channel affine map (one kernel on the GPU; on the CPU applied as
+ * the output is stored: the GEMM's output blocks, a depthwise convolution's vectors; a pass after the
+ * convolution for float64 and grouped ones). act: true for ReLU,
  * per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false for none.
  */
 export function conv2dScaleShift(
