@@ -30,8 +30,7 @@ abstract class ResidualBlock extends Module {
   }
   forward(x: Tensor): Tensor {
     const mixed = this.conv2d.forward(ops.concat(this.branches.map((b) => b.forward(x)), 1));
-    const y = ops.add(x, ops.mul(mixed, this.scale));
-    return this.relu ? ops.relu(y) : y;
+    return ops.residual(x, mixed, { scale: this.scale, relu: this.relu });
   }
 }
 

@@ -59,7 +59,7 @@ class Residual extends Module {
       if (out.shape[2] !== H || out.shape[3] !== W) out = ops.pad2d(out, [0, H - out.shape[2]!, 0, W - out.shape[3]!]);
       if (outC !== C) shortcut = ops.concat([shortcut, zeros([N, outC - C, H, W], { dtype: x.dtype })], 1);
     }
-    return ops.relu(ops.add(out, shortcut));
+    return ops.residual(shortcut, out, { relu: true });
   }
 }
 

@@ -3,6 +3,7 @@ export { conv2d, conv2dScaleShift, depthwiseConv2d, type Conv2dOptions } from '.
 export { matmul, dense } from './matmul.js';
 export { add, sub, mul, div, maximum, minimum, neg, exp, log, sqrt, square, abs, pow, cast } from './elementwise.js';
 export { relu, relu6, sigmoid, tanh, prelu, leakyRelu } from './activation.js';
+export { residual, type ResidualOptions } from './residual.js';
 export { maxPool2d, avgPool2d, l2Pool2d, globalAvgPool, type PoolOptions } from './pool.js';
 export { lrn, type LrnOptions } from './lrn.js';
 export { batchNorm, channelAffine, foldBatchNorm, type BatchNormOptions, type FoldableBatchNorm } from './batchnorm.js';

@@ -1,13 +1,13 @@
 /**
  * The passes around the GEMMs on 2 threads (threads.ts: runPass): inside tidyAndRecycle blocks, large
  * arrays live in SharedArrayBuffers and batchnorm's passes, channelAffine, the elementwise ones (gradient
- * sums), max and L2 pooling and LRN, forward and backward, and depthwise convolution run on every thread,
+ * sums, residual sums), max and L2 pooling and LRN, forward and backward, and depthwise convolution run on every thread,
  * each over its channels, planes, images (or values). Results must be the bits of one thread, whoever computes a slice (a fresh
  * worker's slices are taken back by the caller), for planes larger than a chunk, odd plane sizes and few
  * channels.
  */
 import { expect } from 'chai';
-import { abs, add, conv2d, leakyRelu, mul, noGrad, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
+import { abs, add, conv2d, leakyRelu, mul, noGrad, residual, setNumThreads, getNumThreads, sum, tidy, tidyAndRecycle, clearPool, Tensor, buildModel } from '../../src/index.js';
 import { batchNorm, channelAffine } from '../../src/ops/batchnorm.js';
 import { l2Pool2d, maxPool2d } from '../../src/ops/pool.js';
 import { lrn } from '../../src/ops/lrn.js';
@@ -59,6 +59,7 @@ function poolsAndLrn(shape: number[], seed: number): Float32Array[] {
     lrn(x, { size: 5, alpha: 1e-4, beta: 0.75, k: 1 }),
     leakyRelu(x, 0.1),
     abs(x),
+    residual(x, mul(x0, -0.5), { scale: 0.17, relu: true }),
   ];
   const loss = outputs.reduce((acc, y, i) => add(acc, sum(mul(y, randomTensor([...y.shape], seed + 10 + i)))), sum(mul(x, 0)));
   loss.backward();
@@ -87,7 +88,7 @@ describe('passes on 2 threads (arrays in SharedArrayBuffers)', function () {
   });
   after(() => { setNumThreads(threadsBefore); clearPool(); });
 
-  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN, depthwise convolution, leaky ReLU, abs', poolsAndLrn]] as const;
+  const cases = [['batchnorm (training with ReLU and input bias, training, eval), channelAffine and gradient sums', passes], ['max and L2 pooling, LRN, depthwise convolution, leaky ReLU, abs, residual sum', poolsAndLrn]] as const;
   for (const [name, run] of cases) {
     it(`${name}: bit-identical to 1 thread, slices taken back or computed by the worker`, async () => {
       setNumThreads(1);

@@ -1,8 +1,9 @@
 /**
  * WebAssembly SIMD kernels for the per-channel and elementwise passes around the convolutions: batchnorm's
  * statistics, normalization and gradient, the inference scale-and-shift and conv bias, ReLU, leaky ReLU and
- * PReLU and their gradients, and elementwise add/sub/mul/abs, so gradient accumulation too (pooling:
- * wasm_pool.ts; LRN: wasm_lrn.ts; depthwise convolution: wasm_depthwise.ts). JavaScript runs these loops
+ * PReLU and their gradients, elementwise add/sub/mul/abs (so gradient accumulation too) and a residual
+ * block's closing sum (pooling: wasm_pool.ts; LRN: wasm_lrn.ts; depthwise convolution: wasm_depthwise.ts).
+ * JavaScript runs these loops
  * at 1.2-2.5 ns a value on typed arrays (measured here: no vectorization, a float64 round trip per value);
  * WebAssembly SIMD takes four float32 values an instruction. The data lives in JavaScript arrays, so each
  * pass copies chunks into the module's memory (native memcpy, ~0.1-0.3 ns a value), runs a kernel on them,
@@ -255,6 +256,24 @@ function leakyKernel(gradient: boolean): WasmFunction {
   return { name: gradient ? 'leakyGrad' : 'leaky', params: new Array<number>(inputs + 3).fill(I32), locals: [V128, V128], code };
 }
 
+/**
+ * The sum that closes a residual block, with the branch's scale (float32) at address `scaleAt`:
+ * residual (x, branch, out, n4, scaleAt): out = x + scale * branch, the product rounded before the sum (a
+ * multiply, then an add: the roundings of the two ops it replaces); residualRelu: then max(0, .), NaN kept.
+ */
+function residualKernel(relu: boolean): WasmFunction {
+  const { code, emit: e } = body();
+  const [X, BRANCH, OUT, N4, SCALE_AT, SCALE, TMP] = [0, 1, 2, 3, 4, 5, 6];
+  e(w.get(SCALE_AT), w.load32Splat(0), w.set(SCALE));
+  repeat(e, N4, () => {
+    e(w.get(OUT), load(X), load(BRANCH), w.get(SCALE), w.f32x4Mul, w.f32x4Add);
+    if (relu) relu4(e, TMP);
+    e(w.store(0));
+    for (const pointer of [X, BRANCH, OUT]) e(w.get(pointer), w.i32(16), w.add, w.set(pointer));
+  });
+  return { name: relu ? 'residualRelu' : 'residual', params: new Array<number>(5).fill(I32), locals: [V128, V128], code };
+}
+
 const flatKernels = [
   flatKernel('mask', 2, (e) => e(load(0), load(1), w.zero, w.i32x4GtS, w.and128)),
   flatKernel('relu', 1, (e, tmp) => { e(load(0)); relu4(e, tmp); }),
@@ -265,7 +284,7 @@ const flatKernels = [
 ];
 
 function planesFunctions(): WasmFunction[] {
-  return [affineKernel('none'), affineKernel('relu'), affineKernel('prelu'), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true)];
+  return [affineKernel('none'), affineKernel('relu'), affineKernel('prelu'), preluKernel(), sumsKernel('moments', 1), sumsKernel('bnSums', 2), sumsKernel('bnSumsMasked', 2, true), bnInputGradientKernel(), ...flatKernels, leakyKernel(false), leakyKernel(true), residualKernel(false), residualKernel(true)];
 }
 
 export function planesModuleBytes(): Uint8Array {
@@ -274,7 +293,7 @@ export function planesModuleBytes(): Uint8Array {
 
 // ---- running them ----
 
-type Name = 'affine' | 'affineRelu' | 'affinePrelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad';
+type Name = 'affine' | 'affineRelu' | 'affinePrelu' | 'prelu' | 'moments' | 'bnSums' | 'bnSumsMasked' | 'bnInputGradient' | 'mask' | 'relu' | 'add' | 'sub' | 'mul' | 'abs' | 'leaky' | 'leakyGrad' | 'residual' | 'residualRelu';
 type Instance = PassModule<Name>;
 const kernels = passModule<Name>(planesFunctions);
 
@@ -555,7 +574,7 @@ type TypedArrayLike = { [i: number]: number; length: number };
 type Tuple8 = [number, number, number, number, number, number, number, number];
 type Tuple5 = [number, number, number, number, number];
 
-const FLAT = ['mask', 'relu', 'add', 'sub', 'mul', 'abs', 'leaky', 'leakyGrad'] as const;
+const FLAT = ['mask', 'relu', 'add', 'sub', 'mul', 'abs', 'leaky', 'leakyGrad', 'residual', 'residualRelu'] as const;
 
 /** Arrays inputs..., out; ints the kernel (an index into FLAT), then its scalar if any (float64Words). Values [from, to). */
 const flatRange: KernelPass = (k, a, from, to) => {
@@ -742,3 +761,9 @@ export function leakyValues(x: ArrayLike<number>, alpha: number, out: ArrayLike<
   return true;
 }
 
+/** out = x + scale * branch (the product rounded first), then max(0, .) when relu; false where the kernels do not run. */
+export function residualValues(x: ArrayLike<number>, branch: ArrayLike<number>, scale: number, relu: boolean, out: ArrayLike<number>): boolean {
+  if (!kernels() || !isF32(x, branch, out)) return false;
+  flatPass(relu ? 'residualRelu' : 'residual', [x, branch, out], scale);
+  return true;
+}
