@@ -6,8 +6,8 @@
  * JavaScript runs these loops at 1.2-2.5 ns a value on typed arrays (measured here: no vectorization, a
  * float64 round trip per value); WebAssembly SIMD takes four float32 values an instruction. The data lives
  * in JavaScript arrays, so each pass copies chunks into the module's memory (native memcpy, ~0.1-0.3 ns a
- * value), runs a kernel on them, and copies the result out. Chunks are whole planes of P values where the kernel is per channel, and stay
- * small enough to live in the L2 cache.
+ * value), runs a kernel on them, and copies the result out. Chunks are whole planes of P values where the
+ * kernel is per channel, and stay small enough to live in the L2 cache.
  *
  * Values are float32 in the kernels (per-channel constants too); sums are accumulated in float64. The
  * TypeScript loops in the op files remain the path for float64 tensors and where WebAssembly SIMD is
