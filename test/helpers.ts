@@ -1,6 +1,7 @@
 /** Test helpers: closeness assertions with the worst element in the message. */
 import { expect } from 'chai';
 import { Rng, randn, type Tensor } from '../src/index.js';
+import { fileURLToPath } from 'node:url';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; at: number } {
   expect(a.length, 'lengths').to.equal(b.length);
@@ -38,3 +39,9 @@ export async function rejection(promise: Promise<unknown>): Promise<Error & { co
   }
   throw new Error('expected the promise to reject');
 }
+
+/**
+ * The `facenet` command as package.json's bin runs it: the bundle `npm run build` makes (scripts/bundle.ts),
+ * with its worker scripts beside it. The CLI tests run it, so they test what users run.
+ */
+export const CLI = fileURLToPath(new URL('../bundle/cli/facenet.js', import.meta.url));

@@ -63,4 +63,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`facenet embed *.jpg | head -1`) closes the pipe: stop quietly, as command-line
+// tools do, rather than with an unhandled EPIPE and its stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 process.exitCode = await main(process.argv.slice(2));

@@ -1,9 +1,8 @@
 /** `facenet bench`: the rows' JSON contract and usage errors (speed itself is never asserted in tests). */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { CLI } from '../helpers.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const run = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
   spawnSync(process.execPath, [CLI, 'bench', ...args], { encoding: 'utf8', env: { ...process.env, FACENET_THREADS: '2' } });
 

@@ -3,12 +3,11 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encodePng } from '../fixtures/images.js';
 import { SHARED, sharedPath } from '../shared.js';
 import { tempDir } from '../tmp.js';
+import { CLI } from '../helpers.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const tmp = tempDir('cli');
 const env = { ...process.env, FACENET_WEIGHTS_MIRROR: join(SHARED, 'weights') };
 const run = (...args: string[]) => {

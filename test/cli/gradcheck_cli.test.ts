@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { CLI } from '../helpers.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 describe('facenet gradcheck (CLI)', () => {

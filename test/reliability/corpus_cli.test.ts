@@ -2,17 +2,16 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makeCorpus } from '../fixtures/make_corpus.js';
 import { SHARED } from '../shared.js';
 import { tempDir } from '../tmp.js';
+import { CLI } from '../helpers.js';
 
 describe('bad-input corpus through `facenet embed`', function () {
   this.timeout(300000);
   it('each image gets a result or a typed error record; the run continues and exits 2; no stack traces', () => {
     const files = makeCorpus(tempDir('corpus')).filter((f) => f.includes('/images/'));
-    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-    const r = spawnSync(process.execPath, [cli, 'embed', ...files], { encoding: 'utf8', env: { ...process.env, FACENET_WEIGHTS_MIRROR: join(SHARED, 'weights') } });
+    const r = spawnSync(process.execPath, [CLI, 'embed', ...files], { encoding: 'utf8', env: { ...process.env, FACENET_WEIGHTS_MIRROR: join(SHARED, 'weights') } });
     expect(r.status).to.equal(2);
     expect(r.stderr).to.not.match(/\n\s+at /);
     const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; faces?: unknown[]; error?: { code: string } });
@@ -29,10 +28,9 @@ describe('bad-input corpus through `facenet embed`', function () {
 
   it('limits from the command line: --max-file-mb and --max-batch-mb give typed records, the other files still run', () => {
     const photo = join(SHARED, 'faces', 'bbt', 'amy', 'amy1.png');
-    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
     const env = { ...process.env, FACENET_WEIGHTS_MIRROR: join(SHARED, 'weights') };
     const run = (...args: string[]): { status: number | null; records: { error?: { code: string; message: string }; faces?: unknown[] }[] } => {
-      const r = spawnSync(process.execPath, [cli, 'embed', ...args], { encoding: 'utf8', env });
+      const r = spawnSync(process.execPath, [CLI, 'embed', ...args], { encoding: 'utf8', env });
       expect(r.stderr).to.not.match(/\n\s+at /);
       return { status: r.status, records: r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { error?: { code: string; message: string } }) };
     };

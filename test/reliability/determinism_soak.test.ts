@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SHARED, sharedPath } from '../shared.js';
 import { tempDir } from '../tmp.js';
+import { CLI } from '../helpers.js';
 
 const tmp = tempDir('det');
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 describe('determinism and soak', function () {
   this.timeout(600000);

@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { liveTensors, noGrad, randn, tensor, tidy, type Tensor } from '../../src/index.js';
 import { Adam, AdaGrad, SGD, schedules } from '../../src/train/optim.js';
 import { PKSampler } from '../../src/train/sampler.js';
@@ -14,6 +13,7 @@ import { Nn4Small2 } from '../../src/models/nn4_small2.js';
 import { Nn2 } from '../../src/models/nn2.js';
 import { SHARED, sharedPath } from '../shared.js';
 import { tempDir } from '../tmp.js';
+import { CLI } from '../helpers.js';
 
 const tmp = tempDir('train');
 
@@ -153,9 +153,8 @@ describe('facenet train (CLI)', function () {
       mkdirSync(join(data, id), { recursive: true });
       for (const n of [1, 2, 3]) copyFileSync(join(SHARED, 'faces', 'bbt', id, `${id}${n}.png`), join(data, id, `${n}.png`));
     }
-    const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
     const out = join(tmp, 'ckpt');
-    const run = (...extra: string[]) => spawnSync(process.execPath, [cli, 'train', '--data', data, '--model', 'nn4.small2', '--loss', 'triplet', '--mining', 'batch-hard', '--p', '3', '--k', '2', '--steps', '2', '--out', out, ...extra], { encoding: 'utf8' });
+    const run = (...extra: string[]) => spawnSync(process.execPath, [CLI, 'train', '--data', data, '--model', 'nn4.small2', '--loss', 'triplet', '--mining', 'batch-hard', '--p', '3', '--k', '2', '--steps', '2', '--out', out, ...extra], { encoding: 'utf8' });
     const r = run();
     expect(r.status, r.stderr).to.equal(0);
     const summary = JSON.parse(r.stdout) as { steps: number; identities: number; images: number };
