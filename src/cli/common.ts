@@ -8,6 +8,8 @@ import { createPipeline, type FacePipeline, type Pick } from '../face/pipeline.j
 import { GPU_MODES } from '../backends/gpu/device.js';
 import { getNumThreads, setNumThreads } from '../backends/cpu/threads.js';
 import type { BackendName } from '../backends/backend.js';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { numberOption, UsageError, type OptionSpec, type ParsedArgs } from './args.js';
 
 export const FACE_OPTIONS: Record<string, OptionSpec> = {
@@ -102,3 +104,13 @@ export function progress(args: ParsedArgs, total: number): (done: number, name: 
 }
 
 export const round = (v: number, digits = 6): number => Number(v.toFixed(digits));
+
+/**
+ * Refuses an output file that cannot be written before any work is done (a long run would otherwise end in
+ * a failed write): its folder must exist, and it must not be a folder itself.
+ */
+export function checkOutputFile(option: string, file: string): void {
+  const folder = dirname(resolve(file));
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`${option} ${file}: the folder ${folder} does not exist; create it first`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${option} ${file} is a folder; give the name of a file to write`);
+}

@@ -2,7 +2,7 @@
 import { convertWeights, SOURCE_FORMATS, type SourceFormat } from '../io/convert/index.js';
 import { ARCHITECTURES } from '../models/factory.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import type { Out } from './common.js';
+import { checkOutputFile, type Out } from './common.js';
 
 const SPEC: Record<string, OptionSpec> = {
   format: { type: 'string', description: `source format: ${SOURCE_FORMATS.join(', ')}` },
@@ -25,6 +25,7 @@ export async function runConvert(argv: readonly string[], out: Out): Promise<num
   if (!format || !(SOURCE_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${SOURCE_FORMATS.join(', ')}`);
   if (!arch) throw new UsageError('convert needs --arch');
   if (!file) throw new UsageError('convert needs --out FILE.safetensors');
+  checkOutputFile('--out', file);
   const report = convertWeights({
     src, format: format as SourceFormat, arch, variant: args.options.variant as string | undefined, out: file,
     allowMissing: Boolean(args.options['allow-missing']), source: args.options.source as string | undefined, license: args.options.license as string | undefined,

@@ -5,9 +5,9 @@
  * --format npy|jsonl --out FILE writes all embeddings to FILE (rows in output order); the records then
  * carry "row" instead of the vector.
  */
-import { renameSync, writeFileSync } from 'node:fs';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
+import { checkOutputFile, errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
+import { writeFileAtomically } from '../util/node_builtin.js';
 
 const SPEC: Record<string, OptionSpec> = {
   ...FACE_OPTIONS, ...PICK_OPTION,
@@ -40,6 +40,7 @@ export async function runEmbed(argv: readonly string[], out: Out, err: Out): Pro
   const outFile = args.options.out as string | undefined;
   if ((format === undefined) !== (outFile === undefined)) throw new UsageError('--format and --out go together');
   if (format !== undefined && format !== 'npy' && format !== 'jsonl') throw new UsageError(`--format must be npy or jsonl, got ${format}`);
+  if (outFile) checkOutputFile('--out', outFile);
   const pick = pickOption(args, 'all');
   const pipeline = await pipelineFrom(args, err);
   const rows: Float32Array[] = [];
@@ -72,10 +73,6 @@ export async function runEmbed(argv: readonly string[], out: Out, err: Out): Pro
       tick(i + 1, file);
     }
   });
-  if (outFile) {
-    const tmp = `${outFile}.tmp-${process.pid}`;
-    writeFileSync(tmp, format === 'npy' ? encodeNpy(rows, pipeline.spec.embeddingDim) : exported.join('\n') + (exported.length ? '\n' : ''));
-    renameSync(tmp, outFile);
-  }
+  if (outFile) writeFileAtomically(outFile, format === 'npy' ? encodeNpy(rows, pipeline.spec.embeddingDim) : exported.join('\n') + (exported.length ? '\n' : ''));
   return failed > 0 ? 2 : 0;
 }

@@ -5,9 +5,10 @@
  * are cached per model (FACENET_CACHE/galleries), reused while a file's size and mtime are unchanged.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cacheDir } from '../io/registry.js';
+import { writeFileAtomically } from '../util/node_builtin.js';
 import type { FacePipeline } from '../face/pipeline.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
 import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
@@ -61,9 +62,7 @@ export async function buildGallery(pipeline: FacePipeline, dir: string, args: Pa
   });
   if (useCache) {
     mkdirSync(join(cacheDir(), 'galleries'), { recursive: true });
-    const tmp = `${cacheFile}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(entries));
-    renameSync(tmp, cacheFile);
+    writeFileAtomically(cacheFile, JSON.stringify(entries));
   }
   return entries;
 }

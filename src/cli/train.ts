@@ -78,7 +78,11 @@ export async function runTrain(argv: readonly string[], out: Out, err: Out): Pro
   const seed = numberOption(args, 'seed', 1, Number.isInteger);
   const margin = numberOption(args, 'margin', 0.2, (v) => v > 0);
   const outDir = (args.options.out as string | undefined) ?? 'checkpoints';
-  mkdirSync(outDir, { recursive: true });
+  try {
+    mkdirSync(outDir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`--out ${outDir}: cannot create the checkpoint folder (${(e as { code?: string }).code ?? (e as Error).message})`);
+  }
 
   // Load and resize every image once (aligned crops are small).
   const { identities, problems } = listGallery(data);

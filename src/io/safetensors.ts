@@ -8,7 +8,7 @@
  * when aligned; other float/int dtypes are converted on read.
  */
 import { WeightFileError } from '../errors.js';
-import { requireBuiltin } from '../util/node_builtin.js';
+import { requireBuiltin, writeFileAtomically } from '../util/node_builtin.js';
 
 export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const DTYPE_SIZE: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -54,17 +54,9 @@ export function encodeSafetensors(tensors: Map<string, { shape: readonly number[
   return out;
 }
 
-/** Writes atomically: a temp file in the same directory, then rename, so no partial file is ever left. */
+/** Writes atomically (writeFileAtomically: no partial file is ever left; a failure is WRITE_FAILED). */
 export function writeSafetensors(path: string, tensors: Map<string, { shape: readonly number[]; data: Float32Array | Float64Array }>, metadata: Record<string, string> = {}): void {
-  const { writeFileSync, renameSync, unlinkSync } = requireBuiltin('node:fs', 'writeSafetensors');
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    writeFileSync(tmp, encodeSafetensors(tensors, metadata));
-    renameSync(tmp, path);
-  } catch (err) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw err;
-  }
+  writeFileAtomically(path, encodeSafetensors(tensors, metadata));
 }
 
 export function readSafetensors(path: string): SafetensorsFile {

@@ -39,6 +39,18 @@ describe('safetensors', () => {
     expect(readFileSync(file).readBigUInt64LE(0) % 8n).to.equal(0n);
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).to.deep.equal([]); // atomic write left nothing
   });
+  it('a write that cannot happen (no such folder; the target is a folder) is WRITE_FAILED naming the file, and leaves nothing behind', () => {
+    const tensors = new Map([['a', { shape: [1], data: new Float32Array([1]) }]]);
+    const folder = join(tmp, 'a-folder');
+    mkdirSync(folder, { recursive: true });
+    for (const file of [join(tmp, 'missing', 'w.safetensors'), folder]) {
+      let caught: (Error & { code?: string }) | undefined;
+      try { writeSafetensors(file, tensors); } catch (e) { caught = e as Error & { code?: string }; }
+      expect(caught?.code, file).to.equal('WRITE_FAILED');
+      expect(caught?.message).to.contain(file);
+    }
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).to.deep.equal([]);
+  });
   it('decodes the header layout other tools write (F16 and I64 entries, unsorted keys)', () => {
     const half = Buffer.from([0x00, 0x3c, 0x00, 0xc0]); // 1.0, -2.0
     const long = Buffer.alloc(8);
