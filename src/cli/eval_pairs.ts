@@ -1,11 +1,11 @@
 /**
  * `facenet eval-pairs PAIRS.csv --root DIR`: pair verification. PAIRS.csv rows are `a,b,label` with
- * paths relative to DIR and label 1/0 (or same/different, true/false); blank lines, `#` comments and a
+ * paths relative to DIR (or absolute) and label 1/0 (or same/different, true/false); blank lines, `#` comments and a
  * header are skipped. Prints {"pairs", "accuracy" (at the model threshold), "best_threshold",
  * "best_accuracy", "tenfold_accuracy", "tenfold_std", "auc", "skipped"}.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { accuracyAt, bestThreshold, rocAuc, tenFold, type ScoredPair } from '../face/evaluate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
 import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, readingAhead, round, type Out } from './common.js';
@@ -45,10 +45,11 @@ export async function runEvalPairs(argv: readonly string[], out: Out, err: Out):
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))];
   const embeddings = new Map<string, Float32Array | string>();
   const tick = progress(args, files.length);
-  await readingAhead(pipeline, files.map((f) => join(root, f)), async () => {
+  const path = (f: string): string => resolve(root, f); // an absolute path stays as it is
+  await readingAhead(pipeline, files.map(path), async () => {
     for (const [i, f] of files.entries()) {
       try {
-        const faces = await pipeline.embed(join(root, f), { pick: 'largest' });
+        const faces = await pipeline.embed(path(f), { pick: 'largest' });
         embeddings.set(f, faces[0]?.embedding ?? 'NO_FACE');
       } catch (e) {
         embeddings.set(f, errorRecord(f, e).error.code);
@@ -63,7 +64,10 @@ export async function runEvalPairs(argv: readonly string[], out: Out, err: Out):
     if (typeof ea === 'string' || typeof eb === 'string') skipped.push({ a: p.a, b: p.b, reason: typeof ea === 'string' ? `${p.a}: ${ea}` : `${p.b}: ${eb as string}` });
     else scored.push({ distance: pipeline.distance(ea, eb), same: p.same });
   }
-  if (scored.length === 0) throw new UsageError('no pair could be evaluated (no faces found)');
+  if (scored.length === 0) {
+    const reasons = [...new Set(skipped.map((p) => p.reason))];
+    throw new UsageError(`no pair could be evaluated: ${reasons.slice(0, 3).join('; ')}${reasons.length > 3 ? `; and ${reasons.length - 3} more` : ''} (paths are relative to ${resolve(root)}; --root sets it)`);
+  }
   const best = bestThreshold(scored);
   const folds = tenFold(scored);
   out(JSON.stringify({

@@ -121,6 +121,20 @@ describe('facenet face commands (CLI)', function () {
     expect(Object.keys(r.lines[0]!)).to.include.members(['best_threshold', 'tenfold_accuracy', 'tenfold_std', 'skipped']);
   });
 
+  it('eval-pairs: absolute paths in the CSV are used as they are; when no pair can be scored, the error says why', () => {
+    const csv = join(tmp, 'absolute.csv');
+    const abs = (id: string, n: number): string => join(SHARED, 'faces', 'bbt', id, `${id}${n}.png`);
+    writeFileSync(csv, [`${abs('amy', 1)},${abs('amy', 2)},1`, `${abs('amy', 1)},${abs('raj', 1)},0`].join('\n'));
+    const r = run('eval-pairs', csv);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.lines[0]).to.include({ pairs: 2, best_accuracy: 1 });
+    const missing = join(tmp, 'missing.csv');
+    writeFileSync(missing, 'nowhere/a.png,nowhere/b.png,1\n');
+    const m = run('eval-pairs', missing);
+    expect(m.status).to.equal(2);
+    expect(m.stderr).to.match(/no pair could be evaluated: nowhere\/a\.png: NOT_FOUND \(paths are relative to .+; --root sets it\)/);
+  });
+
   it('usage errors exit 2 with a clear message', () => {
     const r = run('compare', bbt('amy', 1));
     expect(r.status).to.equal(2);
