@@ -5,7 +5,7 @@
  */
 import { dbscan } from '../face/evaluate.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pipelineFrom, progress, readingAhead, type Out } from './common.js';
+import { checkInputFolder, errorRecord, FACE_OPTIONS, pipelineFrom, progress, readingAhead, type Out } from './common.js';
 import { listImages } from './files.js';
 
 const SPEC: Record<string, OptionSpec> = {
@@ -19,6 +19,7 @@ export async function runCluster(argv: readonly string[], out: Out, err: Out): P
   if (args.options.help) { out(CLUSTER_HELP); return 0; }
   if (args.positionals.length !== 1) throw new UsageError('cluster needs one folder');
   const dir = args.positionals[0]!;
+  checkInputFolder('cluster: the folder', dir);
   const pipeline = await pipelineFrom(args, err);
   const threshold = args.options.threshold === undefined ? pipeline.spec.threshold : Number(args.options.threshold);
   if (!Number.isFinite(threshold) || threshold <= 0) throw new UsageError(`--threshold must be a positive number, got ${String(args.options.threshold)}`);

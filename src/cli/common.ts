@@ -105,6 +105,12 @@ export function progress(args: ParsedArgs, total: number): (done: number, name: 
 
 export const round = (v: number, digits = 6): number => Number(v.toFixed(digits));
 
+/** Refuses a folder argument that is missing or not a folder, before the models load. */
+export function checkInputFolder(what: string, dir: string): void {
+  if (!existsSync(dir)) throw new UsageError(`${what} ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`${what} ${dir} is a file; give a folder (one image per file inside)`);
+}
+
 /**
  * Refuses an output file that cannot be written before any work is done (a long run would otherwise end in
  * a failed write): its folder must exist, and it must not be a folder itself.

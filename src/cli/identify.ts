@@ -11,7 +11,7 @@ import { cacheDir } from '../io/registry.js';
 import { writeFileAtomically } from '../util/node_builtin.js';
 import type { FacePipeline } from '../face/pipeline.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
-import { errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
+import { checkInputFolder, errorRecord, FACE_OPTIONS, pickOption, pipelineFrom, PICK_OPTION, progress, readingAhead, round, type Out } from './common.js';
 import { listGallery } from './files.js';
 import type { ParsedArgs } from './args.js';
 
@@ -72,6 +72,7 @@ export async function runIdentify(argv: readonly string[], out: Out, err: Out): 
   if (args.options.help) { out(IDENTIFY_HELP); return 0; }
   const dir = args.options.gallery;
   if (typeof dir !== 'string') throw new UsageError('identify needs --gallery DIR');
+  checkInputFolder('--gallery', dir);
   if (args.positionals.length === 0) throw new UsageError('identify needs at least one image');
   const pick = pickOption(args, 'all');
   const pipeline = await pipelineFrom(args, err);

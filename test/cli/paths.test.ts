@@ -1,6 +1,7 @@
 /**
- * Output paths the commands cannot write are refused before any work (a long run must not end in a failed
- * write), with USAGE and exit 2; the writes themselves are atomic (test/io/weights.test.ts: WRITE_FAILED).
+ * Paths the commands cannot use are refused before any work, with USAGE and exit 2: output files they
+ * could not write (a long run must not end in a failed write; the writes themselves are atomic, see
+ * test/io/weights.test.ts: WRITE_FAILED), and input folders that are missing or are files.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { tempDir } from '../tmp.js';
 const tmp = tempDir('out');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: tmp });
 
-describe('output paths (CLI)', function () {
+describe('paths the commands cannot use (CLI)', function () {
   this.timeout(60000);
   // The inputs need not exist: the output is checked first.
   const cases: [string, string[], RegExp][] = [
@@ -30,6 +31,19 @@ describe('output paths (CLI)', function () {
       expect(r.stderr).to.match(/^facenet: USAGE: /);
       expect(r.stderr).to.match(message);
       expect(readdirSync(tmp).sort()).to.deep.equal(['a-file']);
+    });
+  }
+  for (const [what, args, message] of [
+    ['cluster of a missing folder', ['cluster', join(tmp, 'missing')], /cluster: the folder .*missing does not exist/],
+    ['cluster of a file', ['cluster', join(tmp, 'a-file')], /cluster: the folder .*a-file is a file; give a folder/],
+    ['identify --gallery of a missing folder', ['identify', '--gallery', join(tmp, 'missing'), 'photo.jpg'], /--gallery .*missing does not exist/],
+  ] as [string, string[], RegExp][]) {
+    it(`${what}: USAGE before the models load, exit 2`, () => {
+      const r = run(...args);
+      expect(r.status, r.stderr).to.equal(2);
+      expect(r.stdout).to.equal('');
+      expect(r.stderr).to.match(/^facenet: USAGE: /);
+      expect(r.stderr).to.match(message);
     });
   }
   it('embed --out in an existing folder is accepted (the run goes on to the images)', () => {
