@@ -39,7 +39,7 @@ export interface TrainSummary {
 export function train(o: TrainOptions): TrainSummary {
   o.model.train();
   let start = 0;
-  if (o.resumeFrom) start = loadCheckpoint(o.resumeFrom, o.model, o.optimizer).step;
+  if (o.resumeFrom) start = loadCheckpoint(o.resumeFrom, o.model, o.optimizer, o.checkpoint?.architecture).step;
   const t0 = performance.now();
   let firstLoss = NaN, lastLoss = NaN;
   for (let step = start; step < o.steps; step++) {

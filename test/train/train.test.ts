@@ -105,6 +105,18 @@ describe('training loop and checkpoints', function () {
     expect(loadCheckpoint(path, model, opt).step).to.equal(7);
     expect(() => loadCheckpoint(join(tmp, 'nope.safetensors'), model, opt)).to.throw(/cannot read/);
   });
+  it('a checkpoint of another architecture is refused by name (ARCHITECTURE_MISMATCH), one of the same loads', () => {
+    const { model, opt } = setup();
+    const path = join(tmp, 'c3.safetensors');
+    saveCheckpoint(path, model, opt, { step: 3 }, { architecture: 'nn4.small2', variant: 'torch' });
+    expect(loadCheckpoint(path, model, opt, { architecture: 'nn4.small2', variant: 'torch' }).step).to.equal(3);
+    for (const other of [{ architecture: 'inception-resnet-v1' }, { architecture: 'nn4.small2', variant: 'keras' }]) {
+      let caught: (Error & { code?: string }) | undefined;
+      try { loadCheckpoint(path, model, opt, other); } catch (e) { caught = e as Error & { code?: string }; }
+      expect(caught?.code, JSON.stringify(other)).to.equal('ARCHITECTURE_MISMATCH');
+      expect(caught?.message).to.match(/a checkpoint of nn4\.small2 \(torch\), not /);
+    }
+  });
   it('live tensors stay flat over training steps', () => {
     const { model, opt, lossFn } = setup();
     train({ model, optimizer: opt, steps: 2, schedule: schedules.constant(1e-3), lossFn });
