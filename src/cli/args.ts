@@ -1,6 +1,7 @@
 /**
- * A small argument parser: `--name value`, `--name=value`, boolean `--flag`, and positionals.
- * Unknown options are an error (a typo must not be silently ignored).
+ * A small argument parser: `--name value`, `--name=value`, boolean `--flag`, and positionals; after `--`
+ * everything is a positional (a file named `--x.jpg`). Unknown options are an error (a typo must not be
+ * silently ignored).
  */
 import { FacenetError } from '../errors.js';
 
@@ -26,6 +27,10 @@ export function parseArgs(argv: readonly string[], spec: Record<string, OptionSp
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
     if (!arg.startsWith('--')) {
       positionals.push(arg);
       continue;

@@ -44,8 +44,9 @@ function mainHelp(): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const debug = argv.includes('--debug');
-  const args = argv.filter((a) => a !== '--debug');
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length; // after `--`, a '--debug' is a file name
+  const debug = argv.slice(0, end).includes('--debug');
+  const args = argv.filter((a, i) => i >= end || a !== '--debug');
   const [command, ...rest] = args;
   const out: Out = (line) => { process.stdout.write(line + '\n'); };
   const err: Out = (line) => { process.stderr.write(line + '\n'); };
