@@ -6,7 +6,7 @@
  * Detectors: 'tiny' (face-api's tiny face detector + 68-point landmarks) or 'mtcnn' (5 points).
  */
 import { synchronously, useBackend, type BackendName } from '../backends/backend.js';
-import { FacenetError } from '../errors.js';
+import { ArgumentError, FacenetError } from '../errors.js';
 import { resetPeakBytes, tensorBytes, tidyAndRecycle } from '../autograd/memory.js';
 import type { ImageLimits, RgbImage } from '../io/image.js';
 import { imagesToTensor, resizeBilinear } from '../io/transform.js';
@@ -24,6 +24,7 @@ import type { Corners } from './boxes.js';
 
 export type ImageInput = string | Uint8Array | { data: ArrayLike<number>; width: number; height: number; channels: 1 | 3 | 4 };
 export type Pick = 'largest' | 'center' | 'all';
+const PICKS: readonly Pick[] = ['largest', 'center', 'all'];
 
 export interface PipelineOptions {
   /** Registry id (see `facenet models`) or a path to a converted .safetensors file. Default: dlib-resnet34. */
@@ -84,6 +85,7 @@ export interface Comparison {
 }
 
 export function distance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Metric): number {
+  if (a.length !== b.length) throw new ArgumentError('distance', `embeddings of ${a.length} and ${b.length} values: compare embeddings of one model`);
   let dot = 0, na = 0, nb = 0, sq = 0;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!, y = b[i]!;
@@ -97,12 +99,26 @@ export function distance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Met
   return 1 - dot / Math.max(Math.sqrt(na * nb), 1e-12);
 }
 
+const isBytes = (a: unknown): boolean => a instanceof Uint8Array || a instanceof Uint8ClampedArray;
+
+/**
+ * Raw pixels to RGB. 8-bit values only: a Uint8Array or Uint8ClampedArray as is, any other array only if
+ * every value is an integer in 0-255 (a float image in [0, 1] would otherwise become black, and 300 would
+ * wrap to 44, without a word).
+ */
 function toRgb(input: Exclude<ImageInput, string | Uint8Array>): RgbImage {
   const { width, height, channels } = input;
-  if (![1, 3, 4].includes(channels) || input.data.length !== width * height * channels) {
-    throw new FacenetError('BAD_IMAGE', `raw image: ${input.data.length} values for ${width}x${height}x${channels}`);
+  const src = input.data;
+  if (![1, 3, 4].includes(channels)) throw new FacenetError('BAD_IMAGE', `raw image: channels must be 1 (gray), 3 (RGB) or 4 (RGBA), got ${String(channels)}`);
+  if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) throw new FacenetError('BAD_IMAGE', `raw image: width and height must be positive integers, got ${String(width)}x${String(height)}`);
+  if (src.length !== width * height * channels) throw new FacenetError('BAD_IMAGE', `raw image: ${src.length} values for ${width}x${height}x${channels} (${width * height * channels} expected)`);
+  if (!isBytes(src)) {
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i]!;
+      if (!(Number.isInteger(v) && v >= 0 && v <= 255)) throw new FacenetError('BAD_IMAGE', `raw image: pixel values must be 8-bit integers 0-255, got ${v} at index ${i} (scale a float image in [0, 1] by 255 and round it)`);
+    }
   }
-  const data = new Uint8Array(width * height * 3), src = input.data;
+  const data = new Uint8Array(width * height * 3);
   if (channels === 3) data.set(src); // converts each value as an assignment would (a photo: 8 -> 2.3 ms)
   else {
     const step = channels, green = channels === 1 ? 0 : 1, blue = channels === 1 ? 0 : 2; // gray: all three from it; RGBA: alpha dropped
@@ -202,13 +218,20 @@ export class FacePipeline {
   }
 
   loadImage(input: ImageInput, name = '<buffer>'): RgbImage {
-    if (typeof input !== 'string' && !(input instanceof Uint8Array)) return toRgb(input);
+    if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
+      const raw = input as Partial<Exclude<ImageInput, string | Uint8Array>> | null;
+      if (typeof raw !== 'object' || raw === null || typeof raw.data?.length !== 'number') {
+        throw new FacenetError('BAD_IMAGE', `an image must be a file path, encoded image bytes (a Uint8Array or Buffer), or raw pixels { data, width, height, channels }; got ${raw === null ? 'null' : typeof raw}`);
+      }
+      return toRgb(input);
+    }
     if (!this.images) throw new FacenetError('UNSUPPORTED_FORMAT', `${typeof input === 'string' ? input : name}: this pipeline has no image decoder (in a browser, pass pixels: { data, width, height, channels })`);
     return typeof input === 'string' ? this.images.read(input, this.limits) : this.images.decode(input, name, this.limits);
   }
 
   /** Detection and landmarks read scores mid-graph: on an asynchronous device (WebGPU) they run on the CPU. */
   private geometry(img: RgbImage, pick: Pick): { face: DetectedFace; l68: Point[] | null; corners: Corners }[] {
+    if (!PICKS.includes(pick)) throw new ArgumentError('pick', `must be ${PICKS.join(', ')}, got ${String(pick)}`);
     return synchronously(() => this.findFaces(img, pick));
   }
 
@@ -323,12 +346,14 @@ export class FacePipeline {
  * MTCNN's P/R/O-nets, or the tiny face detector and the 68-point landmark net.
  */
 export function pipelineModels(o: { model?: string; detector?: PipelineOptions['detector'] }): string[] {
+  if (o.detector !== undefined && o.detector !== 'tiny' && o.detector !== 'mtcnn') throw new ArgumentError('createPipeline', `detector must be 'tiny' or 'mtcnn', got ${JSON.stringify(o.detector)}`);
   const detector = o.detector === 'mtcnn' ? ['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet'] : ['tiny-face-detector', 'landmarks68'];
   return [o.model ?? 'dlib-resnet34', ...detector];
 }
 
 /** Switches to the options' backend and builds the pipeline from the given sources. */
 export async function openPipeline(options: PipelineOptions, sources: PipelineSources): Promise<FacePipeline> {
+  pipelineModels(options); // a bad detector name fails before the backend switches
   const backend = await useBackend(options.backend ?? 'cpu', { log: options.log });
   const pipeline = FacePipeline.create(options, sources);
   pipeline.backend = backend;

@@ -158,10 +158,11 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
     expect(await pipeline.embed({ ...small, channels: 3 })).to.deep.equal([]);
   });
 
-  it('raw pixels: gray, RGB and RGBA (any array of numbers) become RGB as value-by-value conversion gives', () => {
-    const W = 7, H = 5, values = Array.from({ length: W * H * 4 }, (_, i) => (i * 37) % 300 - 20); // some out of 0-255: wrap like Uint8Array
+  it('raw pixels: gray, RGB and RGBA (bytes, or any array of 8-bit integers) become RGB', () => {
+    const W = 7, H = 5, values = Array.from({ length: W * H * 4 }, (_, i) => (i * 37) % 256);
     for (const channels of [1, 3, 4] as const) {
-      for (const data of [values.slice(0, W * H * channels), Uint8ClampedArray.from(values.slice(0, W * H * channels))]) {
+      const some = values.slice(0, W * H * channels);
+      for (const data of [some, Uint8ClampedArray.from(some), Uint8Array.from(some), Float32Array.from(some)]) {
         const want = new Uint8Array(W * H * 3);
         for (let p = 0; p < W * H; p++) for (let c = 0; c < 3; c++) want[p * 3 + c] = data[p * channels + (channels === 1 ? 0 : c)]!;
         const got = pipeline.loadImage({ data, width: W, height: H, channels });
@@ -174,6 +175,29 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
   it('raw pixel input with the wrong length is a typed error', async () => {
     const err = await pipeline.embed({ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }).catch((e: unknown) => e);
     expect((err as { code: string }).code).to.equal('BAD_IMAGE');
+  });
+
+  it('inputs that are not images, pixels that are not 8-bit, and a bad pick are typed errors naming the fix (no silent conversion)', async () => {
+    const raw = (data: ArrayLike<number>, width = 2, height = 2, channels = 3): { data: ArrayLike<number>; width: number; height: number; channels: 1 | 3 | 4 } => ({ data, width, height, channels: channels as 1 | 3 | 4 });
+    const cases: [string, unknown, RegExp][] = [
+      ['a number', 123, /must be a file path, encoded image bytes .* got number/],
+      ['null', null, /got null/],
+      ['an object without data', {}, /got object/],
+      ['2 channels', raw(new Uint8Array(8), 2, 2, 2), /channels must be 1 \(gray\), 3 \(RGB\) or 4 \(RGBA\), got 2/],
+      ['a NaN width', raw(new Uint8Array(12), NaN), /width and height must be positive integers/],
+      ['floats in [0, 1]', raw(new Float32Array(12).fill(0.5)), /8-bit integers 0-255, got 0\.5 at index 0 \(scale a float image/],
+      ['a value over 255', raw(Array.from({ length: 12 }, (_, i) => (i === 5 ? 300 : 0))), /got 300 at index 5/],
+      ['a negative value', raw(Array.from({ length: 12 }, (_, i) => (i === 2 ? -1 : 0))), /got -1 at index 2/],
+    ];
+    for (const [what, input, message] of cases) {
+      const err = await rejection(pipeline.embed(input as never));
+      expect(err.code, what).to.equal('BAD_IMAGE');
+      expect(err.message, what).to.match(message);
+    }
+    const img = raw(new Uint8Array(12));
+    const pick = await rejection(pipeline.embed(img, { pick: 'biggest' as never }));
+    expect([pick.code, pick.message]).to.deep.equal(['ARGUMENT', 'pick: must be largest, center, all, got biggest']);
+    expect(() => pipeline.distance(new Float32Array(128), new Float32Array(64))).to.throw(/distance: embeddings of 128 and 64 values/);
   });
 
   it('truncated and huge images are typed errors, not crashes', async () => {
@@ -206,5 +230,12 @@ describe('face pipeline (dlib ResNet-34, tiny face detector, 68 landmarks)', fun
     const e = await rejection(pipeline.run([resizeBilinear(crops[0]!, 96, 96)]));
     expect(e.message).to.match(/takes 150x150 crops/);
     expect(e.code).to.equal('BAD_IMAGE');
+  });
+});
+
+describe('pipeline options', () => {
+  it('an unknown detector is refused by name before any model loads (it fell back to the tiny detector)', async () => {
+    const err = await rejection(createPipeline({ detector: 'retinaface' as never, from: '/nonexistent' }));
+    expect([err.code, err.message]).to.deep.equal(['ARGUMENT', `createPipeline: detector must be 'tiny' or 'mtcnn', got "retinaface"`]);
   });
 });
