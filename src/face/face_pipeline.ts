@@ -351,9 +351,31 @@ export function pipelineModels(o: { model?: string; detector?: PipelineOptions['
   return [o.model ?? 'dlib-resnet34', ...detector];
 }
 
+/**
+ * Refuses options outside their domain by name (ARGUMENT): a score threshold of 5 or an empty list of
+ * input sizes would find no face without a word, a NaN threshold crashed in the decoder, a timeout that is
+ * not a number was ignored.
+ */
+export function checkPipelineOptions(o: PipelineOptions): void {
+  pipelineModels(o); // the detector's name
+  const positive = (v: unknown): boolean => typeof v === 'number' && v > 0 && Number.isFinite(v);
+  const checks: [keyof PipelineOptions | `limits.${keyof ImageLimits}`, unknown, boolean, string][] = [
+    ['scoreThreshold', o.scoreThreshold, typeof o.scoreThreshold === 'number' && o.scoreThreshold >= 0 && o.scoreThreshold < 1, 'a number in [0, 1)'],
+    ['minFaceSize', o.minFaceSize, positive(o.minFaceSize), 'a positive number of pixels'],
+    ['timeoutMs', o.timeoutMs, positive(o.timeoutMs), 'a positive number of milliseconds'],
+    ['maxBatchBytes', o.maxBatchBytes, positive(o.maxBatchBytes), 'a positive number of bytes'],
+    ['detectorInputSizes', o.detectorInputSizes, Array.isArray(o.detectorInputSizes) && o.detectorInputSizes.length > 0, 'a non-empty list of sides'],
+    ['limits.maxPixels', o.limits?.maxPixels, positive(o.limits?.maxPixels), 'a positive number of pixels'],
+    ['limits.maxFileBytes', o.limits?.maxFileBytes, positive(o.limits?.maxFileBytes), 'a positive number of bytes'],
+  ];
+  for (const [name, value, ok, what] of checks) {
+    if (value !== undefined && !ok) throw new ArgumentError('createPipeline', `${name} must be ${what}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+  }
+}
+
 /** Switches to the options' backend and builds the pipeline from the given sources. */
 export async function openPipeline(options: PipelineOptions, sources: PipelineSources): Promise<FacePipeline> {
-  pipelineModels(options); // a bad detector name fails before the backend switches
+  checkPipelineOptions(options); // before the backend switches
   const backend = await useBackend(options.backend ?? 'cpu', { log: options.log });
   const pipeline = FacePipeline.create(options, sources);
   pipeline.backend = backend;

@@ -238,4 +238,20 @@ describe('pipeline options', () => {
     const err = await rejection(createPipeline({ detector: 'retinaface' as never, from: '/nonexistent' }));
     expect([err.code, err.message]).to.deep.equal(['ARGUMENT', `createPipeline: detector must be 'tiny' or 'mtcnn', got "retinaface"`]);
   });
+  it('options outside their domain are refused by name before any model loads (they found no face, crashed, or were ignored)', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ scoreThreshold: 5 }, 'scoreThreshold must be a number in [0, 1), got 5'],
+      [{ scoreThreshold: NaN }, 'scoreThreshold must be a number in [0, 1), got NaN'],
+      [{ minFaceSize: -1 }, 'minFaceSize must be a positive number of pixels, got -1'],
+      [{ timeoutMs: 'abc' }, 'timeoutMs must be a positive number of milliseconds, got "abc"'],
+      [{ maxBatchBytes: 0 }, 'maxBatchBytes must be a positive number of bytes, got 0'],
+      [{ detectorInputSizes: [] }, 'detectorInputSizes must be a non-empty list of sides, got []'],
+      [{ limits: { maxPixels: -1 } }, 'limits.maxPixels must be a positive number of pixels, got -1'],
+      [{ limits: { maxFileBytes: Infinity } }, 'limits.maxFileBytes must be a positive number of bytes, got Infinity'],
+    ];
+    for (const [options, message] of cases) {
+      const err = await rejection(createPipeline({ ...options, from: '/nonexistent' } as never));
+      expect([err.code, err.message], JSON.stringify(options)).to.deep.equal(['ARGUMENT', `createPipeline: ${message}`]);
+    }
+  });
 });
