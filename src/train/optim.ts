@@ -5,6 +5,7 @@
  * available with `decoupled: true`. State is a few typed arrays per parameter, saved with checkpoints.
  */
 import type { Tensor } from '../tensor/tensor.js';
+import { ArgumentError, FacenetError } from '../errors.js';
 
 export interface OptimizerState {
   kind: string;
@@ -13,10 +14,21 @@ export interface OptimizerState {
   buffers: Record<string, Float64Array>[];
 }
 
+/** The domains of hyperparameters: a rate that is negative or NaN would train toward nothing without a word. */
+const finiteAtLeast0 = (v: number): boolean => Number.isFinite(v) && v >= 0;
+const inUnitInterval = (v: number): boolean => v >= 0 && v < 1;
+
+/** ARGUMENT naming the optimizer and the hyperparameter when `value` (if given) is outside its domain. */
+function checkHyperparameter(optimizer: string, name: string, value: unknown, ok: (v: number) => boolean, domain: string): void {
+  if (value !== undefined && !(typeof value === 'number' && ok(value))) throw new ArgumentError(optimizer, `${name} must be ${domain}, got ${String(value)}`);
+}
+
 export abstract class Optimizer {
   step = 0;
   protected buffers: Record<string, Float64Array>[];
   constructor(readonly params: Tensor[], public lr: number, readonly weightDecay = 0) {
+    checkHyperparameter(new.target.name, 'lr', lr, finiteAtLeast0, 'a finite number >= 0');
+    checkHyperparameter(new.target.name, 'weightDecay', weightDecay, finiteAtLeast0, 'a finite number >= 0');
     this.buffers = params.map(() => ({}));
   }
 
@@ -46,8 +58,8 @@ export abstract class Optimizer {
   }
 
   load(state: OptimizerState): void {
-    if (state.kind !== this.kind) throw new Error(`checkpoint holds ${state.kind} state, the optimizer is ${this.kind}`);
-    if (state.buffers.length !== this.params.length) throw new Error(`checkpoint has state for ${state.buffers.length} parameters, the model has ${this.params.length}`);
+    if (state.kind !== this.kind) throw new FacenetError('OPTIMIZER_STATE', `the checkpoint holds ${state.kind} state, the optimizer is ${this.kind}: resume with the same optimizer`);
+    if (state.buffers.length !== this.params.length) throw new FacenetError('OPTIMIZER_STATE', `the checkpoint has state for ${state.buffers.length} parameters, the model has ${this.params.length}`);
     this.step = state.step;
     this.buffers = state.buffers.map((b) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, Float64Array.from(v)])));
   }
@@ -56,6 +68,7 @@ export abstract class Optimizer {
 export class SGD extends Optimizer {
   constructor(params: Tensor[], lr: number, readonly options: { momentum?: number; nesterov?: boolean; weightDecay?: number } = {}) {
     super(params, lr, options.weightDecay ?? 0);
+    checkHyperparameter('SGD', 'momentum', options.momentum, inUnitInterval, 'in [0, 1)');
   }
   get kind(): string { return 'sgd'; }
   protected updateParam(i: number, w: Float32Array | Float64Array, g: Float32Array | Float64Array): void {
@@ -73,6 +86,8 @@ export class SGD extends Optimizer {
 export class AdaGrad extends Optimizer {
   constructor(params: Tensor[], lr: number, readonly options: { eps?: number; initialAccumulator?: number; weightDecay?: number } = {}) {
     super(params, lr, options.weightDecay ?? 0);
+    checkHyperparameter('AdaGrad', 'eps', options.eps, finiteAtLeast0, 'a finite number >= 0');
+    checkHyperparameter('AdaGrad', 'initialAccumulator', options.initialAccumulator, finiteAtLeast0, 'a finite number >= 0');
   }
   get kind(): string { return 'adagrad'; }
   protected updateParam(i: number, w: Float32Array | Float64Array, g: Float32Array | Float64Array): void {
@@ -90,6 +105,9 @@ export class AdaGrad extends Optimizer {
 export class Adam extends Optimizer {
   constructor(params: Tensor[], lr: number, readonly options: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; decoupled?: boolean } = {}) {
     super(params, lr, options.weightDecay ?? 0);
+    checkHyperparameter('Adam', 'beta1', options.beta1, inUnitInterval, 'in [0, 1)');
+    checkHyperparameter('Adam', 'beta2', options.beta2, inUnitInterval, 'in [0, 1)');
+    checkHyperparameter('Adam', 'eps', options.eps, finiteAtLeast0, 'a finite number >= 0');
   }
   get kind(): string { return this.options.decoupled ? 'adamw' : 'adam'; }
   protected updateParam(i: number, w: Float32Array | Float64Array, g: Float32Array | Float64Array): void {

@@ -28,6 +28,21 @@ describe('optimizers', () => {
     // v1 = 1, w1 = w0 - 0.1; v2 = 1.9, w2 = w1 - 0.19
     expect(p.toArray()).to.deep.equal([1 - 0.1 - 0.19, -2 - 0.1 - 0.19]);
   });
+  it('hyperparameters outside their domain are ARGUMENT errors naming them; another optimizer\'s state is OPTIMIZER_STATE', () => {
+    const p = tensor([1, 2], [2]);
+    const cases: [() => unknown, string][] = [
+      [() => new SGD([p], NaN), 'SGD: lr must be a finite number >= 0, got NaN'],
+      [() => new Adam([p], -0.1), 'Adam: lr must be a finite number >= 0, got -0.1'],
+      [() => new SGD([p], 0.1, { momentum: 1.5 }), 'SGD: momentum must be in [0, 1), got 1.5'],
+      [() => new Adam([p], 0.1, { beta2: 1 }), 'Adam: beta2 must be in [0, 1), got 1'],
+      [() => new AdaGrad([p], 0.1, { weightDecay: -1 }), 'AdaGrad: weightDecay must be a finite number >= 0, got -1'],
+      [() => new AdaGrad([p], 0.1, { eps: NaN }), 'AdaGrad: eps must be a finite number >= 0, got NaN'],
+      [() => new SGD([p], { lr: 0.1 } as never), 'SGD: lr must be a finite number >= 0, got [object Object]'],
+    ];
+    for (const [make, message] of cases) expect(make).to.throw(message).with.property('code', 'ARGUMENT');
+    const adam = new Adam([p], 0.1);
+    expect(() => adam.load(new SGD([p], 0.1).state())).to.throw(/holds sgd state, the optimizer is adam/).with.property('code', 'OPTIMIZER_STATE');
+  });
   it('AdaGrad divides by the root of the accumulated squares', () => {
     const p = param([0]);
     const opt = new AdaGrad([p], 0.5, { eps: 0 });
