@@ -24,9 +24,19 @@ export function allocUnfilled(dtype: DType, n: number): TypedArray {
   return (dtype === 'float32' && takePooled(n, false, wantsShared(n))) || newArray(dtype, n);
 }
 
-/** A new array (counted by allocationStats and the enclosing tidyAndRecycle blocks). */
+/**
+ * A new array (counted by allocationStats and the enclosing tidyAndRecycle blocks). An array the engine
+ * cannot make (over its length limit, or out of memory) is an OUT_OF_MEMORY error giving the size.
+ */
 function newArray(dtype: DType, n: number): TypedArray {
-  const a = dtype === 'float64' ? new Float64Array(n) : wantsShared(n) ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
+  let a: TypedArray;
+  try {
+    a = dtype === 'float64' ? new Float64Array(n) : wantsShared(n) ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const gb = (n * (dtype === 'float64' ? 8 : 4)) / 2 ** 30;
+    throw new FacenetError('OUT_OF_MEMORY', `cannot allocate ${n} ${dtype} values (${gb.toFixed(1)} GB) for a tensor: use a smaller batch or input (${e.message})`);
+  }
   noteAllocation(a);
   return a;
 }

@@ -23,6 +23,13 @@ describe('tensor lifetimes', () => {
     x.dispose();
     expect(liveTensors()).to.equal(before);
   });
+  it('a tensor too large to allocate is OUT_OF_MEMORY giving its size (a RangeError before), and leaves the count of live tensors alone', () => {
+    const before = liveTensors();
+    for (const [make, gb] of [[() => randn([1e6, 1e6]), '3725.3'], [() => alloc('float64', 1e12), '7450.6']] as const) {
+      expect(make).to.throw(new RegExp(`cannot allocate 1000000000000 float(32|64) values \\(${gb} GB\\)`)).with.property('code', 'OUT_OF_MEMORY');
+    }
+    expect(liveTensors()).to.equal(before);
+  });
   it('tensorBytes counts live tensor bytes (float32 4, float64 8) and the peak since resetPeakBytes', () => {
     const start = tensorBytes().live;
     resetPeakBytes();
