@@ -28,14 +28,16 @@ export function saveCheckpoint(path: string, model: Module, optimizer: Optimizer
 
 /**
  * Loads a checkpoint into the model and optimizer; returns its info. With `expected`, a checkpoint written
- * for another architecture (its metadata says which) is refused by name, before the state dict's long list
- * of missing and unexpected tensors would.
+ * for another architecture (its metadata says which; a variant counts where both name one) is refused by
+ * name, before the state dict's long list of missing and unexpected tensors would.
  */
 export function loadCheckpoint(path: string, model: Module, optimizer: Optimizer | null, expected?: { architecture: string; variant?: string }): CheckpointInfo {
   const { tensors, metadata } = readSafetensors(path);
   if (metadata.format !== 'facenet-ts/checkpoint-1') throw new WeightFileError(path, 'not a facenet-ts training checkpoint');
   const name = (a: { architecture?: string; variant?: string }): string => `${a.architecture}${a.variant ? ` (${a.variant})` : ''}`;
-  if (expected && metadata.architecture && name(metadata) !== name(expected)) {
+  const differs = expected && metadata.architecture &&
+    (metadata.architecture !== expected.architecture || (metadata.variant && expected.variant && metadata.variant !== expected.variant));
+  if (differs) {
     throw new WeightFileError(path, `a checkpoint of ${name(metadata)}, not ${name(expected)}: resume with that model, or write to another folder`, 'ARCHITECTURE_MISMATCH');
   }
   const modelEntries = new Map([...tensors].filter(([k]) => !k.startsWith('optim.')));

@@ -125,6 +125,7 @@ describe('training loop and checkpoints', function () {
     const path = join(tmp, 'c3.safetensors');
     saveCheckpoint(path, model, opt, { step: 3 }, { architecture: 'nn4.small2', variant: 'torch' });
     expect(loadCheckpoint(path, model, opt, { architecture: 'nn4.small2', variant: 'torch' }).step).to.equal(3);
+    expect(loadCheckpoint(path, model, opt, { architecture: 'nn4.small2' }).step).to.equal(3); // no variant asked for
     for (const other of [{ architecture: 'inception-resnet-v1' }, { architecture: 'nn4.small2', variant: 'keras' }]) {
       let caught: (Error & { code?: string }) | undefined;
       try { loadCheckpoint(path, model, opt, other); } catch (e) { caught = e as Error & { code?: string }; }
