@@ -358,7 +358,7 @@ export function pipelineModels(o: { model?: string; detector?: PipelineOptions['
  */
 export function checkPipelineOptions(o: PipelineOptions): void {
   pipelineModels(o); // the detector's name
-  const positive = (v: unknown): boolean => typeof v === 'number' && v > 0 && Number.isFinite(v);
+  const positive = (v: unknown): boolean => typeof v === 'number' && v > 0; // Infinity: no limit
   const checks: [keyof PipelineOptions | `limits.${keyof ImageLimits}`, unknown, boolean, string][] = [
     ['scoreThreshold', o.scoreThreshold, typeof o.scoreThreshold === 'number' && o.scoreThreshold >= 0 && o.scoreThreshold < 1, 'a number in [0, 1)'],
     ['minFaceSize', o.minFaceSize, positive(o.minFaceSize), 'a positive number of pixels'],

@@ -247,11 +247,14 @@ describe('pipeline options', () => {
       [{ maxBatchBytes: 0 }, 'maxBatchBytes must be a positive number of bytes, got 0'],
       [{ detectorInputSizes: [] }, 'detectorInputSizes must be a non-empty list of sides, got []'],
       [{ limits: { maxPixels: -1 } }, 'limits.maxPixels must be a positive number of pixels, got -1'],
-      [{ limits: { maxFileBytes: Infinity } }, 'limits.maxFileBytes must be a positive number of bytes, got Infinity'],
+      [{ limits: { maxFileBytes: NaN } }, 'limits.maxFileBytes must be a positive number of bytes, got NaN'],
     ];
     for (const [options, message] of cases) {
       const err = await rejection(createPipeline({ ...options, from: '/nonexistent' } as never));
       expect([err.code, err.message], JSON.stringify(options)).to.deep.equal(['ARGUMENT', `createPipeline: ${message}`]);
     }
+    // Infinity means no limit: past the checks, the (absent) weights are what fails.
+    const unlimited = await rejection(createPipeline({ maxBatchBytes: Infinity, timeoutMs: Infinity, limits: { maxPixels: Infinity }, model: '/nonexistent/m.safetensors' }));
+    expect(unlimited.code).to.not.equal('ARGUMENT');
   });
 });
