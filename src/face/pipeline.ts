@@ -9,15 +9,32 @@
 import { decodeImage, readImage } from '../io/image.js';
 import { ReadAhead } from '../io/read_ahead.js';
 import { fetchModel, registry } from '../io/registry.js';
-import { loadModelFile } from '../models/load.js';
+import { loadModelFile, type LoadedModel } from '../models/load.js';
+import { WeightFileError } from '../errors.js';
 import { openPipeline, type FacePipeline, type PipelineOptions, type PipelineSources } from './face_pipeline.js';
 
 export * from './face_pipeline.js';
 
+/**
+ * A registry model from the cache (fetched, verified and converted on first use). A cached file that no
+ * longer reads (truncated or damaged on disk) is converted again from its verified sources, once: the
+ * cache heals itself rather than failing every run until someone deletes the file.
+ */
+export function loadRegistryModel(id: string, options: Pick<PipelineOptions, 'from' | 'log'> = {}): LoadedModel {
+  const path = fetchModel(id, { from: options.from, log: options.log });
+  try {
+    return loadModelFile(path);
+  } catch (e) {
+    if (!(e instanceof WeightFileError) || e.code === 'NOT_FOUND') throw e;
+    options.log?.(`${id}: the cached ${path} does not read (${e.message}); converting it again`);
+    return loadModelFile(fetchModel(id, { from: options.from, log: options.log, force: true }));
+  }
+}
+
 /** Models from the registry (or .safetensors paths) and the PNG/JPEG decoders. */
 export function nodeSources(options: Pick<PipelineOptions, 'from' | 'log'> = {}): PipelineSources {
   return {
-    model: (idOrPath) => loadModelFile(idOrPath.endsWith('.safetensors') ? idOrPath : fetchModel(idOrPath, { from: options.from, log: options.log })),
+    model: (idOrPath) => (idOrPath.endsWith('.safetensors') ? loadModelFile(idOrPath) : loadRegistryModel(idOrPath, options)),
     registryEntry: (id) => registry()[id],
     images: { read: readImage, decode: decodeImage, readAhead: (paths, limits) => ReadAhead.start(paths, limits) },
   };
