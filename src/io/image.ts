@@ -87,12 +87,14 @@ export function decodeImage(buf: Uint8Array, file = '<buffer>', limits: ImageLim
 }
 
 export function readImage(path: string, limits: ImageLimits = {}): RgbImage {
-  let size: number;
+  let stat: ReturnType<typeof statSync>;
   try {
-    size = statSync(path).size;
+    stat = statSync(path);
   } catch {
     throw new ImageError('NOT_FOUND', path, 'no such file');
   }
+  if (stat.isDirectory()) throw new ImageError('UNREADABLE', path, 'is a folder, not an image file (pass the images in it, e.g. DIR/*.jpg, or use `facenet cluster DIR`)');
+  const size = stat.size;
   const maxBytes = limits.maxFileBytes ?? DEFAULT_MAX_BYTES;
   if (size > maxBytes) throw new ImageError('FILE_TOO_LARGE', path, `${size} bytes exceeds the ${maxBytes}-byte limit (maxFileBytes)`);
   let buf: Buffer;

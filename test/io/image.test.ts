@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { decodeImage, applyOrientation, ImageError, readImage } from '../../src/io/image.js';
 import { resizeBilinear, similarityTransform, applyAffine, warpAffine, invertAffine } from '../../src/io/transform.js';
 import { cmykJpeg, encodeJpeg, encodePng, jpegWithDeclaredSize, pngHeaderOnly, rawPng, testCard, withExifOrientation } from '../fixtures/images.js';
+import { tempDir } from '../tmp.js';
 
 const card = testCard(8, 6);
 const pixel = (img: { data: Uint8Array; width: number }, x: number, y: number): number[] => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
@@ -97,6 +98,10 @@ describe('image decoding', () => {
   });
   it('a missing file is NOT_FOUND naming the path', () => {
     expect(() => readImage('/nonexistent/x.png')).to.throw(ImageError, /\/nonexistent\/x\.png: no such file/).with.property('code', 'NOT_FOUND');
+  });
+  it('a folder given as an image is UNREADABLE saying so and what to pass instead (it gave EISDIR)', () => {
+    const dir = tempDir('folder-as-image');
+    expect(() => readImage(dir)).to.throw(ImageError, /is a folder, not an image file \(pass the images in it, e\.g\. DIR\/\*\.jpg/).with.property('code', 'UNREADABLE');
   });
 });
 
