@@ -3,7 +3,7 @@
  * - dist/browser/facenet.js: the library for browsers (gpu.js stays external: the page loads it).
  * - dist/bundle/cli/facenet.js: the `facenet` command (package.json's bin) as one file, npm packages
  *   external. Node then reads and compiles one file where it resolved ~100 modules one by one: a one-shot
- *   command starts 35-50 ms sooner (`facenet compare` of two photos 0.57-0.61 -> 0.52-0.55 s here).
+ *   command starts 35-60 ms sooner (`facenet compare` of two photos 0.58-0.60 -> 0.53-0.57 s here).
  *   The library starts its worker threads from the file beside its own module (threads.ts: gemm_worker.js,
  *   read_ahead.ts: read_ahead_worker.js), which in a bundle is the bundle's folder: both are bundled there too.
  *   The folder lies three levels under the package root, as dist/src/cli/ does, so package.json and

@@ -8,7 +8,7 @@ import { createPipeline, type FacePipeline, type Pick } from '../face/pipeline.j
 import { GPU_MODES } from '../backends/gpu/device.js';
 import { getNumThreads, setNumThreads } from '../backends/cpu/threads.js';
 import type { BackendName } from '../backends/backend.js';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { numberOption, UsageError, type OptionSpec, type ParsedArgs } from './args.js';
 
@@ -107,8 +107,9 @@ export const round = (v: number, digits = 6): number => Number(v.toFixed(digits)
 
 /** Refuses a folder argument that is missing or not a folder, before the models load. */
 export function checkInputFolder(what: string, dir: string): void {
-  if (!existsSync(dir)) throw new UsageError(`${what} ${dir} does not exist`);
-  if (!statSync(dir).isDirectory()) throw new UsageError(`${what} ${dir} is a file; give a folder (one image per file inside)`);
+  const s = statSync(dir, { throwIfNoEntry: false });
+  if (!s) throw new UsageError(`${what} ${dir} does not exist`);
+  if (!s.isDirectory()) throw new UsageError(`${what} ${dir} is a file; give a folder (one image per file inside)`);
 }
 
 /**
@@ -117,6 +118,6 @@ export function checkInputFolder(what: string, dir: string): void {
  */
 export function checkOutputFile(option: string, file: string): void {
   const folder = dirname(resolve(file));
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`${option} ${file}: the folder ${folder} does not exist; create it first`);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${option} ${file} is a folder; give the name of a file to write`);
+  if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${option} ${file}: the folder ${folder} does not exist; create it first`);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${option} ${file} is a folder; give the name of a file to write`);
 }

@@ -1,7 +1,7 @@
 /**
  * `facenet eval-pairs PAIRS.csv --root DIR`: pair verification. PAIRS.csv rows are `a,b,label` with
- * paths relative to DIR (or absolute) and label 1/0 (or same/different, true/false); blank lines, `#` comments and a
- * header are skipped. Prints {"pairs", "accuracy" (at the model threshold), "best_threshold",
+ * paths relative to DIR (or absolute) and label 1/0 (or same/different, true/false); blank lines, `#`
+ * comments and a header are skipped. Prints {"pairs", "accuracy" (at the model threshold), "best_threshold",
  * "best_accuracy", "tenfold_accuracy", "tenfold_std", "auc", "skipped"}.
  */
 import { readFileSync } from 'node:fs';

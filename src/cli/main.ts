@@ -44,7 +44,7 @@ function mainHelp(): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const end = argv.includes('--') ? argv.indexOf('--') : argv.length; // after `--`, a '--debug' is a file name
+  const cut = argv.indexOf('--'), end = cut < 0 ? argv.length : cut; // after `--`, a '--debug' is a file name
   const debug = argv.slice(0, end).includes('--debug');
   const args = argv.filter((a, i) => i >= end || a !== '--debug');
   const [command, ...rest] = args;

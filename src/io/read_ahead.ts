@@ -1,10 +1,11 @@
 /**
  * Decoding image files ahead of their use, on a worker thread (Node). JPEG decoding is pure JavaScript
  * (jpeg-js) and took a third of the pipeline's time per photo here (58-64 of 160-176 ms, the OpenFace
- * example photos), on the thread that then runs the networks. A command that goes through a list of files hands the list
- * to a ReadAhead; while the networks work on one photo, the worker decodes the next ones, and the decoded
- * pixels are handed over without a copy (their buffer is transferred). The worker runs the same readImage
- * with the same limits, so the pixels, and the errors of a bad file, are the ones decoding here gives.
+ * example photos), on the thread that then runs the networks. A command that goes through a list of files
+ * hands the list to a ReadAhead; while the networks work on one photo, the worker decodes the next ones,
+ * and the decoded pixels are handed over without a copy (their buffer is transferred). The worker runs the
+ * same readImage with the same limits, so the pixels, and the errors of a bad file, are the ones decoding
+ * here gives.
  */
 import { builtin } from '../util/node_builtin.js';
 import { FacenetError } from '../errors.js';

@@ -40,11 +40,14 @@ export function convGeometry(op: string, xShape: readonly number[], wShape: read
   return { N, C, H, W, O, KH, KW, OH, OW, groups, strideH, strideW, padTop, padLeft, dilationH, dilationW };
 }
 
+/** Multiply-adds of a convolution (counted for the benchmark's GFLOP/s). */
+const convMacs = (g: ConvGeometry): number => g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW;
+
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   commonDType('conv2d', x, w, bias);
   const g = convGeometry('conv2d', x.shape, w.shape, options);
   if (bias && (bias.rank !== 1 || bias.size !== g.O)) throw new ShapeError('conv2d', `bias [${g.O}]`, bias.shape);
-  addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
+  addMacs(convMacs(g));
   const inputs = bias ? [x, w, bias] : [x, w];
   const gpu = gpuFor(x, w, bias);
   if (gpu) {
@@ -72,8 +75,8 @@ export function depthwiseConv2d(x: Tensor, w: Tensor, bias: Tensor | null = null
  * Inference only (no gradient): act(conv(x, w) * scale[o] + shift[o]), the convolution with an eval-mode
  * batchnorm (and bias) folded into one per-channel affine map (one kernel on the GPU; on the CPU applied as
  * the output is stored: the GEMM's output blocks, a depthwise convolution's vectors; a pass after the
- * convolution for float64 and grouped ones). act: true for ReLU,
- * per-channel slopes for PReLU (v > 0 ? v : slope[o] * v, as prelu), false for none.
+ * convolution for float64 and grouped ones). act: true for ReLU, per-channel slopes for PReLU
+ * (v > 0 ? v : slope[o] * v, as prelu), false for none.
  */
 export function conv2dScaleShift(
   x: Tensor, w: Tensor, scale: Float32Array | Float64Array, shift: Float32Array | Float64Array, act: boolean | Float32Array | Float64Array, options: Conv2dOptions = {},
@@ -85,7 +88,7 @@ export function conv2dScaleShift(
   if (slopes && slopes.length !== g.O) throw new ShapeError('conv2dScaleShift', `PReLU slopes of ${g.O} values`, [slopes.length]);
   const gpu = gpuFor(x, w);
   if (gpu) {
-    addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
+    addMacs(convMacs(g));
     const y = gpuOps.conv2dAffine(gpu, x, w, Float32Array.from(scale), Float32Array.from(shift), act === true, g);
     if (!slopes) return y;
     const out = noGrad(() => prelu(y, new Tensor(Float32Array.from(slopes), [g.O])));
@@ -94,7 +97,7 @@ export function conv2dScaleShift(
   }
   const fused = convScaleShift(x.data, w.data, g, scale, shift, act);
   if (fused) {
-    addMacs(g.N * g.O * g.OH * g.OW * (g.C / g.groups) * g.KH * g.KW);
+    addMacs(convMacs(g));
     return new Tensor(fused, [g.N, g.O, g.OH, g.OW]);
   }
   const y = noGrad(() => conv2d(x, w, null, options));

@@ -38,9 +38,7 @@ describe('the converted-model cache', function () {
     const mine = join(tempDir('mine'), 'pnet.safetensors');
     copyFileSync(cachedModelPath('mtcnn-pnet'), mine);
     truncateSync(mine, 1000);
-    let caught: (Error & { code?: string }) | undefined;
-    try { nodeSources({ from }).model(mine); } catch (e) { caught = e as Error & { code?: string }; }
-    expect(caught?.code).to.equal('BAD_WEIGHTS');
+    expect(() => nodeSources({ from }).model(mine)).to.throw().with.property('code', 'BAD_WEIGHTS');
     expect(statSync(mine).size).to.equal(1000);
   });
 });

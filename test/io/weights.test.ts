@@ -44,10 +44,7 @@ describe('safetensors', () => {
     const folder = join(tmp, 'a-folder');
     mkdirSync(folder, { recursive: true });
     for (const file of [join(tmp, 'missing', 'w.safetensors'), folder]) {
-      let caught: (Error & { code?: string }) | undefined;
-      try { writeSafetensors(file, tensors); } catch (e) { caught = e as Error & { code?: string }; }
-      expect(caught?.code, file).to.equal('WRITE_FAILED');
-      expect(caught?.message).to.contain(file);
+      expect(() => writeSafetensors(file, tensors), file).to.throw(file).with.property('code', 'WRITE_FAILED');
     }
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).to.deep.equal([]);
   });

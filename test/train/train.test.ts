@@ -127,10 +127,8 @@ describe('training loop and checkpoints', function () {
     expect(loadCheckpoint(path, model, opt, { architecture: 'nn4.small2', variant: 'torch' }).step).to.equal(3);
     expect(loadCheckpoint(path, model, opt, { architecture: 'nn4.small2' }).step).to.equal(3); // no variant asked for
     for (const other of [{ architecture: 'inception-resnet-v1' }, { architecture: 'nn4.small2', variant: 'keras' }]) {
-      let caught: (Error & { code?: string }) | undefined;
-      try { loadCheckpoint(path, model, opt, other); } catch (e) { caught = e as Error & { code?: string }; }
-      expect(caught?.code, JSON.stringify(other)).to.equal('ARCHITECTURE_MISMATCH');
-      expect(caught?.message).to.match(/a checkpoint of nn4\.small2 \(torch\), not /);
+      expect(() => loadCheckpoint(path, model, opt, other), JSON.stringify(other))
+        .to.throw(/a checkpoint of nn4\.small2 \(torch\), not /).with.property('code', 'ARCHITECTURE_MISMATCH');
     }
   });
   it('live tensors stay flat over training steps', () => {
